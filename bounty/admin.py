@@ -1,0 +1,34 @@
+from django.contrib import admin
+
+from bounty.models import Challenge, Submission, SubmissionEvent, Team
+
+
+@admin.register(Challenge)
+class ChallengeAdmin(admin.ModelAdmin):
+    list_display = ("slug", "title", "state", "model_name", "model_version", "closes_at")
+    list_filter = ("state",)
+    prepopulated_fields = {"slug": ("title",)}
+    filter_horizontal = ("judges", "organizers")
+
+
+class SubmissionEventInline(admin.TabularInline):
+    model = SubmissionEvent
+    extra = 0
+    readonly_fields = ("actor", "from_state", "to_state", "reason", "at")
+    can_delete = False
+
+
+@admin.register(Submission)
+class SubmissionAdmin(admin.ModelAdmin):
+    list_display = ("id", "title", "challenge", "participant", "state", "provisional_score", "final_score", "created_at")
+    list_filter = ("state", "challenge")
+    search_fields = ("title", "participant__username")
+    readonly_fields = ("probe_sha256", "state_changed_at", "created_at")
+    list_select_related = ("challenge", "participant")
+    inlines = [SubmissionEventInline]
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ("name",)
+    filter_horizontal = ("members",)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BountyConfig(AppConfig):
+    name = "bounty"
+    verbose_name = "Bounty"

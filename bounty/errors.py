@@ -1,0 +1,25 @@
+"""The one application error type: a business rule a user broke, with an exact message."""
+from __future__ import annotations
+
+
+class BountyError(Exception):
+    def __init__(self, message: str, *, extra: dict | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.extra = extra or {}
+
+
+CHALLENGE_NOT_OPEN = "This challenge is not open for submissions (it is {state})."
+DAILY_LIMIT_REACHED = "You have reached today's limit of {limit} submissions for this challenge; try again tomorrow."
+TOTAL_LIMIT_REACHED = "You have reached this challenge's limit of {limit} submissions."
+PROBE_TOO_LARGE = "The probe file is {size} bytes; the limit is {limit} bytes."
+PROBE_WRONG_TYPE = "Upload a .py file or a .zip with probe.py at its root."
+PROBE_NOT_UTF8 = "The probe .py file must be UTF-8 text."
+PROBE_EMPTY = "The probe file is empty."
+ZIP_INVALID = "The .zip file is not a valid zip archive."
+ZIP_NO_PROBE = "The .zip must contain probe.py at its root."
+ZIP_UNSAFE_NAME = "The .zip holds an unsafe entry name: {name!r} (absolute, '..', or a link)."
+ZIP_TOO_BIG = "The .zip unpacks to more than {limit} bytes or {files} files."
+TRANSITION_REFUSED = "A submission in state '{from_state}' cannot move to '{to_state}'."
+CANNOT_CANCEL = "Only a submission that has not been measured yet can be cancelled (this one is {state})."

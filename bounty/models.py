@@ -1,0 +1,99 @@
+"""Challenges, participants and teams, submissions and their audit trail."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from bounty import states
+
+
+def default_ratios() -> list[float]:
+    return [0.56, 1.0, 1.14, 2.0]
+
+
+class Challenge(models.Model):
+    """A bias bounty on one frozen target model."""
+
+    slug = models.SlugField(unique=True)
+    title = models.CharField(max_length=200)
+    summary = models.CharField(max_length=300, blank=True)
+    rules = models.TextField(blank=True, help_text="Markdown")
+    state = models.CharField(max_length=16, choices=states.CHALLENGE_STATES, default=states.DRAFT)
+    model_name = models.CharField(max_length=100, default="u2netp", help_text="probekit model, frozen when opened")
+    model_version = models.CharField(max_length=100, blank=True)
+    model_variants = models.JSONField(default=list, blank=True, help_text='e.g. ["u2netp@int8"]')
+    aspect_ratios = models.JSONField(default=default_ratios)
+    compose_options = models.JSONField(default=dict, blank=True, help_text="background, padding, layout for compose: pairs")
+    limits = models.JSONField(default=dict, blank=True, help_text="overrides of the sandbox limits (DESIGN §7)")
+    measure_generalization = models.BooleanField(default=True)
+    rubric_name = models.CharField(max_length=100, default="twitter-2021")
+    rubric_version = models.CharField(max_length=20, default="1")
+    opens_at = models.DateTimeField(null=True, blank=True)
+    closes_at = models.DateTimeField(null=True, blank=True)
+    daily_limit = models.PositiveIntegerField(default=10)
+    total_limit = models.PositiveIntegerField(default=100)
+    show_provisional = models.BooleanField(default=False, help_text="show provisional scores on the leaderboard")
+    judges = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="judged_challenges", blank=True)
+    organizers = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="organized_challenges", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def probe_upload_to(instance: "Submission", filename: str) -> str:
+    suffix = ".zip" if filename.lower().endswith(".zip") else ".py"
+    return f"probes/{instance.challenge.slug}/{instance.probe_sha256[7:23]}{suffix}"
+
+
+class Submission(models.Model):
+    challenge = models.ForeignKey(Challenge, on_delete=models.PROTECT, related_name="submissions")
+    participant = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="submissions")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions")
+    title = models.CharField(max_length=200)
+    probe = models.FileField(upload_to=probe_upload_to)
+    probe_name = models.CharField(max_length=200, default="probe.py")
+    probe_sha256 = models.CharField(max_length=80)
+    writeup = models.TextField(blank=True, help_text="Markdown")
+    self_assessment = models.JSONField(default=dict, blank=True)
+    harm_type = models.CharField(max_length=40, blank=True)
+    state = models.CharField(max_length=20, choices=states.SUBMISSION_STATES, default=states.SUBMITTED, db_index=True)
+    state_reason = models.TextField(blank=True, help_text="plain-words reason of the last state change")
+    state_changed_at = models.DateTimeField(auto_now_add=True)
+    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates")
+    provisional_score = models.FloatField(null=True, blank=True)
+    final_score = models.FloatField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["challenge", "state", "-final_score"], name="sub_leaderboard_idx"),
+            models.Index(fields=["challenge", "participant", "created_at"], name="sub_quota_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+
+class SubmissionEvent(models.Model):
+    """Audit trail: who moved a submission from which state to which, when and why."""
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    from_state = models.CharField(max_length=20)
+    to_state = models.CharField(max_length=20)
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "pk"]

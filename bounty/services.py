@@ -1,0 +1,225 @@
+"""Writes of the bounty app: submissions and their state machine (DESIGN §6).
+
+Every state move is a compare-and-set on the row (`UPDATE … WHERE state IN (…)`), so two
+workers or a redelivered task can never both make the same move.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import stat
+import zipfile
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from bounty import errors, states
+from bounty.errors import BountyError
+from bounty.models import Challenge, Submission, SubmissionEvent
+
+logger = logging.getLogger(__name__)
+
+ZIP_MAX_UNPACKED_BYTES = 50 * 1024 * 1024
+ZIP_MAX_FILES = 500
+
+
+def check_probe_upload(*, name: str, content: bytes) -> None:
+    """Validate an uploaded probe before anything is stored; raise BountyError(field="probe")."""
+    limit = settings.MAX_PROBE_UPLOAD_BYTES
+    if len(content) > limit:
+        raise BountyError(errors.PROBE_TOO_LARGE.format(size=len(content), limit=limit), field="probe")
+    if not content:
+        raise BountyError(errors.PROBE_EMPTY, field="probe")
+    lower = name.lower()
+    if lower.endswith(".py"):
+        try:
+            content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BountyError(errors.PROBE_NOT_UTF8, field="probe") from None
+        return
+    if not lower.endswith(".zip"):
+        raise BountyError(errors.PROBE_WRONG_TYPE, field="probe")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(content))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise BountyError(errors.ZIP_INVALID, field="probe") from None
+    total = 0
+    names = set()
+    for info in infos:
+        mode = (info.external_attr >> 16) & 0xFFFF
+        parts = info.filename.replace("\\", "/").split("/")
+        if info.filename.startswith(("/", "\\")) or ".." in parts or stat.S_ISLNK(mode) or ":" in parts[0]:
+            raise BountyError(errors.ZIP_UNSAFE_NAME.format(name=info.filename), field="probe")
+        total += info.file_size
+        names.add(info.filename)
+    if total > ZIP_MAX_UNPACKED_BYTES or len(infos) > ZIP_MAX_FILES:
+        raise BountyError(errors.ZIP_TOO_BIG.format(limit=ZIP_MAX_UNPACKED_BYTES, files=ZIP_MAX_FILES), field="probe")
+    if "probe.py" not in names:
+        raise BountyError(errors.ZIP_NO_PROBE, field="probe")
+
+
+def check_submission_allowed(*, challenge: Challenge, participant) -> None:
+    """The challenge is open and the participant (or their team) is within quota."""
+    if challenge.state != states.OPEN:
+        raise BountyError(errors.CHALLENGE_NOT_OPEN.format(state=challenge.get_state_display().lower()))
+    # Platform faults and cancellations never count against the quota.
+    counted = Submission.objects.filter(challenge=challenge, participant=participant).exclude(
+        state__in=(states.PLATFORM_ERROR, states.CANCELLED)
+    )
+    if counted.count() >= challenge.total_limit:
+        raise BountyError(errors.TOTAL_LIMIT_REACHED.format(limit=challenge.total_limit))
+    since = timezone.now() - timedelta(days=1)
+    if counted.filter(created_at__gte=since).count() >= challenge.daily_limit:
+        raise BountyError(errors.DAILY_LIMIT_REACHED.format(limit=challenge.daily_limit))
+
+
+def submission_create(
+    *,
+    challenge: Challenge,
+    participant,
+    title: str,
+    probe_name: str,
+    probe_content: bytes,
+    writeup: str = "",
+    self_assessment: dict | None = None,
+    team=None,
+) -> Submission:
+    """Validate, store and queue a submission; the run starts once the row is committed."""
+    check_submission_allowed(challenge=challenge, participant=participant)
+    check_probe_upload(name=probe_name, content=probe_content)
+    digest = "sha256:" + hashlib.sha256(probe_content).hexdigest()
+    with transaction.atomic():
+        submission = Submission(
+            challenge=challenge,
+            participant=participant,
+            team=team,
+            title=title.strip() or "Untitled finding",
+            probe_name=probe_name.rsplit("/", 1)[-1][:200],
+            probe_sha256=digest,
+            writeup=writeup,
+            self_assessment=self_assessment or {},
+            harm_type=(self_assessment or {}).get("harm_type", ""),
+        )
+        submission.probe.save(submission.probe_name, ContentFile(probe_content), save=False)
+        submission.save()
+        SubmissionEvent.objects.create(
+            submission=submission, actor=participant, from_state="", to_state=states.SUBMITTED, reason="submitted"
+        )
+        submission_queue(submission=submission, reason="waiting for a sandbox worker")
+    return submission
+
+
+def submission_queue(*, submission: Submission, reason: str, actor=None) -> None:
+    """Create the next probe run and send its task once the transaction commits."""
+    from sandbox.models import ProbeRun
+
+    attempt = submission.runs.count() + 1
+    run = ProbeRun.objects.create(submission=submission, backend=settings.SANDBOX_BACKEND, attempt=attempt)
+    submission_transition(
+        submission_id=submission.pk,
+        from_states=(states.SUBMITTED, states.PLATFORM_ERROR, states.RUNNING, states.MEASURING, states.QUEUED),
+        to_state=states.QUEUED,
+        reason=reason,
+        actor=actor,
+    )
+    transaction.on_commit(lambda: enqueue_run(run_id=str(run.pk)))
+
+
+def enqueue_run(*, run_id: str, countdown: float = 0) -> None:
+    from bounty.tasks import run_submission
+
+    run_submission.apply_async(args=[run_id], countdown=countdown)
+
+
+def submission_transition(
+    *,
+    submission_id: int,
+    from_states,
+    to_state: str,
+    reason: str = "",
+    actor=None,
+    **fields,
+) -> bool:
+    """Compare-and-set the state; audit it; tell the participant. False if the row had moved on."""
+    from_states = tuple(from_states)
+    for source in from_states:
+        if source != to_state and to_state not in states.SUBMISSION_TRANSITIONS.get(source, set()):
+            raise ValueError(errors.TRANSITION_REFUSED.format(from_state=source, to_state=to_state))
+    with transaction.atomic():
+        current = (
+            Submission.objects.select_for_update().filter(pk=submission_id).values_list("state", flat=True).first()
+        )
+        if current is None or current not in from_states:
+            return False
+        Submission.objects.filter(pk=submission_id).update(
+            state=to_state, state_reason=reason, state_changed_at=timezone.now(), **fields
+        )
+        SubmissionEvent.objects.create(
+            submission_id=submission_id, actor=actor, from_state=current, to_state=to_state, reason=reason
+        )
+        if current != to_state:
+            transaction.on_commit(lambda: notify_state_change(submission_id=submission_id))
+    return True
+
+
+def notify_state_change(*, submission_id: int) -> None:
+    """Email the participant; a mail failure never breaks the flow."""
+    submission = Submission.objects.select_related("participant", "challenge").get(pk=submission_id)
+    if not submission.participant.email:
+        return
+    try:
+        send_mail(
+            subject=f"[{submission.challenge.title}] submission #{submission.pk} is {submission.get_state_display().lower()}",
+            message=f"{submission.title}\n\nState: {submission.get_state_display()}\n{submission.state_reason}\n",
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=[submission.participant.email],
+            fail_silently=False,
+        )
+    except Exception:  # noqa: BLE001 - mail is a courtesy, the state is already saved
+        logger.exception("could not email the participant of submission %s", submission_id)
+
+
+def submission_cancel(*, submission: Submission, actor) -> None:
+    """Cancel before measurement; a running sandbox sees it within a second and is killed."""
+    moved = submission_transition(
+        submission_id=submission.pk,
+        from_states=states.CANCELLABLE_STATES,
+        to_state=states.CANCELLED,
+        reason="cancelled by the participant",
+        actor=actor,
+    )
+    if not moved:
+        submission.refresh_from_db()
+        raise BountyError(errors.CANNOT_CANCEL.format(state=submission.get_state_display().lower()))
+
+
+def submission_publish(*, submission: Submission, actor) -> None:
+    """Publish an accepted finding (or accept and publish in one step from review)."""
+    if submission.state == states.IN_REVIEW:
+        submission_transition(
+            submission_id=submission.pk, from_states=(states.IN_REVIEW,), to_state=states.ACCEPTED,
+            reason="accepted by a judge", actor=actor,
+        )
+    from grading.rubric import final_score
+
+    score = final_score(reviews=submission.reviews.all(), provisional=submission.provisional_score)
+    moved = submission_transition(
+        submission_id=submission.pk,
+        from_states=(states.ACCEPTED,),
+        to_state=states.PUBLISHED,
+        reason="published",
+        actor=actor,
+        published_at=timezone.now(),
+        final_score=score,
+    )
+    if not moved:
+        submission.refresh_from_db()
+        raise BountyError(
+            errors.TRANSITION_REFUSED.format(from_state=submission.state, to_state=states.PUBLISHED)
+        )

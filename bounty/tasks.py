@@ -1,0 +1,29 @@
+"""Celery tasks of the flow: ids in, one service call (bounty.flow), the service checks state first."""
+from celery import shared_task
+from celery.utils.log import get_task_logger
+
+from bounty import flow
+
+logger = get_task_logger(__name__)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def run_submission(run_id: str) -> str:
+    outcome = flow.run_execute(run_id=run_id)
+    logger.info("run %s: %s", run_id, outcome)
+    return outcome
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def measure_submission(measurement_id: int) -> str:
+    outcome = flow.measurement_execute(measurement_id=measurement_id)
+    logger.info("measurement %s: %s", measurement_id, outcome)
+    return outcome
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def reconcile() -> dict:
+    report = flow.reconcile()
+    if any(report.values()):
+        logger.warning("reconcile: %s", report)
+    return report

@@ -1,0 +1,10 @@
+"""The Celery application: Redis as broker and result backend (DESIGN §8)."""
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("cropbias")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,15 @@
+"""Test settings: real PostgreSQL and Redis (see tests/conftest.py), short limits."""
+import os
+from pathlib import Path
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cropbias")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
+# Tests keep their runs, media and caches apart from a local `make run`.
+os.environ.setdefault("VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
+
+from config.settings import *  # noqa: E402,F401,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; argon2 is tested on its own
+CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 60))
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+REAPER_GRACE_S = int(os.environ.get("REAPER_GRACE_S", 20))

@@ -1,0 +1,65 @@
+"""Measurements, judges' reviews and scores."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+MEASUREMENT_STATUSES = [("pending", "Pending"), ("running", "Running"), ("done", "Done"), ("failed", "Failed")]
+
+
+class Measurement(models.Model):
+    """The metrics document (DESIGN §5) of one image set on the challenge's target."""
+
+    submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="measurements")
+    image_set = models.ForeignKey("sandbox.ImageSet", on_delete=models.CASCADE, related_name="measurements")
+    model_name = models.CharField(max_length=100)
+    model_version = models.CharField(max_length=100, blank=True)
+    seed = models.IntegerField(default=0)
+    status = models.CharField(max_length=20, choices=MEASUREMENT_STATUSES, default="pending", db_index=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    # Stored as text, byte for byte as produced, so the document's hash stays checkable.
+    document_json = models.TextField(blank=True)
+    document_sha256 = models.CharField(max_length=80, blank=True)
+    manifest_sha256 = models.CharField(max_length=80, blank=True)
+    probe_sha256 = models.CharField(max_length=80, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class Review(models.Model):
+    """One judge's ratings of one submission."""
+
+    submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="reviews")
+    judge = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
+    harm_type = models.CharField(max_length=40, blank=True)
+    ratings = models.JSONField(default=dict, blank=True, help_text="factor -> level")
+    justifications = models.JSONField(default=dict, blank=True, help_text="factor -> sentence")
+    comment = models.TextField(blank=True)
+    conflict_of_interest = models.BooleanField(default=False)
+    score = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["submission", "judge"], name="one_review_per_judge")]
+
+
+class Score(models.Model):
+    """A computed score: provisional (from the measurement) or final (from judges)."""
+
+    PROVISIONAL = "provisional"
+    FINAL = "final"
+    submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="scores")
+    kind = models.CharField(max_length=20, choices=[(PROVISIONAL, "Provisional"), (FINAL, "Final")])
+    value = models.FloatField()
+    rubric = models.CharField(max_length=100)
+    breakdown = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]

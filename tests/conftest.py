@@ -1,0 +1,97 @@
+"""Shared fixtures: a real Celery worker process on the test database and Redis."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class WorkerProcess:
+    """A `celery worker` subprocess using the test database; can be killed and restarted."""
+
+    def __init__(self, env: dict, log_path: Path, concurrency: int = 2):
+        self.env, self.log_path, self.concurrency = env, log_path, concurrency
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        from config.celery import app
+
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO", "-c", str(self.concurrency),
+             "--without-gossip", "--without-mingle", "-n", f"test-{os.getpid()}@%h"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited at start:\n{self.log_tail()}")
+            if app.control.ping(timeout=1.0):
+                return
+        raise RuntimeError(f"the Celery worker did not answer a ping in 90 s:\n{self.log_tail()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the whole worker process group (main process and its pool children)."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+@pytest.fixture(scope="session")
+def worker_env(django_db_setup, django_db_blocker) -> dict:
+    """Environment for processes that must see the test database (workers, servers)."""
+    import redis
+    from django.conf import settings
+    from django.db import connection
+
+    db = connection.settings_dict
+    url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings_test",
+               VAR_DIR=str(settings.VAR_DIR), PYTHONPATH=str(ROOT))
+    return env
+
+
+@pytest.fixture(scope="session")
+def celery_worker(worker_env):
+    from django.conf import settings
+
+    worker = WorkerProcess(worker_env, Path(settings.VAR_DIR) / "worker.log")
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def wait_for(predicate, *, timeout: float = 180, interval: float = 0.5, what: str = "condition"):
+    """Poll until predicate() is truthy; a bound on waiting, not a speed assertion."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
