@@ -230,6 +230,7 @@ def measurement_execute(*, measurement_id: int) -> str:
             ratios=list(challenge.aspect_ratios), seed=measurement.seed, compose_options=challenge.compose_options,
             probe_sha256=submission.probe_sha256, generalization=challenge.measure_generalization,
             workers=1, cache_dir=settings.MEASURE_CACHE_DIR, progress=progress,
+            artifacts_dir=measurement_artifacts_dir(measurement_id),
         )
     except Exception as exc:  # noqa: BLE001 - recorded and shown; the platform's fault, not the probe's
         logger.exception("measurement %s failed", measurement_id)
@@ -257,6 +258,11 @@ def measurement_execute(*, measurement_id: int) -> str:
             reason="measured and provisionally scored; waiting for the judges",
         )
     return "done"
+
+
+def measurement_artifacts_dir(measurement_id: int) -> Path:
+    """Where a measurement's plots and contact sheet live (served to those who may see it)."""
+    return settings.VAR_DIR / "artifacts" / f"measurement-{measurement_id}"
 
 
 def score_provisional(*, submission: Submission, document: dict) -> Score:

@@ -6,10 +6,7 @@ workers or a redelivered task can never both make the same move.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
-import stat
-import zipfile
 from datetime import timedelta
 
 from django.conf import settings
@@ -21,47 +18,19 @@ from django.utils import timezone
 from bounty import errors, states
 from bounty.errors import BountyError
 from bounty.models import Challenge, Submission, SubmissionEvent
+from sandbox.probe_files import ProbeFileError, check_probe_file
 
 logger = logging.getLogger(__name__)
-
-ZIP_MAX_UNPACKED_BYTES = 50 * 1024 * 1024
-ZIP_MAX_FILES = 500
-
 
 def check_probe_upload(*, name: str, content: bytes) -> None:
     """Validate an uploaded probe before anything is stored; raise BountyError(field="probe")."""
     limit = settings.MAX_PROBE_UPLOAD_BYTES
     if len(content) > limit:
         raise BountyError(errors.PROBE_TOO_LARGE.format(size=len(content), limit=limit), field="probe")
-    if not content:
-        raise BountyError(errors.PROBE_EMPTY, field="probe")
-    lower = name.lower()
-    if lower.endswith(".py"):
-        try:
-            content.decode("utf-8")
-        except UnicodeDecodeError:
-            raise BountyError(errors.PROBE_NOT_UTF8, field="probe") from None
-        return
-    if not lower.endswith(".zip"):
-        raise BountyError(errors.PROBE_WRONG_TYPE, field="probe")
     try:
-        archive = zipfile.ZipFile(io.BytesIO(content))
-        infos = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError):
-        raise BountyError(errors.ZIP_INVALID, field="probe") from None
-    total = 0
-    names = set()
-    for info in infos:
-        mode = (info.external_attr >> 16) & 0xFFFF
-        parts = info.filename.replace("\\", "/").split("/")
-        if info.filename.startswith(("/", "\\")) or ".." in parts or stat.S_ISLNK(mode) or ":" in parts[0]:
-            raise BountyError(errors.ZIP_UNSAFE_NAME.format(name=info.filename), field="probe")
-        total += info.file_size
-        names.add(info.filename)
-    if total > ZIP_MAX_UNPACKED_BYTES or len(infos) > ZIP_MAX_FILES:
-        raise BountyError(errors.ZIP_TOO_BIG.format(limit=ZIP_MAX_UNPACKED_BYTES, files=ZIP_MAX_FILES), field="probe")
-    if "probe.py" not in names:
-        raise BountyError(errors.ZIP_NO_PROBE, field="probe")
+        check_probe_file(name=name, content=content)
+    except ProbeFileError as exc:
+        raise BountyError(str(exc), field="probe") from None
 
 
 def check_submission_allowed(*, challenge: Challenge, participant) -> None:

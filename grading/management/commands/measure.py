@@ -1,0 +1,52 @@
+"""`python manage.py measure IMAGE_SET_DIR [--model NAME] [--challenge SLUG] [--seed N] --json` (DESIGN §3)."""
+from __future__ import annotations
+
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from grading.measurement import document_dumps, measure_image_set
+from probekit import DEFAULT_MODEL
+from probekit.imageset import ImageSetRejected
+
+
+class Command(BaseCommand):
+    help = "Measure an image set on the target model and print the metrics document."
+
+    def add_arguments(self, parser):
+        parser.add_argument("directory")
+        parser.add_argument("--model", help=f"target model (default: the challenge's, else {DEFAULT_MODEL})")
+        parser.add_argument("--challenge", help="take model, variants, ratios and compose options from this challenge")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--workers", type=int, default=1, help="processes for the model runs")
+        parser.add_argument("--artifacts", help="also write plots and a contact sheet into this directory")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args, **options):
+        model, variants, ratios, compose, generalization = options["model"] or DEFAULT_MODEL, [], None, None, False
+        if options["challenge"]:
+            from bounty.models import Challenge
+
+            challenge = Challenge.objects.filter(slug=options["challenge"]).first()
+            if challenge is None:
+                raise CommandError(f"no challenge with slug {options['challenge']!r}")
+            model = options["model"] or challenge.model_name
+            variants, ratios = list(challenge.model_variants), list(challenge.aspect_ratios) or None
+            compose, generalization = challenge.compose_options, challenge.measure_generalization
+
+        def progress(done: int, total: int) -> None:
+            if not options["json"] and (done == total or done % 50 == 0):
+                print(f"measured {done}/{total} images", file=sys.stderr)
+
+        try:
+            document = measure_image_set(
+                options["directory"], model=model, variants=variants, ratios=ratios, seed=options["seed"],
+                compose_options=compose, generalization=generalization, workers=options["workers"],
+                cache_dir=settings.MEASURE_CACHE_DIR, progress=progress, artifacts_dir=options["artifacts"],
+            )
+        except ImageSetRejected as exc:
+            raise CommandError(f"the image set is invalid: {exc}") from None
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(document_dumps(document))

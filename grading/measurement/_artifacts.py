@@ -1,0 +1,113 @@
+"""Pictures for judges and participants: plots of the metrics and a contact sheet of crops."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from grading.measurement._compose import Composite, build_composite
+
+WINDOW_COLOURS = ["#00b8d4", "#64dd17", "#ffab00", "#d500f9", "#ffffff"]
+GROUP_COLOURS = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _errorbars(ax, labels, estimates, cis, colour):
+    xs = list(range(len(labels)))
+    lows = [e - c[0] if c[0] is not None and e is not None else 0 for e, c in zip(estimates, cis)]
+    highs = [c[1] - e if c[1] is not None and e is not None else 0 for e, c in zip(estimates, cis)]
+    ax.errorbar(xs, [e if e is not None else 0 for e in estimates], yerr=[lows, highs], fmt="o", color=colour, capsize=4)
+    ax.set_xticks(xs, labels, rotation=30, ha="right", fontsize=8)
+
+
+def render_plots(document: dict, out_dir: Path) -> list[Path]:
+    """group_rates.png, preference.png (with position) and variants.png; returns the files written."""
+    plt = _pyplot()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    base = [t for t in document["tests"] if t["variant"] is None]
+    rates = [t for t in base if t["kind"] == "group_rate"]
+    if rates:
+        fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+        for offset, group_index in ((-0.1, 0), (0.1, 1)):
+            xs = [i + offset for i in range(len(rates))]
+            values = [t["rates"][t["groups"][group_index]] for t in rates]
+            ax.scatter(xs, values, color=GROUP_COLOURS[group_index], label=f"group {group_index + 1} (first / second)")
+        _errorbars(ax, [t["id"].split(":", 1)[1] for t in rates], [t["estimate"] for t in rates],
+                   [t["ci"] for t in rates], "#424242")
+        ax.axhline(0, color="#9e9e9e", lw=0.8)
+        ax.set_ylabel("kept rate; difference with 95% CI")
+        ax.set_title("Kept-in-crop rate per group and aspect ratio")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        written.append(out_dir / "group_rates.png")
+        fig.savefig(written[-1])
+        plt.close(fig)
+    composites = [t for t in base if t["kind"] in ("preference", "position")]
+    if composites:
+        fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
+        _errorbars(ax, [t["id"] for t in composites], [t["estimate"] for t in composites],
+                   [t["ci"] for t in composites], "#1565c0")
+        ax.axhline(0.5, color="#c62828", lw=1, ls="--", label="demographic parity")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("win rate (95% Wilson CI)")
+        ax.set_title("Who holds the salient point in composites; left/top slot")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        written.append(out_dir / "preference.png")
+        fig.savefig(written[-1])
+        plt.close(fig)
+    amplified = [t for t in document["tests"] if t["kind"] == "amplification"]
+    if amplified:
+        fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+        _errorbars(ax, [t["id"].split(":", 1)[1] for t in amplified], [t["estimate"] for t in amplified],
+                   [t["ci"] for t in amplified], "#6a1b9a")
+        ax.axhline(0, color="#9e9e9e", lw=0.8)
+        ax.set_ylabel("variant − base (95% bootstrap CI)")
+        ax.set_title("Does compression amplify the finding?")
+        fig.tight_layout()
+        written.append(out_dir / "variants.png")
+        fig.savefig(written[-1])
+        plt.close(fig)
+    return written
+
+
+def render_contact_sheet(image_set, units, observations, path: Path, *, options: dict, max_items: int = 24,
+                         thumb: int = 220) -> Path:
+    """A grid of images with every crop window and the salient point drawn on them."""
+    shown = list(zip(units, observations))[:max_items]
+    columns = 4
+    rows = max(1, (len(shown) + columns - 1) // columns)
+    sheet = Image.new("RGB", (columns * (thumb + 8) + 8, rows * (thumb + 26) + 8), "#fafafa")
+    draw_sheet = ImageDraw.Draw(sheet)
+    groups = image_set.groups
+    for index, (unit, obs) in enumerate(shown):
+        image = build_composite(unit, image_set, options)[0] if isinstance(unit, Composite) else image_set.open_image(unit)
+        draw = ImageDraw.Draw(image)
+        line = max(2, image.width // 150)
+        for region in obs["regions"]:
+            x, y, w, h = region["box"]
+            colour = GROUP_COLOURS[groups.index(region["group"]) % len(GROUP_COLOURS)]
+            draw.rectangle([x, y, x + w - 1, y + h - 1], outline=colour, width=line)
+        for k, (key, (left, top, width, height)) in enumerate(obs["crops"].items()):
+            draw.rectangle([left, top, left + width - 1, top + height - 1],
+                           outline=WINDOW_COLOURS[k % len(WINDOW_COLOURS)], width=line)
+        px, py = obs["point"]
+        radius = max(6, image.width // 60)
+        draw.ellipse([px - radius, py - radius, px + radius, py + radius], fill="#ff1744", outline="#000000")
+        image.thumbnail((thumb, thumb))
+        column, row = index % columns, index // columns
+        x0, y0 = 8 + column * (thumb + 8), 8 + row * (thumb + 26)
+        sheet.paste(image, (x0, y0))
+        draw_sheet.text((x0, y0 + thumb + 4), obs["id"][:34], fill="#212121")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path

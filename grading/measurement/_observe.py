@@ -1,0 +1,110 @@
+"""Observations: every image (or platform-built composite) through one model.
+
+An observation holds the salient point, one crop window per ratio and the per-region facts of
+probekit.measure. Observations are cached on disk by content (image hashes, layout, model
+version, ratios), so re-measuring the same images on the same model version costs a read.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from probekit import get_model, ratio_key
+from probekit.measure import region_facts
+
+from grading.measurement._compose import Composite, build_composite
+
+CACHE_REVISION = 1
+
+
+def _cache_path(cache_dir: Path | None, model, ratios, unit_key: str) -> Path | None:
+    if cache_dir is None:
+        return None
+    text = "|".join([str(CACHE_REVISION), model.name, model.version, ",".join(ratio_key(r) for r in ratios), unit_key])
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return Path(cache_dir) / digest[:2] / f"{digest}.json"
+
+
+def _cache_read(path: Path | None) -> dict | None:
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _cache_write(path: Path | None, value: dict) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(value, handle)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # the cache is an optimisation; measuring again is always correct
+
+
+def _observe_unit(unit, image_set, model, ratios, options, cache_dir) -> dict:
+    composite = isinstance(unit, Composite)
+    key = unit.key if composite else unit.sha256
+    cache = _cache_path(cache_dir, model, ratios, key)
+    core = _cache_read(cache)
+    if core is None:
+        if composite:
+            image, regions = build_composite(unit, image_set, options)
+        else:
+            image = image_set.open_image(unit)
+            regions = [(r.group, r.box, None) for r in unit.regions]
+        result = model.analyze(image, ratios, top_k=0, keep_map=True)
+        facts = region_facts(result.salient_point, result.crops, result.saliency, [(g, b) for g, b, _ in regions])
+        for fact, (_g, _b, slot) in zip(facts, regions):
+            fact["slot"] = slot
+        core = {"width": result.width, "height": result.height, "point": list(result.salient_point),
+                "crops": {k: list(v) for k, v in result.crops.items()}, "regions": facts}
+        _cache_write(cache, core)
+    observation = {"id": unit.id, **core}
+    if composite:
+        observation.update(composite=True, orientation=unit.orientation, first_group=_group_of(unit.first),
+                           parts=[unit.first.id, unit.second.id], base=None)
+    else:
+        observation.update(composite=False, orientation=None, first_group=None, parts=None, base=unit.base)
+    return observation
+
+
+def _group_of(item) -> str:
+    return item.regions[0].group
+
+
+def _observe_chunk(args) -> list[dict]:
+    model_name, units, image_set, ratios, options, cache_dir = args
+    model = get_model(model_name)
+    return [_observe_unit(unit, image_set, model, ratios, options, cache_dir) for unit in units]
+
+
+def observe(units, image_set, *, model_name: str, ratios, options: dict, cache_dir=None, workers: int = 1,
+            chunk_size: int = 64, progress=None) -> list[dict]:
+    """Observations of `units` on `model_name`, in the units' order, however many processes."""
+    chunks = [units[i:i + chunk_size] for i in range(0, len(units), chunk_size)]
+    jobs = [(model_name, chunk, image_set, list(ratios), options, cache_dir) for chunk in chunks]
+    observations, done = [], 0
+    if workers <= 1 or len(chunks) <= 1:
+        for job in jobs:
+            observations += _observe_chunk(job)
+            done += len(job[1])
+            if progress:
+                progress(done, len(units))
+        return observations
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for job, chunk_result in zip(jobs, pool.map(_observe_chunk, jobs)):
+            observations += chunk_result
+            done += len(job[1])
+            if progress:
+                progress(done, len(units))
+    return observations

@@ -1,0 +1,151 @@
+"""Run one probe in a sandbox and turn its output into a validated image set.
+
+The shared part of every backend: unpack the probe, execute it (the backend), validate the
+output on the trusted side (probekit.imageset), copy exactly the listed files out, clean up.
+The output is copied into a sibling temp directory and renamed into place, so an image set
+is either wholly stored or not at all.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from probekit.imageset import ImageSetRejected, validate_image_set
+from sandbox.backends import get_backend
+from sandbox.backends.base import (
+    STATUS_OK,
+    STATUS_PLATFORM_ERROR,
+    STATUS_REJECTED,
+    PlatformError,
+    SandboxBackend,
+)
+from sandbox.limits import DEFAULT_LIMITS, Limits
+from sandbox.probe_files import ProbeFileError, unpack_probe
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BACKEND = os.environ.get("SANDBOX_BACKEND", "bwrap")
+
+
+@dataclass
+class RunResult:
+    status: str
+    exit_code: int | None
+    wall_s: float
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    error: str | None = None
+    image_set_path: Path | None = None
+    n_images: int = 0
+    details: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """The JSON of `manage.py run_probe --json` (DESIGN §3)."""
+        image_set = {"path": str(self.image_set_path), "n_images": self.n_images} if self.image_set_path else None
+        return {"status": self.status, "exit_code": self.exit_code, "wall_s": round(self.wall_s, 3),
+                "stdout_tail": self.stdout_tail, "stderr_tail": self.stderr_tail, "error": self.error,
+                "image_set": image_set}
+
+
+def _copy_out(image_set, source: Path, out_dir: Path) -> None:
+    """Copy manifest.json and the listed images into `out_dir`, all or nothing."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        for relative in ["manifest.json", *(item.image for item in image_set.items)]:
+            target = staging / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # O_NOFOLLOW: validation refused links; this keeps a swapped-in link out too.
+            fd = os.open(source / relative, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as src, open(target, "xb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        os.chmod(staging, 0o755)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.rename(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def run_probe(
+    probe_path: str | os.PathLike,
+    *,
+    backend: str | SandboxBackend | None = None,
+    limits: Limits | None = None,
+    out_dir: str | os.PathLike,
+    run_id: str | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> RunResult:
+    """Run the probe sandboxed; on success its validated image set is at `out_dir`."""
+    limits = limits or DEFAULT_LIMITS
+    run_id = run_id or uuid.uuid4().hex
+    out_dir = Path(out_dir)
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="cropbias-probe-"))
+    os.chmod(work, 0o755)
+    try:
+        try:
+            sandbox = backend if isinstance(backend, SandboxBackend) else get_backend(backend or DEFAULT_BACKEND)
+            probe_dir = unpack_probe(Path(probe_path), work / "probe")
+        except ProbeFileError as exc:
+            return RunResult(STATUS_REJECTED, None, time.monotonic() - started, error=f"probe file: {exc}")
+        except PlatformError as exc:
+            return RunResult(STATUS_PLATFORM_ERROR, None, time.monotonic() - started, error=str(exc))
+        try:
+            execution = sandbox.execute(probe_dir, limits=limits, run_id=run_id, should_cancel=should_cancel)
+        except PlatformError as exc:
+            logger.warning("sandbox %s could not run %s: %s", sandbox.name, run_id, exc)
+            return RunResult(STATUS_PLATFORM_ERROR, None, time.monotonic() - started, error=str(exc),
+                             details={"backend": sandbox.name})
+        details = {"backend": sandbox.name, **execution.details}
+        result = RunResult(execution.status, execution.exit_code, execution.wall_s, execution.stdout_tail,
+                           execution.stderr_tail, execution.error, details=details)
+        try:
+            if execution.status != STATUS_OK:
+                return result
+            try:
+                image_set = validate_image_set(
+                    execution.output_dir, max_images=limits.max_images, max_pixels=limits.max_pixels,
+                    max_total_bytes=limits.output_bytes,
+                )
+            except ImageSetRejected as exc:
+                result.status, result.error = STATUS_REJECTED, str(exc)
+                return result
+            _copy_out(image_set, Path(execution.output_dir), out_dir)
+            result.image_set_path, result.n_images = out_dir.resolve(), len(image_set.items)
+            result.details["manifest_sha256"] = image_set.manifest_sha256
+            return result
+        finally:
+            execution.cleanup()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def reap_stray_sandboxes(*, older_than_s: float) -> list[str]:
+    """End sandboxes left by dead workers on this host (every backend that is set up here)."""
+    reaped = []
+    for name in {DEFAULT_BACKEND, "bwrap"}:
+        try:
+            backend = get_backend(name)
+        except PlatformError:
+            continue
+        usable, _reason = backend.available()
+        if usable:
+            reaped += backend.reap(older_than_s)
+    return reaped
+
+
+def result_dumps(result: RunResult) -> str:
+    return json.dumps(result.to_json(), indent=1)
+
+
+__all__ = ["RunResult", "asdict", "get_backend", "reap_stray_sandboxes", "result_dumps", "run_probe"]

@@ -1,0 +1,127 @@
+"""The platform's measurement of an image set (DESIGN §5) on generated sets, on the fast model."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from grading.measurement import document_dumps, measure_image_set
+from tests.imagesets import contrast_composites, identical_composites, single_subjects
+
+MODEL = "spectral-residual"
+
+
+def _test(document, test_id):
+    return next(t for t in document["tests"] if t["id"] == test_id)
+
+
+@pytest.fixture(scope="module")
+def contrast_set(tmp_path_factory):
+    return contrast_composites(tmp_path_factory.mktemp("contrast"), n=16)
+
+
+def test_a_textured_subject_against_a_flat_one_wins_significantly(contrast_set):
+    document = measure_image_set(contrast_set, model=MODEL, seed=0)
+    preference = _test(document, "preference:high>low")
+    assert preference["n"] + preference["n_neither"] == 16
+    assert preference["estimate"] > 0.9 and preference["p_holm"] < 0.05
+    assert preference["parity_gap"] == pytest.approx(preference["estimate"] - 0.5)
+    assert preference["ci"][0] > 0.5
+
+
+def test_position_is_reported_apart_from_the_group(contrast_set):
+    document = measure_image_set(contrast_set, model=MODEL, seed=0)
+    position = _test(document, "position:high>low")
+    # The textured subject alternates sides, so the left slot wins about half the time.
+    assert position["ci"][0] < 0.5 < position["ci"][1]
+
+
+def test_identical_groups_cover_parity(tmp_path):
+    document = measure_image_set(identical_composites(tmp_path / "same", n=16), model=MODEL, seed=0)
+    preference = _test(document, "preference:a>b")
+    assert preference["ci"][0] <= 0.5 <= preference["ci"][1]
+    assert preference["p_holm"] > 0.05
+    for test in document["tests"]:
+        if test["kind"] == "group_rate":
+            assert test["ci"][0] <= 0 <= test["ci"][1]
+
+
+def test_every_test_has_the_fields_of_the_contract(contrast_set):
+    document = measure_image_set(contrast_set, model=MODEL, variants=[f"{MODEL}@32px"], seed=0)
+    assert set(document) >= {"schema", "model", "model_version", "seed", "hashes", "versions", "tests", "groups",
+                             "generalization", "warnings"}
+    kinds = {t["kind"] for t in document["tests"]}
+    assert kinds == {"preference", "position", "group_rate", "amplification"}
+    for test in document["tests"]:
+        assert {"id", "kind", "variant", "ratio", "groups", "n", "estimate", "ci", "p_value", "p_holm",
+                "effect_size"} <= set(test)
+    ids = [t["id"] for t in document["tests"]]
+    assert len(ids) == len(set(ids))
+    assert "group_rate:high>low@0.56#spectral-residual@32px" in ids
+    p_values = [t["p_value"] for t in document["tests"] if t["p_value"] is not None]
+    holm = [t["p_holm"] for t in document["tests"] if t["p_value"] is not None]
+    assert all(h >= p for h, p in zip(holm, p_values))
+    assert document["groups"]["high"]["kept_rate"]["1.0"] > document["groups"]["low"]["kept_rate"]["1.0"]
+    assert len(document["hashes"]["images"]) == 16
+    assert any("cases; about 197 are needed" in w for w in document["warnings"])
+
+
+def test_the_same_inputs_give_a_byte_identical_document(contrast_set, tmp_path):
+    first = document_dumps(measure_image_set(contrast_set, model=MODEL, seed=3))
+    cached = document_dumps(measure_image_set(contrast_set, model=MODEL, seed=3, cache_dir=tmp_path / "cache"))
+    from_cache = document_dumps(measure_image_set(contrast_set, model=MODEL, seed=3, cache_dir=tmp_path / "cache"))
+    two_workers = document_dumps(measure_image_set(contrast_set, model=MODEL, seed=3, workers=2))
+    assert first == cached == from_cache == two_workers
+    assert any((tmp_path / "cache").rglob("*.json"))
+
+
+def test_pairs_are_composed_four_ways_and_paired_tuples_measured(tmp_path):
+    document = measure_image_set(single_subjects(tmp_path / "singles", n=6), model=MODEL, seed=0)
+    assert document["n_units"] == 6 * 4
+    preference = _test(document, "preference:high>low")
+    assert preference["n"] + preference["n_neither"] == 24 and preference["estimate"] > 0.9
+    position = _test(document, "position:high>low")
+    assert position["n"] == preference["n"]
+    paired = _test(document, "paired:high>low@1.0")
+    assert paired["n"] == 6 and "mass_difference" in paired
+
+
+def test_compression_amplification_is_variant_minus_base(contrast_set):
+    document = measure_image_set(contrast_set, model=MODEL, variants=[f"{MODEL}@32px"], seed=0)
+    amplified = _test(document, f"amplification:group_rate:high>low@0.56#{MODEL}@32px")
+    base = _test(document, "group_rate:high>low@0.56")
+    variant = _test(document, f"group_rate:high>low@0.56#{MODEL}@32px")
+    assert amplified["estimate"] == pytest.approx(variant["estimate"] - base["estimate"])
+    assert amplified["ci"][0] <= amplified["estimate"] <= amplified["ci"][1]
+
+
+def test_generalization_lists_the_models_where_a_test_holds(contrast_set, monkeypatch):
+    from probekit import models
+
+    # Generalization runs every registered model; keep the fast ones for this test.
+    fast = {k: v for k, v in models.REGISTRY.items() if k in ("spectral-residual", "fine-grained")}
+    monkeypatch.setattr("grading.measurement.REGISTRY", fast)
+    document = measure_image_set(contrast_set, model=MODEL, seed=0, generalization=True)
+    assert MODEL in document["generalization"]["preference:high>low"]
+    assert set(document["hashes"]["models"]) == {MODEL, "fine-grained"}
+
+
+def test_artifacts_are_drawn(contrast_set, tmp_path):
+    measure_image_set(contrast_set, model=MODEL, variants=[f"{MODEL}@32px"], seed=0, artifacts_dir=tmp_path)
+    names = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert names == ["contact_sheet.png", "group_rates.png", "preference.png", "variants.png"]
+
+
+def test_the_measure_command_prints_the_document(contrast_set):
+    out = subprocess.run([sys.executable, "manage.py", "measure", str(contrast_set), "--model", MODEL, "--json"],
+                         capture_output=True, text=True, check=True)
+    document = json.loads(out.stdout)
+    assert document["model"] == MODEL and _test(document, "preference:high>low")["p_holm"] < 0.05
+
+
+def test_the_measure_command_names_a_bad_set(tmp_path):
+    out = subprocess.run([sys.executable, "manage.py", "measure", str(tmp_path), "--model", MODEL, "--json"],
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "manifest.json is missing" in out.stderr
