@@ -55,6 +55,8 @@ def top_points(saliency: np.ndarray, k: int = 5, radius: int | None = None) -> l
     around itself before the next one is taken. Returns [(x, y, score), ...], best first; ties
     go to the first in row-major order, as numpy's argmax does.
     """
+    if k <= 0:
+        return []
     if radius is None:
         radius = max(1, max(saliency.shape) // 10)
     work = np.array(saliency, dtype=np.float32, copy=True)

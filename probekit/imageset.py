@@ -68,11 +68,25 @@ class ImageSet:
     def open_image(self, item: Item) -> Image.Image:
         """The item's image as RGB, EXIF orientation applied (as validation measured it)."""
         with Image.open(self.path_of(item)) as raw:
-            return _upright(raw).convert("RGB")
+            raw.load()
+            image = _upright(raw)
+            return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _orientation(image: Image.Image) -> int:
+    """EXIF orientation without decoding pixels (Pillow's PNG getexif() loads the whole image)."""
+    if image.format == "PNG":
+        raw = image.info.get("exif")
+        if not raw:
+            return 1
+        exif = Image.Exif()
+        exif.load(raw)
+        return exif.get(0x0112, 1)
+    return image.getexif().get(0x0112, 1)
 
 
 def _upright(image: Image.Image) -> Image.Image:
-    return ImageOps.exif_transpose(image) if image.getexif().get(0x0112, 1) != 1 else image
+    return ImageOps.exif_transpose(image) if _orientation(image) != 1 else image
 
 
 def _reject(rule: str, where: str = "") -> ImageSetRejected:
@@ -198,7 +212,7 @@ def _check_image(path: Path, relative: PurePosixPath, *, max_pixels: int, decode
                 if decode:
                     image.load()
                     width, height = _upright(image).size
-                elif image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                elif _orientation(image) in (5, 6, 7, 8):
                     width, height = height, width  # EXIF orientation turns it a quarter
         except ImageSetRejected:
             raise
