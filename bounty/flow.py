@@ -132,7 +132,7 @@ def run_execute(*, run_id: str) -> str:
             return Submission.objects.filter(pk=submission.pk, state=states.CANCELLED).exists()
 
         result = run_probe(
-            probe_path, backend=run.backend, limits=limits, out_dir=out_dir, run_id=str(run.pk),
+            probe_path, backend=run.backend, limits=limits, out_dir=out_dir, run_id=f"{run.pk}-{run.attempt}",  # one sandbox per attempt
             should_cancel=should_cancel,
         )
         return _store_run_result(run=run, result=result)

@@ -1,0 +1,92 @@
+"""`make bench`: run every benchmark in bench/, print its figures, write BENCHMARKS.md.
+
+Each bench_*.py prints JSON lines; every figure is a ratio or a rate measured within one run,
+so results compare across machines. The whole suite is meant to stay under 10 minutes on 2 cores.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+ORDER = ["bench_sandbox_startup.py", "bench_models.py", "bench_measurement.py", "bench_leaderboard.py",
+         "bench_flow.py"]
+PER_BENCH_TIMEOUT_S = 300
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kib = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        mem_kib = 0
+    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kib / 2**20, 1),
+            "kernel": platform.release(), "python": platform.python_version()}
+
+
+def main() -> int:
+    benches = [HERE / name for name in ORDER if (HERE / name).exists()]
+    benches += sorted(p for p in HERE.glob("bench_*.py") if p.name not in ORDER)
+    figures, failures = [], []
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    started = time.monotonic()
+    for bench in benches:
+        print(f"== {bench.name}", flush=True)
+        try:
+            proc = subprocess.run([sys.executable, str(bench)], cwd=ROOT, env=env, capture_output=True, text=True,
+                                  timeout=PER_BENCH_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            failures.append(f"{bench.name}: timed out after {PER_BENCH_TIMEOUT_S} s")
+            print(failures[-1], flush=True)
+            continue
+        for line in proc.stdout.splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    figures.append(json.loads(line))
+                except ValueError:
+                    continue
+                print(line, flush=True)
+        if proc.returncode != 0:
+            failures.append(f"{bench.name}: exit {proc.returncode}: {proc.stderr.strip()[-800:]}")
+            print(failures[-1], flush=True)
+    total = time.monotonic() - started
+    write_report(figures, failures, total)
+    print(f"== {len(figures)} figures in {total:.0f} s; BENCHMARKS.md written", flush=True)
+    return 1 if failures else 0
+
+
+def write_report(figures: list[dict], failures: list[str], total_s: float) -> None:
+    info = machine()
+    lines = ["# Benchmarks", "", "Written by `make bench` (bench/run_all.py). Every figure below was measured in one run;",
+             "ratios compare two things measured side by side, so they travel across machines better than seconds.", "",
+             "## Machine", ""]
+    lines += [f"- {key}: {value}" for key, value in info.items()]
+    lines += ["", f"Whole suite: {total_s:.0f} s.", ""]
+    by_bench: dict[str, list[dict]] = {}
+    for figure in figures:
+        by_bench.setdefault(figure.get("bench", "other"), []).append(figure)
+    for name, rows in by_bench.items():
+        keys = [k for k in rows[0] if k != "bench"]
+        for row in rows[1:]:
+            keys += [k for k in row if k != "bench" and k not in keys]
+        lines += [f"## {name}", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in rows]
+        lines.append("")
+    if failures:
+        lines += ["## Failures", ""] + [f"- {f}" for f in failures] + [""]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
