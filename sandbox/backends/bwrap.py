@@ -43,6 +43,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import hashlib
 import json
 import os
 import re
@@ -233,6 +234,43 @@ def _unmount(target: Path) -> None:
     if _libc().umount2(path, 0) != 0 and _libc().umount2(path, MNT_DETACH) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"umount {target}: {os.strerror(err)}")
+
+
+MS_BIND = 4096
+MS_REC = 16384
+RUNTIME_DIR = Path("/var/tmp/cropbias-runtime")
+
+
+def _traversable_by_others(path: Path) -> bool:
+    """True when every directory above `path` lets any uid pass (o+x)."""
+    for parent in [*reversed(path.parents), path]:
+        try:
+            if not os.stat(parent).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=8)
+def _reachable_source(path: Path) -> Path:
+    """A path the sandbox uid can reach that shows `path`'s tree.
+
+    bubblewrap resolves bind sources as the sandbox uid, so a runtime inside a private
+    directory (a checkout under /root, say) is bind-mounted once by the root worker under a
+    world-traversable directory; the tree's own permissions (a+rX) still apply.
+    """
+    if _traversable_by_others(path):
+        return path
+    RUNTIME_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    os.chmod(RUNTIME_DIR, 0o755)
+    target = RUNTIME_DIR / hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
+    target.mkdir(mode=0o755, exist_ok=True)
+    if not os.path.ismount(target):
+        if _libc().mount(os.fsencode(path), os.fsencode(target), None, MS_BIND | MS_REC, None) != 0:
+            err = ctypes.get_errno()
+            raise PlatformError(f"cannot expose {path} to the sandbox uid (bind mount: {os.strerror(err)})")
+    return target
 
 
 def _write(path: Path, value: str) -> None:
@@ -614,9 +652,11 @@ class BubblewrapBackend(SandboxBackend):
         ]
         prefix = str(self.python_prefix)
         if not (prefix == "/usr" or prefix.startswith("/usr/")):
-            args += ["--ro-bind", prefix, prefix]
+            source = _reachable_source(self.python_prefix) if self.as_root else self.python_prefix
+            args += ["--ro-bind", str(source), prefix]
         if self.probekit_dir.is_dir():
-            args += ["--ro-bind", str(self.probekit_dir), "/opt/probekit"]
+            source = _reachable_source(self.probekit_dir) if self.as_root else self.probekit_dir
+            args += ["--ro-bind", str(source), "/opt/probekit"]
         args += [
             "--ro-bind", str(run_dir / "probe"), "/probe",
             "--bind", str(run_dir / "out"), "/out",
