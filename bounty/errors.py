@@ -17,3 +17,13 @@ TOTAL_LIMIT_REACHED = "You have reached this challenge's limit of {limit} submis
 PROBE_TOO_LARGE = "The probe file is {size} bytes; the limit is {limit} bytes."
 TRANSITION_REFUSED = "A submission in state '{from_state}' cannot move to '{to_state}'."
 CANNOT_CANCEL = "Only a submission that has not been measured yet can be cancelled (this one is {state})."
+DEADLINE_PASSED = "The deadline of this challenge ({deadline}) has passed; submissions are closed."
+NOT_A_TEAM_MEMBER = "You are not a member of the team {team!r}; submit on your own or ask a member to add you."
+# Accounts and teams (bounty.accounts).
+EMAIL_TAKEN = "An account with this email address already exists; log in or reset your password."
+USERNAME_TAKEN = "This username is taken; choose another."
+CONFIRMATION_INVALID = "This confirmation link is invalid or has expired; sign up again or ask for a new link."
+TEAM_NAME_TAKEN = "A team called {name!r} already exists; choose another name."
+TEAM_NO_SUCH_USER = "There is no confirmed account called {username!r}."
+TEAM_ALREADY_MEMBER = "{username} is already a member of {team}."
+TEAM_NOT_MEMBER = "Only members of {team} can change it."

@@ -267,8 +267,10 @@ def measurement_artifacts_dir(measurement_id: int) -> Path:
 
 def score_provisional(*, submission: Submission, document: dict) -> Score:
     from grading.rubric import provisional_score
+    from grading.rubric.loader import rubric_for_challenge
 
-    value, breakdown = provisional_score(harm_type=submission.harm_type, document=document)
+    value, breakdown = provisional_score(harm_type=submission.harm_type, document=document,
+                                         rubric=rubric_for_challenge(submission.challenge))
     Submission.objects.filter(pk=submission.pk).update(provisional_score=value)
     return Score.objects.create(
         submission=submission, kind=Score.PROVISIONAL, value=value, breakdown=breakdown,

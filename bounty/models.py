@@ -79,6 +79,13 @@ class Submission(models.Model):
         indexes = [
             models.Index(fields=["challenge", "state", "-final_score"], name="sub_leaderboard_idx"),
             models.Index(fields=["challenge", "participant", "created_at"], name="sub_quota_idx"),
+            # The leaderboard's default order, nulls last, with its tie-breaks: an index-ordered scan.
+            models.Index(
+                models.F("challenge"), models.F("state"), models.F("final_score").desc(nulls_last=True),
+                models.F("published_at"), models.F("id"), name="sub_board_score_idx",
+            ),
+            models.Index(fields=["challenge", "state", "published_at"], name="sub_board_date_idx"),
+            models.Index(fields=["team", "challenge", "created_at"], name="sub_team_quota_idx"),
         ]
 
     def __str__(self) -> str:

@@ -1,11 +1,39 @@
-"""Reads of the bounty app."""
+"""Reads of the bounty app: what participants, the public and the API may see."""
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.paginator import Paginator
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404
+from django.utils import timezone
 
 from bounty import states
-from bounty.models import Challenge, Submission
+from bounty.models import Challenge, Submission, Team
+
+# The files a measurement renders (grading.measurement._artifacts); nothing else is served.
+ARTIFACT_NAMES = ("contact_sheet", "group_rates", "preference", "variants")
+LEADERBOARD_PAGE_SIZE = 50
+# GET ?sort= values → ORDER BY; every order ends in the same tie-breaks so pages never overlap.
+LEADERBOARD_SORTS = {
+    "rank": (F("final_score").desc(nulls_last=True), "published_at", "id"),
+    "-rank": (F("final_score").asc(nulls_first=True), F("published_at").desc(), F("id").desc()),
+    "date": ("published_at", "id"),
+    "-date": (F("published_at").desc(), F("id").desc()),
+    "title": ("title", "id"),
+    "-title": (F("title").desc(), F("id").desc()),
+    "provisional": (F("provisional_score").desc(nulls_last=True), "published_at", "id"),
+}
+TERMINAL_STATES = (states.FAILED, states.PLATFORM_ERROR, states.CANCELLED, states.PUBLISHED,
+                   states.DUPLICATE, states.NOT_REPRODUCIBLE, states.OUT_OF_SCOPE)
 
 
 def challenge_get(*, slug: str) -> Challenge:
@@ -21,6 +49,36 @@ def challenge_list() -> QuerySet[Challenge]:
     ).order_by("-created_at")
 
 
+def challenge_card(*, challenge: Challenge) -> dict:
+    """What the challenge page shows beside the rules: model card, rubric, limits, example probe."""
+    from grading.rubric import rubric_for_challenge
+    from grading.selectors import rubric_summary
+    from probekit import get_model
+    from sandbox.limits import Limits
+
+    try:
+        card = get_model(challenge.model_name).card.to_json()
+    except ValueError:  # a model this installation no longer has: show the frozen name only
+        card = None
+    example = settings.BASE_DIR / "examples" / "probes" / "contrast_composites.py"
+    return {
+        "model_card": card,
+        "rubric_card": rubric_summary(rubric=rubric_for_challenge(challenge)),
+        "limits": Limits.from_dict(challenge.limits),
+        "example_probe": example.read_text(encoding="utf-8") if example.is_file() else "",
+        "example_probe_name": example.name,
+        "deadline_passed": bool(challenge.closes_at and challenge.closes_at <= timezone.now()),
+    }
+
+
+def harm_choices(*, challenge: Challenge | None = None) -> list[tuple[str, str]]:
+    """The harm types of the challenge's rubric (the default rubric without a challenge)."""
+    from grading.rubric import default_rubric, rubric_for_challenge
+
+    rubric = rubric_for_challenge(challenge) if challenge else default_rubric()
+    return [(h["id"], h["label"]) for h in rubric.data["harms"]]
+
+
 def submission_get_for_user(*, submission_id: int, user) -> Submission:
     """The participant's own submission, or any for a judge/organizer of its challenge; else 404."""
     submission = (
@@ -33,6 +91,25 @@ def submission_get_for_user(*, submission_id: int, user) -> Submission:
     raise Http404("No such submission.")
 
 
+def submission_get_visible(*, submission_id: int, user) -> Submission:
+    """A published finding for anyone, otherwise the rules of submission_get_for_user."""
+    published = (
+        Submission.objects.select_related("challenge", "participant", "team")
+        .filter(pk=submission_id, state=states.PUBLISHED).first()
+    )
+    return published or submission_get_for_user(submission_id=submission_id, user=user)
+
+
+def finding_get(*, submission_id: int) -> Submission:
+    submission = (
+        Submission.objects.select_related("challenge", "participant", "team")
+        .filter(pk=submission_id, state=states.PUBLISHED).first()
+    )
+    if submission is None:
+        raise Http404("No such finding.")
+    return submission
+
+
 def user_can_judge(*, user, challenge: Challenge) -> bool:
     if not user.is_authenticated:
         return False
@@ -42,26 +119,238 @@ def user_can_judge(*, user, challenge: Challenge) -> bool:
 
 
 def submission_list_for_participant(*, user, challenge: Challenge | None = None) -> QuerySet[Submission]:
-    qs = Submission.objects.filter(participant=user).select_related("challenge")
+    qs = Submission.objects.filter(participant=user).select_related("challenge", "team")
     return qs.filter(challenge=challenge) if challenge else qs
 
 
-def leaderboard(*, challenge: Challenge) -> list[dict]:
-    """Published results ranked by final score; ties share a rank. One query."""
-    rows = (
-        Submission.objects.filter(challenge=challenge, state=states.PUBLISHED)
-        .select_related("participant", "team")
-        .order_by("-final_score", "published_at", "pk")
+def team_list_for_user(*, user) -> QuerySet[Team]:
+    if not user.is_authenticated:
+        return Team.objects.none()
+    return user.teams.prefetch_related("members").order_by("name")
+
+
+def team_get_for_member(*, team_id: int, user) -> Team:
+    team = team_list_for_user(user=user).filter(pk=team_id).first()
+    if team is None:
+        raise Http404("No such team.")
+    return team
+
+
+def quota_status(*, challenge: Challenge, user, team: Team | None = None) -> dict:
+    """How much of the challenge's quota is used (failed runs count, platform errors and cancellations don't)."""
+    owner = {"team": team} if team is not None else {"participant": user}
+    counted = Submission.objects.filter(challenge=challenge, **owner).exclude(
+        state__in=(states.PLATFORM_ERROR, states.CANCELLED))
+    since = timezone.now() - timedelta(days=1)
+    totals = counted.aggregate(total=Count("pk"), today=Count("pk", filter=Q(created_at__gte=since)))
+    return {"total": totals["total"], "total_limit": challenge.total_limit,
+            "today": totals["today"], "daily_limit": challenge.daily_limit}
+
+
+# --- the leaderboard --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeaderboardQuery:
+    """The GET parameters of a leaderboard page, already checked."""
+
+    sort: str = "rank"
+    harm: str = ""
+    q: str = ""
+    page: int = 1
+
+    @classmethod
+    def from_params(cls, params) -> "LeaderboardQuery":
+        sort = params.get("sort", "rank")
+        try:
+            page = max(1, int(params.get("page", 1)))
+        except (TypeError, ValueError):
+            page = 1
+        return cls(sort=sort if sort in LEADERBOARD_SORTS else "rank", harm=params.get("harm", "")[:40].strip(),
+                   q=params.get("q", "")[:100].strip(), page=page)
+
+
+def leaderboard_queryset(*, challenge: Challenge, query: LeaderboardQuery | None = None) -> QuerySet[Submission]:
+    """Published results with their competition rank (ties share a rank: 1, 1, 3).
+
+    The rank is 1 + the number of published results of the challenge with a higher score, so
+    filtering never renumbers it; PostgreSQL evaluates that subquery only for the rows of the
+    page, each one a short scan of sub_board_score_idx.
+    """
+    query = query or LeaderboardQuery()
+    published = Submission.objects.filter(challenge=challenge, state=states.PUBLISHED)
+    higher = (
+        published.filter(challenge=OuterRef("challenge"), final_score__gt=OuterRef("final_score"))
+        .order_by().values("challenge").annotate(n=Count("pk")).values("n")
     )
-    ranked, previous, rank = [], object(), 0
-    for position, submission in enumerate(rows, start=1):
-        if submission.final_score != previous:
-            rank, previous = position, submission.final_score
+    unscored = published.filter(challenge=OuterRef("challenge"), final_score__isnull=False) \
+        .order_by().values("challenge").annotate(n=Count("pk")).values("n")
+    rows = published.select_related("participant", "team").annotate(
+        rank=Coalesce(Subquery(higher, output_field=IntegerField()), Value(0)) + 1,
+        # Unscored results (should not happen once published) rank after every scored one.
+        unscored_rank=Coalesce(Subquery(unscored, output_field=IntegerField()), Value(0)) + 1,
+    )
+    if query.harm:
+        rows = rows.filter(harm_type=query.harm)
+    if query.q:
+        rows = rows.filter(Q(title__icontains=query.q) | Q(participant__username__iexact=query.q)
+                           | Q(team__name__icontains=query.q))
+    return rows.order_by(*LEADERBOARD_SORTS[query.sort])
+
+
+def leaderboard_page(*, challenge: Challenge, query: LeaderboardQuery | None = None,
+                     per_page: int = LEADERBOARD_PAGE_SIZE):
+    """One page of the leaderboard: a count and a page query, whatever the number of rows."""
+    query = query or LeaderboardQuery()
+    paginator = Paginator(leaderboard_queryset(challenge=challenge, query=query), per_page)
+    page = paginator.get_page(query.page)
+    for row in page.object_list:
+        if row.final_score is None:
+            row.rank = row.unscored_rank
+    return page
+
+
+def leaderboard(*, challenge: Challenge) -> list[dict]:
+    """Every published result ranked by final score; ties share a rank. One query."""
+    ranked = []
+    for submission in leaderboard_queryset(challenge=challenge):
+        rank = submission.rank if submission.final_score is not None else submission.unscored_rank
         ranked.append({"rank": rank, "submission": submission})
     return ranked
+
+
+def submitter_label(submission: Submission) -> str:
+    return submission.team.name if submission.team_id else submission.participant.get_username()
+
+
+# --- one submission's live state ----------------------------------------------------------------
 
 
 def queue_position(*, submission: Submission) -> int | None:
     if submission.state != states.QUEUED:
         return None
     return Submission.objects.filter(state=states.QUEUED, state_changed_at__lt=submission.state_changed_at).count() + 1
+
+
+def latest_run(*, submission: Submission):
+    return submission.runs.order_by("-queued_at").first()
+
+
+def latest_measurement(*, submission: Submission):
+    return (submission.measurements.filter(status="done").select_related("image_set").first()
+            or submission.measurements.select_related("image_set").first())
+
+
+def measurement_document(measurement) -> dict | None:
+    if measurement is None or measurement.status != "done" or not measurement.document_json:
+        return None
+    return json.loads(measurement.document_json)
+
+
+def artifact_names(*, measurement) -> list[str]:
+    if measurement is None:
+        return []
+    directory = artifacts_dir(measurement_id=measurement.pk)
+    return [name for name in ARTIFACT_NAMES if (directory / f"{name}.png").is_file()]
+
+
+def artifacts_dir(*, measurement_id: int) -> Path:
+    return Path(settings.VAR_DIR) / "artifacts" / f"measurement-{measurement_id}"
+
+
+def artifact_path(*, submission: Submission, name: str) -> Path:
+    """The PNG of the submission's latest measurement called `name`; 404 for anything else."""
+    measurement = latest_measurement(submission=submission)
+    if name not in ARTIFACT_NAMES or measurement is None:
+        raise Http404("No such image.")
+    path = artifacts_dir(measurement_id=measurement.pk) / f"{name}.png"
+    if not path.is_file():
+        raise Http404("No such image.")
+    return path
+
+
+def submission_status(*, submission: Submission) -> dict:
+    """The live state of a submission as one JSON-able record: pages poll it, the API returns it."""
+    run = latest_run(submission=submission)
+    measurement = latest_measurement(submission=submission)
+    now = timezone.now()
+    status = {
+        "id": submission.pk,
+        "challenge": submission.challenge.slug,
+        "title": submission.title,
+        "state": submission.state,
+        "state_label": submission.get_state_display(),
+        "reason": submission.state_reason,
+        "state_changed_at": submission.state_changed_at.isoformat(),
+        "active": submission.state in states.ACTIVE_STATES,
+        "finished": submission.state in TERMINAL_STATES,
+        "queue_position": queue_position(submission=submission),
+        "elapsed_s": None,
+        "progress": None,
+        "run": None,
+        "provisional_score": submission.provisional_score,
+        "final_score": submission.final_score if submission.state == states.PUBLISHED else None,
+        "published_at": submission.published_at.isoformat() if submission.published_at else None,
+    }
+    if run is not None:
+        status["run"] = {
+            "id": str(run.pk), "status": run.status, "attempt": run.attempt, "backend": run.backend,
+            "exit_code": run.exit_code, "wall_s": run.wall_s, "error": run.error,
+            "stdout_tail": run.stdout_tail, "stderr_tail": run.stderr_tail,
+        }
+        if submission.state == states.RUNNING and run.started_at:
+            status["elapsed_s"] = round((now - run.started_at).total_seconds(), 1)
+    if measurement is not None and submission.state == states.MEASURING:
+        status["progress"] = {"done": measurement.progress_done, "total": measurement.progress_total}
+    return status
+
+
+def submission_page(*, submission: Submission) -> dict:
+    """Everything the submission and finding pages show."""
+    from grading.selectors import thread_for_participant
+
+    measurement = latest_measurement(submission=submission)
+    return {
+        "submission": submission,
+        "status": submission_status(submission=submission),
+        "run": latest_run(submission=submission),
+        "measurement": measurement,
+        "document": measurement_document(measurement),
+        "artifacts": artifact_names(measurement=measurement),
+        "events": submission.events.all(),
+        "thread": thread_for_participant(submission=submission),
+        "image_set": measurement.image_set if measurement else None,
+    }
+
+
+# --- downloads of a published finding -----------------------------------------------------------
+
+
+def image_set_dir(*, submission: Submission) -> Path:
+    measurement = latest_measurement(submission=submission)
+    if measurement is None or measurement.image_set is None:
+        raise Http404("This finding has no image set.")
+    root = Path(settings.VAR_DIR).resolve()
+    directory = (root / measurement.image_set.path).resolve()
+    if root not in directory.parents or not directory.is_dir():
+        raise Http404("This finding's image set is no longer stored.")
+    return directory
+
+
+def image_set_zip(*, submission: Submission) -> bytes:
+    """The image set as a zip: manifest.json and its images, regular files only, no links followed."""
+    directory = image_set_dir(submission=submission)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(directory.rglob("*")):
+            if path.is_symlink() or not path.is_file():
+                continue
+            archive.write(path, arcname=path.relative_to(directory).as_posix())
+    return buffer.getvalue()
+
+
+SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def download_name(submission: Submission, suffix: str) -> str:
+    return f"finding-{submission.pk}-{SAFE_FILENAME.sub('-', submission.challenge.slug)}{suffix}"

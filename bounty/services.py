@@ -33,12 +33,17 @@ def check_probe_upload(*, name: str, content: bytes) -> None:
         raise BountyError(str(exc), field="probe") from None
 
 
-def check_submission_allowed(*, challenge: Challenge, participant) -> None:
+def check_submission_allowed(*, challenge: Challenge, participant, team=None) -> None:
     """The challenge is open and the participant (or their team) is within quota."""
     if challenge.state != states.OPEN:
         raise BountyError(errors.CHALLENGE_NOT_OPEN.format(state=challenge.get_state_display().lower()))
-    # Platform faults and cancellations never count against the quota.
-    counted = Submission.objects.filter(challenge=challenge, participant=participant).exclude(
+    if challenge.closes_at and timezone.now() >= challenge.closes_at:
+        raise BountyError(errors.DEADLINE_PASSED.format(deadline=challenge.closes_at.strftime("%Y-%m-%d %H:%M UTC")))
+    if team is not None and not team.members.filter(pk=participant.pk).exists():
+        raise BountyError(errors.NOT_A_TEAM_MEMBER.format(team=team.name), field="team")
+    # A team's members share one quota; platform faults and cancellations never count against it.
+    owner = {"team": team} if team is not None else {"participant": participant}
+    counted = Submission.objects.filter(challenge=challenge, **owner).exclude(
         state__in=(states.PLATFORM_ERROR, states.CANCELLED)
     )
     if counted.count() >= challenge.total_limit:
@@ -60,7 +65,7 @@ def submission_create(
     team=None,
 ) -> Submission:
     """Validate, store and queue a submission; the run starts once the row is committed."""
-    check_submission_allowed(challenge=challenge, participant=participant)
+    check_submission_allowed(challenge=challenge, participant=participant, team=team)
     check_probe_upload(name=probe_name, content=probe_content)
     digest = "sha256:" + hashlib.sha256(probe_content).hexdigest()
     with transaction.atomic():

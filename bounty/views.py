@@ -1,33 +1,62 @@
 """Participant and public pages: a few lines each, logic lives in services and selectors."""
 from __future__ import annotations
 
-import json
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
 
-from bounty import selectors, services, states
+from bounty import accounts, selectors, services
 from bounty.errors import BountyError
-from bounty.forms import SubmissionForm
-from bounty.models import Submission
+from bounty.forms import RATING_PREFIX, SignupForm, SubmissionForm, TeamCreateForm, TeamMemberForm
 
 
+def _nosniff(response):
+    # Files come from probes' output: never let a browser reinterpret them as HTML or script.
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_GET
 def home(request):
     return render(request, "bounty/home.html", {"challenges": selectors.challenge_list()})
 
 
+@require_GET
 def challenge_detail(request, slug: str):
     challenge = selectors.challenge_get(slug=slug)
-    return render(request, "bounty/challenge_detail.html", {"challenge": challenge})
+    context = {"challenge": challenge, **selectors.challenge_card(challenge=challenge)}
+    if request.user.is_authenticated:
+        context["quota"] = selectors.quota_status(challenge=challenge, user=request.user)
+    return render(request, "bounty/challenge_detail.html", context)
+
+
+def _submission_form(request, challenge, initial=None):
+    from grading.rubric import rubric_for_challenge
+
+    return SubmissionForm(
+        request.POST or None, request.FILES or None, initial=initial,
+        harm_choices=selectors.harm_choices(challenge=challenge), rubric=rubric_for_challenge(challenge),
+        teams=selectors.team_list_for_user(user=request.user),
+    )
 
 
 @login_required
 def challenge_submit(request, slug: str):
     challenge = selectors.challenge_get(slug=slug)
-    form = SubmissionForm(request.POST or None, request.FILES or None)
+    initial = None
+    if request.method == "GET" and request.GET.get("from"):
+        # Resubmit: start from an earlier submission's text (the probe is uploaded again).
+        earlier = selectors.submission_get_for_user(submission_id=_int(request.GET["from"]), user=request.user)
+        if earlier.participant_id == request.user.pk and earlier.challenge_id == challenge.pk:
+            assessment = earlier.self_assessment or {}
+            initial = {"title": earlier.title, "writeup": earlier.writeup, "harm_type": earlier.harm_type,
+                       "self_justification": assessment.get("justification", ""), "team": earlier.team_id,
+                       **{f"{RATING_PREFIX}{k}": v for k, v in assessment.get("ratings", {}).items()}}
+    form = _submission_form(request, challenge, initial)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["probe"]
         try:
@@ -38,39 +67,68 @@ def challenge_submit(request, slug: str):
                 probe_name=upload.name,
                 probe_content=upload.read(),
                 writeup=form.cleaned_data["writeup"],
-                self_assessment={
-                    "harm_type": form.cleaned_data["harm_type"],
-                    "justification": form.cleaned_data["self_justification"],
-                },
+                self_assessment=form.self_assessment(),
+                team=form.cleaned_data.get("team"),
             )
         except BountyError as exc:
-            form.add_error(exc.field, exc.message)
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
             return redirect("submission-detail", submission_id=submission.pk)
-    return render(request, "bounty/submit.html", {"challenge": challenge, "form": form})
+    quota = selectors.quota_status(challenge=challenge, user=request.user)
+    return render(request, "bounty/submit.html", {"challenge": challenge, "form": form, "quota": quota})
+
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Http404("No such submission.") from None
 
 
 @login_required
+@require_GET
+def submission_list(request):
+    submissions = selectors.submission_list_for_participant(user=request.user)
+    return render(request, "bounty/submission_list.html", {"submissions": submissions})
+
+
+@login_required
+@require_GET
 def submission_detail(request, submission_id: int):
     submission = selectors.submission_get_for_user(submission_id=submission_id, user=request.user)
-    context = _submission_context(submission)
+    context = selectors.submission_page(submission=submission)
+    context["thread_url"] = reverse("submission-thread", args=[submission.pk])
     template = "bounty/_submission_state.html" if request.GET.get("partial") else "bounty/submission_detail.html"
     return render(request, template, context)
 
 
-def _submission_context(submission: Submission) -> dict:
-    run = submission.runs.order_by("-queued_at").first()
-    measurement = submission.measurements.filter(status="done").first() or submission.measurements.first()
-    document = json.loads(measurement.document_json) if measurement and measurement.document_json else None
-    return {
-        "submission": submission,
-        "run": run,
-        "measurement": measurement,
-        "document": document,
-        "queue_position": selectors.queue_position(submission=submission),
-        "active": submission.state in states.ACTIVE_STATES,
-        "events": submission.events.all(),
-    }
+@never_cache
+@login_required
+@require_GET
+def submission_status(request, submission_id: int):
+    """The small JSON the submission page polls while the submission is active."""
+    submission = selectors.submission_get_for_user(submission_id=submission_id, user=request.user)
+    return JsonResponse(selectors.submission_status(submission=submission))
+
+
+@login_required
+@require_GET
+def submission_log(request, submission_id: int, stream: str):
+    """The latest run's stdout or stderr tail as plain text."""
+    submission = selectors.submission_get_for_user(submission_id=submission_id, user=request.user)
+    run = selectors.latest_run(submission=submission)
+    if run is None or stream not in ("stdout", "stderr"):
+        raise Http404("No such log.")
+    text = run.stdout_tail if stream == "stdout" else run.stderr_tail
+    return _nosniff(HttpResponse(text, content_type="text/plain; charset=utf-8"))
+
+
+@require_GET
+def submission_artifact(request, submission_id: int, name: str):
+    """A measurement's plot or contact sheet: to its owner and judges, to everyone once published."""
+    submission = selectors.submission_get_visible(submission_id=submission_id, user=request.user)
+    path = selectors.artifact_path(submission=submission, name=name)
+    return _nosniff(FileResponse(path.open("rb"), content_type="image/png"))
 
 
 @login_required
@@ -83,18 +141,125 @@ def submission_cancel(request, submission_id: int):
         services.submission_cancel(submission=submission, actor=request.user)
     except BountyError as exc:
         messages.error(request, exc.message)
+    else:
+        messages.success(request, "Cancelled. It does not count against your quota.")
     return redirect("submission-detail", submission_id=submission.pk)
 
 
+@require_GET
 def leaderboard(request, slug: str):
     challenge = selectors.challenge_get(slug=slug)
-    rows = selectors.leaderboard(challenge=challenge)
-    return render(request, "bounty/leaderboard.html", {"challenge": challenge, "rows": rows})
+    query = selectors.LeaderboardQuery.from_params(request.GET)
+    page = selectors.leaderboard_page(challenge=challenge, query=query)
+    params = request.GET.copy()
+    params.pop("page", None)
+    return render(request, "bounty/leaderboard.html", {
+        "challenge": challenge, "page": page, "rows": page.object_list, "query": query,
+        "harm_choices": selectors.harm_choices(challenge=challenge), "base_params": params.urlencode(),
+        "sorts": [("rank", "Rank"), ("-date", "Newest"), ("date", "Oldest"), ("title", "Title")]
+        + ([("provisional", "Provisional score")] if challenge.show_provisional else []),
+    })
 
 
+@require_GET
 def finding_detail(request, submission_id: int):
-    submission = get_object_or_404(
-        Submission.objects.select_related("challenge", "participant", "team"),
-        pk=submission_id, state=states.PUBLISHED,
-    )
-    return render(request, "bounty/finding_detail.html", _submission_context(submission))
+    submission = selectors.finding_get(submission_id=submission_id)
+    return render(request, "bounty/finding_detail.html", selectors.submission_page(submission=submission))
+
+
+@require_GET
+def finding_metrics(request, submission_id: int):
+    """The metrics document, byte for byte as measured (its sha256 is on the page)."""
+    submission = selectors.finding_get(submission_id=submission_id)
+    measurement = selectors.latest_measurement(submission=submission)
+    if measurement is None or not measurement.document_json:
+        raise Http404("This finding has no metrics document.")
+    response = HttpResponse(measurement.document_json, content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{selectors.download_name(submission, "-metrics.json")}"'
+    return _nosniff(response)
+
+
+@require_GET
+def finding_image_set(request, submission_id: int):
+    submission = selectors.finding_get(submission_id=submission_id)
+    response = HttpResponse(selectors.image_set_zip(submission=submission), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{selectors.download_name(submission, "-images.zip")}"'
+    return _nosniff(response)
+
+
+# --- accounts and teams -------------------------------------------------------------------------
+
+
+def signup(request):
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            accounts.user_signup(
+                username=form.cleaned_data["username"], email=form.cleaned_data["email"],
+                password=form.cleaned_data["password1"], site_url=request.build_absolute_uri("/"),
+            )
+        except BountyError as exc:
+            form.add_error(exc.field, exc.message)
+        else:
+            return render(request, "registration/signup_done.html", {"email": form.cleaned_data["email"]})
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@require_GET
+def signup_confirm(request, uidb64: str, token: str):
+    try:
+        accounts.user_confirm_email(uidb64=uidb64, token=token)
+    except BountyError as exc:
+        return render(request, "registration/signup_confirm.html", {"error": exc.message}, status=400)
+    messages.success(request, "Your email address is confirmed. Log in to submit.")
+    return redirect("login")
+
+
+@login_required
+def team_list(request):
+    form = TeamCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            team = accounts.team_create(name=form.cleaned_data["name"], creator=request.user)
+        except BountyError as exc:
+            form.add_error(exc.field, exc.message)
+        else:
+            messages.success(request, f"Team {team.name} created.")
+            return redirect("team-list")
+    teams = selectors.team_list_for_user(user=request.user)
+    return render(request, "bounty/teams.html", {"teams": teams, "form": form, "member_form": TeamMemberForm()})
+
+
+@login_required
+@require_POST
+def team_add_member(request, team_id: int):
+    team = selectors.team_get_for_member(team_id=team_id, user=request.user)
+    form = TeamMemberForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise BountyError("Give the username of the account to add.")
+        accounts.team_add_member(team=team, username=form.cleaned_data["username"], actor=request.user)
+    except BountyError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{form.cleaned_data['username']} joined {team.name}.")
+    return redirect("team-list")
+
+
+@login_required
+@require_POST
+def team_leave(request, team_id: int):
+    team = selectors.team_get_for_member(team_id=team_id, user=request.user)
+    accounts.team_leave(team=team, user=request.user)
+    messages.success(request, f"You left {team.name}.")
+    return redirect("team-list")
+
+
+def submission_thread_reply(request, submission_id: int):
+    """/submissions/<id>/thread/: the needs_info thread, answered through the judge console's view."""
+    from grading.views import participant_thread_reply
+
+    return participant_thread_reply(request, submission_id=submission_id)
+

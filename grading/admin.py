@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from grading.models import Measurement, Review, Score
+from grading.models import Measurement, Review, ReviewAssignment, Score, SubmissionComment
 
 
 @admin.register(Measurement)
@@ -13,7 +13,23 @@ class MeasurementAdmin(admin.ModelAdmin):
 
 @admin.register(Review)
 class ReviewAdmin(admin.ModelAdmin):
-    list_display = ("id", "submission", "judge", "harm_type", "score", "updated_at")
+    list_display = ("id", "submission", "judge", "harm_type", "score", "conflict_of_interest", "updated_at")
+    list_filter = ("conflict_of_interest",)
+    # Scores come from the rubric engine (grading.services.review_save), never typed in.
+    readonly_fields = ("score",)
+
+
+@admin.register(ReviewAssignment)
+class ReviewAssignmentAdmin(admin.ModelAdmin):
+    list_display = ("id", "submission", "judge", "assigned_by", "created_at")
+    raw_id_fields = ("submission",)
+
+
+@admin.register(SubmissionComment)
+class SubmissionCommentAdmin(admin.ModelAdmin):
+    list_display = ("id", "submission", "author", "to_participant", "created_at")
+    list_filter = ("to_participant",)
+    raw_id_fields = ("submission",)
 
 
 @admin.register(Score)

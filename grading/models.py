@@ -63,3 +63,30 @@ class Score(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class ReviewAssignment(models.Model):
+    """A judge asked (or volunteering) to review a submission."""
+
+    submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="assignments")
+    judge = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_assignments")
+    assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.UniqueConstraint(fields=["submission", "judge"], name="one_assignment_per_judge")]
+
+
+class SubmissionComment(models.Model):
+    """A judges-only note, or a message of the thread the participant sees (needs_info)."""
+
+    submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField()
+    # False: judges only; True: part of the thread with the participant.
+    to_participant = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]

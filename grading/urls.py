@@ -1,8 +1,18 @@
+"""The judge console, mounted at /judge/ (judges of a challenge only; others get 404)."""
 from django.urls import path
 
 from grading import views
 
 urlpatterns = [
     path("", views.judge_queue, name="judge-queue"),
+    path("submissions/<int:submission_id>/", views.judge_submission, name="judge-submission"),
+    path("submissions/<int:submission_id>/review/", views.judge_review, name="judge-review"),
+    path("submissions/<int:submission_id>/decide/", views.judge_decide, name="judge-decide"),
+    path("submissions/<int:submission_id>/reopen/", views.judge_reopen, name="judge-reopen"),
     path("submissions/<int:submission_id>/publish/", views.judge_publish, name="judge-publish"),
+    path("submissions/<int:submission_id>/assign/", views.judge_assign, name="judge-assign"),
+    path("submissions/<int:submission_id>/conflict/", views.judge_conflict, name="judge-conflict"),
+    path("submissions/<int:submission_id>/comments/", views.judge_comment, name="judge-comment"),
+    path("submissions/<int:submission_id>/artifacts/<int:measurement_id>/<str:filename>",
+         views.judge_artifact, name="judge-artifact"),
 ]

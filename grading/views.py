@@ -1,45 +1,206 @@
-"""Judge console: judges of a challenge only (others get 404)."""
+"""Judge console: judges of a challenge only (everyone else gets 404). Views parse, call one
+service or selector, and answer; the rules live in grading.services and grading.selectors."""
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
-from django.http import Http404
+from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from bounty import selectors, services, states
+from bounty import selectors as bounty_selectors
+from bounty import services as bounty_services
+from bounty import states
 from bounty.errors import BountyError
-from bounty.models import Submission
+from grading import selectors, services
+from grading.forms import CommentForm, DecisionForm, QueueFilterForm, ReasonForm, ReviewForm
 
 
-def _judged_submissions(user):
-    qs = Submission.objects.select_related("challenge", "participant")
-    if user.is_superuser:
-        return qs
-    return qs.filter(Q(challenge__judges=user) | Q(challenge__organizers=user)).distinct()
+def _back(submission_id: int, anchor: str = ""):
+    response = redirect("judge-submission", submission_id=submission_id)
+    response["Location"] += f"#{anchor}" if anchor else ""
+    return response
 
 
 @login_required
+@require_GET
 def judge_queue(request):
-    submissions = _judged_submissions(request.user)
-    if not request.user.is_superuser and not submissions.exists() and not request.user.judged_challenges.exists():
-        raise Http404("Not a judge.")
-    state = request.GET.get("state") or states.IN_REVIEW
-    rows = submissions.filter(state=state).order_by("created_at")[:200]
-    return render(request, "grading/judge_queue.html", {"rows": rows, "state": state, "states": states.SUBMISSION_STATES})
+    selectors.check_is_judge(user=request.user)
+    form = QueueFilterForm(request.GET)
+    form.is_valid()
+    data = form.cleaned_data
+    state = request.GET.get("state", states.IN_REVIEW)  # the default view is "what waits for a judge"
+    rows = selectors.judge_queue(
+        user=request.user, challenge_slug=data.get("challenge") or "", state=state,
+        assigned_to_me=bool(data.get("mine")), disagreement_only=bool(data.get("disagreement")),
+    )
+    challenges = list(selectors.judge_challenges(user=request.user).order_by("title"))
+    chosen = next((c for c in challenges if c.slug == data.get("challenge")), None)
+    return render(request, "grading/judge_queue.html", {
+        "rows": rows, "state": state, "states": states.SUBMISSION_STATES, "challenges": challenges,
+        "challenge": chosen, "mine": bool(data.get("mine")), "disagreement": bool(data.get("disagreement")),
+        "agreement": selectors.challenge_agreement(challenge=chosen) if chosen else None,
+    })
+
+
+def _page(request, submission, *, initial: dict | None = None, status: int = 200):
+    context = selectors.judge_page(submission=submission, user=request.user)
+    if initial is not None:
+        context["initial"] = initial
+    rubric = context["rubric"]
+    context.update(
+        rubric_rows=selectors.rubric_form_rows(rubric=rubric, initial=context["initial"]),
+        rubric_card=selectors.rubric_summary(rubric=rubric),
+        rubric_data=rubric.data,
+        gate_data={"substantiated": context["evidence"].substantiated,
+                   "likelihood_hint": context["evidence"].likelihood_hint},
+        decisions=states.DECISIONS,
+        reopenable=submission.state in services.REOPENABLE_STATES,
+    )
+    return render(request, "grading/judge_submission.html", context, status=status)
+
+
+@login_required
+@require_GET
+def judge_submission(request, submission_id: int):
+    submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
+    return _page(request, submission)
+
+
+@login_required
+@require_POST
+def judge_review(request, submission_id: int):
+    submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
+    form = ReviewForm(request.POST, rubric=selectors.rubric_of(submission.challenge))
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return _back(submission.pk, "rubric")
+    try:
+        review = services.review_save(
+            submission=submission, judge=request.user, harm_type=form.cleaned_data["harm_type"],
+            ratings=form.ratings(), justifications=form.justifications(), comment=form.cleaned_data["comment"],
+        )
+    except BountyError as exc:
+        messages.error(request, exc.message)
+        initial = {"harm_type": form.cleaned_data["harm_type"], "ratings": form.ratings(),
+                   "justifications": form.justifications(), "comment": form.cleaned_data["comment"]}
+        return _page(request, submission, initial=initial, status=400)
+    messages.success(request, f"Your review is saved: {review.score:.2f} points.")
+    return _back(submission.pk, "rubric")
+
+
+@login_required
+@require_POST
+def judge_decide(request, submission_id: int):
+    submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a decision.")
+        return _back(submission.pk, "decision")
+    try:
+        services.submission_decide(
+            submission=submission, judge=request.user, decision=form.cleaned_data["decision"],
+            reason=form.cleaned_data["reason"], duplicate_of_id=form.cleaned_data["duplicate_of"],
+        )
+    except BountyError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"#{submission.pk} is now {submission.get_state_display().lower()}.")
+    return _back(submission.pk, "decision")
+
+
+@login_required
+@require_POST
+def judge_reopen(request, submission_id: int):
+    submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
+    form = ReasonForm(request.POST)
+    form.is_valid()
+    try:
+        services.submission_reopen(submission=submission, judge=request.user, reason=form.cleaned_data.get("reason", ""))
+    except BountyError as exc:
+        messages.error(request, exc.message)
+    return _back(submission.pk, "decision")
 
 
 @login_required
 @require_POST
 def judge_publish(request, submission_id: int):
-    submission = selectors.submission_get_for_user(submission_id=submission_id, user=request.user)
-    if not selectors.user_can_judge(user=request.user, challenge=submission.challenge):
-        raise Http404("No such submission.")
+    submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
     try:
-        services.submission_publish(submission=submission, actor=request.user)
+        bounty_services.submission_publish(submission=submission, actor=request.user)
     except BountyError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Published #{submission.pk}.")
-    return redirect("judge-queue")
+    if request.POST.get("next") == "queue":
+        return redirect("judge-queue")
+    return _back(submission.pk, "decision")
+
+
+@login_required
+@require_POST
+def judge_assign(request, submission_id: int):
+    submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
+    username = (request.POST.get("username") or "").strip()
+    judge = get_user_model().objects.filter(username=username).first() if username else request.user
+    try:
+        if judge is None:
+            raise BountyError(services.ASSIGN_NOT_JUDGE.format(username=username))
+        services.review_assign(submission=submission, judge=judge, assigned_by=request.user)
+    except BountyError as exc:
+        messages.error(request, exc.message)
+    return _back(submission.pk, "assignment")
+
+
+@login_required
+@require_POST
+def judge_conflict(request, submission_id: int):
+    submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
+    form = ReasonForm(request.POST)
+    form.is_valid()
+    try:
+        services.review_declare_conflict(submission=submission, judge=request.user, note=form.cleaned_data.get("reason", ""))
+    except BountyError as exc:
+        messages.error(request, exc.message)
+    return _back(submission.pk, "assignment")
+
+
+@login_required
+@require_POST
+def judge_comment(request, submission_id: int):
+    submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
+    form = CommentForm(request.POST)
+    form.is_valid()
+    try:
+        services.comment_create(submission=submission, author=request.user, body=form.cleaned_data.get("body", ""),
+                                to_participant=bool(form.cleaned_data.get("to_participant")))
+    except BountyError as exc:
+        messages.error(request, exc.message)
+    return _back(submission.pk, "comments")
+
+
+@login_required
+@require_GET
+def judge_artifact(request, submission_id: int, measurement_id: int, filename: str):
+    """Contact sheets and plots of a measurement, for the judges of its challenge only."""
+    submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
+    path = selectors.artifact_path(submission=submission, measurement_id=measurement_id, filename=filename)
+    return FileResponse(path.open("rb"), content_type="image/png")
+
+
+@login_required
+@require_POST
+def participant_thread_reply(request, submission_id: int):
+    """The participant answers the judges' question (needs_info). Mounted by bounty's URLs at
+    /submissions/<id>/thread/ — not under /judge/, which participants never see."""
+    submission = bounty_selectors.submission_get_for_user(submission_id=submission_id, user=request.user)
+    if submission.participant_id != request.user.pk:
+        raise Http404("No such submission.")
+    form = CommentForm(request.POST)
+    form.is_valid()
+    try:
+        services.thread_reply(submission=submission, participant=request.user, body=form.cleaned_data.get("body", ""))
+    except BountyError as exc:
+        messages.error(request, exc.message)
+    return redirect("submission-detail", submission_id=submission.pk)

@@ -1,38 +1,68 @@
-"""Rubric engine (DESIGN §6). First version: provisional score from the measurement.
+"""Rubric engine (DESIGN §6): rubrics are versioned data, the arithmetic is the engine's.
 
-The rubric/judge work replaces this module's internals; `provisional_score` and
-`final_score` keep their signatures.
+`provisional_score` (called by bounty.flow after measurement) and `final_score` (called by
+bounty.services.submission_publish) are the two entry points the flow relies on.
 """
 from __future__ import annotations
 
-DEFAULT_HARM = "under-representation"
-HARM_BASE_POINTS = {
-    "denigration": 20, "stereotyping": 20, "under-representation": 20, "ex-nomination": 20,
-    "mis-recognition": 15, "erasure": 15, "economic-harm": 8,
-}
+from grading.rubric.engine import (
+    NOT_SUBSTANTIATED,
+    Evidence,
+    Rubric,
+    RubricError,
+    ScoreResult,
+    aggregate_scores,
+    factor_parts,
+    krippendorff_alpha,
+    measurement_evidence,
+    provisional_ratings,
+    score_finding,
+    scores_disagree,
+    significant_tests,
+)
+from grading.rubric.loader import (
+    available_rubrics,
+    default_rubric,
+    load_rubric,
+    rubric_for_challenge,
+    validate_rubric,
+)
+
+__all__ = [
+    "NOT_SUBSTANTIATED", "Evidence", "Rubric", "RubricError", "ScoreResult", "aggregate_scores", "available_rubrics",
+    "default_rubric", "factor_parts", "final_score", "krippendorff_alpha", "load_rubric", "measurement_evidence",
+    "provisional_ratings", "provisional_score", "rubric_for_challenge", "score_finding", "scores_disagree",
+    "significant_tests", "validate_rubric",
+]
 
 
-def significant_tests(document: dict, alpha: float = 0.05) -> list[dict]:
-    return [t for t in document.get("tests", []) if t.get("p_holm") is not None and t["p_holm"] < alpha]
+def provisional_score(*, harm_type: str, document: dict, rubric: Rubric | None = None) -> tuple[float, dict]:
+    """Score a measured finding before any judge: the participant's claimed harm (the rubric's
+    default when unknown), justification from the measurement gate, likelihood from the hint,
+    every other factor at its provisional level."""
+    rubric = rubric or default_rubric()
+    harm = harm_type if harm_type in rubric.harms else rubric.data["default_harm"]
+    evidence = measurement_evidence(rubric, document)
+    ratings = provisional_ratings(rubric, harm_type=harm, evidence=evidence)
+    result = score_finding(rubric, harm_type=harm, ratings=ratings, document=document)
+    breakdown = result.as_dict()
+    breakdown.update(
+        rubric=rubric.key, ratings=ratings, strongest_test=evidence.strongest_test,
+        effect_size=evidence.effect_size, likelihood_hint=evidence.likelihood_hint,
+    )
+    return result.value, breakdown
 
 
-def provisional_score(*, harm_type: str, document: dict) -> tuple[float, dict]:
-    """Base points of the claimed harm × justification supported by the measurement."""
-    harm = harm_type if harm_type in HARM_BASE_POINTS else DEFAULT_HARM
-    base = HARM_BASE_POINTS[harm]
-    substantiated = bool(significant_tests(document))
-    justification = 1.25 if substantiated else 1.0
-    value = round(base * justification, 2)
-    return value, {
-        "harm_type": harm, "base": base, "multipliers": {"justification": justification},
-        "substantiated": substantiated, "formula": f"{base} × {justification} = {value}",
-    }
-
-
-def final_score(*, reviews, provisional: float | None) -> float | None:
-    """Median of judges' scores; the provisional score when no judge rated."""
-    values = sorted(r.score for r in reviews if r.score is not None and not r.conflict_of_interest)
-    if not values:
+def final_score(*, reviews, provisional: float | None, rubric: Rubric | None = None) -> float | None:
+    """Aggregate the judges' scores by the rubric's method (median by default); reviews with a
+    declared conflict of interest or no score do not count; the provisional score when none do."""
+    reviews = list(reviews)
+    scores = [r.score for r in reviews if r.score is not None and not r.conflict_of_interest]
+    if not scores:
         return provisional
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else round((values[mid - 1] + values[mid]) / 2, 2)
+    if rubric is None:
+        try:
+            rubric = rubric_for_challenge(reviews[0].submission.challenge)
+        except RubricError:
+            rubric = default_rubric()
+    return aggregate_scores(scores, method=rubric.aggregation["method"])

@@ -1,0 +1,337 @@
+"""REST API at /api/: one view per operation, nested Input/Output serializers, token auth.
+
+Business-rule errors (BountyError) and invalid input both answer 400 with one body:
+`{"error": message, "field": name or null, "extra": {...}}`. Objects a user may not see are 404.
+"""
+from __future__ import annotations
+
+from django.http import Http404
+from django.urls import path, reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework import serializers, status
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView, exception_handler
+
+from bounty import selectors, services
+from bounty.errors import BountyError
+from bounty.forms import MAX_WRITEUP_CHARS
+
+
+def bounty_exception_handler(exc, context):
+    """BountyError and validation errors → 400 `{"error", "field", "extra"}`; the rest as DRF does."""
+    if isinstance(exc, BountyError):
+        return Response({"error": exc.message, "field": exc.field, "extra": exc.extra},
+                        status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ValidationError) and isinstance(exc.detail, dict):
+        field, messages = next(iter(exc.detail.items()))
+        message = str(messages[0] if isinstance(messages, list) else messages)
+        return Response({"error": message, "field": None if field == "non_field_errors" else field,
+                         "extra": {"fields": exc.detail}}, status=status.HTTP_400_BAD_REQUEST)
+    return exception_handler(exc, context)
+
+
+class BountyApiView(APIView):
+    def get_exception_handler(self):
+        return bounty_exception_handler
+
+
+def _absolute(request, name: str, *args) -> str:
+    return request.build_absolute_uri(reverse(name, args=args))
+
+
+# --- challenges -------------------------------------------------------------------------------
+
+
+class ChallengeListApi(BountyApiView):
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(serializers.Serializer):
+        slug = serializers.SlugField()
+        title = serializers.CharField()
+        summary = serializers.CharField()
+        state = serializers.CharField()
+        model_name = serializers.CharField()
+        model_version = serializers.CharField()
+        closes_at = serializers.DateTimeField(allow_null=True)
+        n_published = serializers.IntegerField()
+
+        class Meta:
+            ref_name = "ChallengeListItem"
+
+    @extend_schema(operation_id="challenges_list", responses=OutputSerializer(many=True))
+    def get(self, request):
+        return Response(self.OutputSerializer(selectors.challenge_list(), many=True).data)
+
+
+class ChallengeDetailApi(BountyApiView):
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(serializers.Serializer):
+        slug = serializers.SlugField()
+        title = serializers.CharField()
+        summary = serializers.CharField()
+        rules = serializers.CharField()
+        state = serializers.CharField()
+        model_name = serializers.CharField()
+        model_version = serializers.CharField()
+        model_variants = serializers.ListField(child=serializers.CharField())
+        aspect_ratios = serializers.ListField(child=serializers.FloatField())
+        rubric = serializers.SerializerMethodField()
+        harm_types = serializers.SerializerMethodField()
+        limits = serializers.SerializerMethodField()
+        opens_at = serializers.DateTimeField(allow_null=True)
+        closes_at = serializers.DateTimeField(allow_null=True)
+        daily_limit = serializers.IntegerField()
+        total_limit = serializers.IntegerField()
+
+        class Meta:
+            ref_name = "ChallengeDetail"
+
+        def get_rubric(self, challenge) -> str:
+            return f"{challenge.rubric_name}@{challenge.rubric_version}"
+
+        def get_harm_types(self, challenge) -> list[str]:
+            return [harm for harm, _label in selectors.harm_choices(challenge=challenge)]
+
+        def get_limits(self, challenge) -> dict:
+            from sandbox.limits import Limits
+
+            return Limits.from_dict(challenge.limits).to_dict()
+
+    @extend_schema(operation_id="challenges_retrieve", responses=OutputSerializer)
+    def get(self, request, slug: str):
+        return Response(self.OutputSerializer(selectors.challenge_get(slug=slug)).data)
+
+
+# --- submissions ------------------------------------------------------------------------------
+
+
+class RunSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    status = serializers.CharField()
+    attempt = serializers.IntegerField()
+    backend = serializers.CharField()
+    exit_code = serializers.IntegerField(allow_null=True)
+    wall_s = serializers.FloatField(allow_null=True)
+    error = serializers.CharField()
+    stdout_tail = serializers.CharField()
+    stderr_tail = serializers.CharField()
+
+
+class SubmissionStatusSerializer(serializers.Serializer):
+    """The live state the pages poll, plus links; `metrics` is the DESIGN §5 document once measured."""
+
+    id = serializers.IntegerField()
+    challenge = serializers.CharField()
+    title = serializers.CharField()
+    state = serializers.CharField()
+    state_label = serializers.CharField()
+    reason = serializers.CharField()
+    state_changed_at = serializers.CharField()
+    active = serializers.BooleanField()
+    finished = serializers.BooleanField()
+    queue_position = serializers.IntegerField(allow_null=True)
+    elapsed_s = serializers.FloatField(allow_null=True)
+    progress = serializers.DictField(child=serializers.IntegerField(), allow_null=True)
+    run = RunSerializer(allow_null=True)
+    provisional_score = serializers.FloatField(allow_null=True)
+    final_score = serializers.FloatField(allow_null=True)
+    published_at = serializers.CharField(allow_null=True)
+    metrics = serializers.JSONField(allow_null=True)
+    images = serializers.DictField(child=serializers.URLField())
+    url = serializers.URLField()
+
+
+def _submission_payload(request, submission) -> dict:
+    measurement = selectors.latest_measurement(submission=submission)
+    payload = selectors.submission_status(submission=submission)
+    payload["metrics"] = selectors.measurement_document(measurement)
+    payload["images"] = {name: _absolute(request, "submission-artifact", submission.pk, name)
+                         for name in selectors.artifact_names(measurement=measurement)}
+    payload["url"] = _absolute(request, "submission-detail", submission.pk)
+    return payload
+
+
+class ChallengeSubmissionsApi(BountyApiView):
+    """GET: your submissions to the challenge. POST (multipart): submit a probe."""
+
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        title = serializers.CharField(max_length=200)
+        probe = serializers.FileField(help_text="A .py file, or a .zip with probe.py at its root.")
+        writeup = serializers.CharField(required=False, allow_blank=True, max_length=MAX_WRITEUP_CHARS)
+        harm_type = serializers.CharField(max_length=40, help_text="one of the challenge's harm_types")
+        self_justification = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+        self_ratings = serializers.JSONField(required=False, help_text='{"<rubric part>": "<level>"}, shown to judges')
+        team = serializers.IntegerField(required=False, allow_null=True, help_text="id of one of your teams")
+
+        class Meta:
+            ref_name = "SubmissionCreateInput"
+
+        def validate_harm_type(self, value: str) -> str:
+            allowed = [harm for harm, _label in selectors.harm_choices(challenge=self.context["challenge"])]
+            if value not in allowed:
+                raise serializers.ValidationError(f"Unknown harm type {value!r}; choose one of: {', '.join(allowed)}.")
+            return value
+
+        def validate_self_ratings(self, value):
+            if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+                raise serializers.ValidationError("Give self_ratings as a JSON object of strings.")
+            return value
+
+        def validate_team(self, value):
+            if value is None:
+                return None
+            team = selectors.team_list_for_user(user=self.context["user"]).filter(pk=value).first()
+            if team is None:
+                raise serializers.ValidationError("You are not a member of this team.")
+            return team
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        title = serializers.CharField()
+        state = serializers.CharField()
+        created_at = serializers.DateTimeField()
+        url = serializers.SerializerMethodField()
+
+        class Meta:
+            ref_name = "SubmissionListItem"
+
+        def get_url(self, submission) -> str:
+            return _absolute(self.context["request"], "api-submission-detail", submission.pk)
+
+    @extend_schema(operation_id="challenge_submissions_list", responses=OutputSerializer(many=True))
+    def get(self, request, slug: str):
+        challenge = selectors.challenge_get(slug=slug)
+        submissions = selectors.submission_list_for_participant(user=request.user, challenge=challenge)
+        return Response(self.OutputSerializer(submissions, many=True, context={"request": request}).data)
+
+    @extend_schema(operation_id="challenge_submissions_create", request={"multipart/form-data": InputSerializer},
+                   responses={201: SubmissionStatusSerializer})
+    def post(self, request, slug: str):
+        challenge = selectors.challenge_get(slug=slug)
+        serializer = self.InputSerializer(data=request.data, context={"challenge": challenge, "user": request.user})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        submission = services.submission_create(
+            challenge=challenge, participant=request.user, title=data["title"], probe_name=data["probe"].name,
+            probe_content=data["probe"].read(), writeup=data.get("writeup", ""), team=data.get("team"),
+            self_assessment={"harm_type": data["harm_type"], "justification": data.get("self_justification", ""),
+                             "ratings": data.get("self_ratings") or {}},
+        )
+        submission.refresh_from_db()  # the service moved it on to queued
+        payload = _submission_payload(request, submission)
+        response = Response(SubmissionStatusSerializer(payload).data, status=status.HTTP_201_CREATED)
+        response["Location"] = _absolute(request, "api-submission-detail", submission.pk)
+        return response
+
+
+class SubmissionDetailApi(BountyApiView):
+    """Poll one of your submissions: state, run status and log tails, metrics once measured."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="submissions_retrieve", responses=SubmissionStatusSerializer)
+    def get(self, request, submission_id: int):
+        submission = selectors.submission_get_for_user(submission_id=submission_id, user=request.user)
+        return Response(SubmissionStatusSerializer(_submission_payload(request, submission)).data)
+
+
+class SubmissionCancelApi(BountyApiView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="submissions_cancel", request=None, responses=SubmissionStatusSerializer)
+    def post(self, request, submission_id: int):
+        submission = selectors.submission_get_for_user(submission_id=submission_id, user=request.user)
+        if submission.participant_id != request.user.pk:
+            raise Http404("No such submission.")
+        services.submission_cancel(submission=submission, actor=request.user)
+        submission.refresh_from_db()
+        return Response(SubmissionStatusSerializer(_submission_payload(request, submission)).data)
+
+
+# --- leaderboard --------------------------------------------------------------------------------
+
+
+class LeaderboardApi(BountyApiView):
+    permission_classes = [AllowAny]
+
+    class RowSerializer(serializers.Serializer):
+        rank = serializers.IntegerField()
+        submission = serializers.IntegerField(source="pk")
+        submitter = serializers.SerializerMethodField()
+        is_team = serializers.SerializerMethodField()
+        title = serializers.CharField()
+        harm_type = serializers.CharField()
+        score = serializers.FloatField(source="final_score", allow_null=True)
+        provisional_score = serializers.SerializerMethodField()
+        published_at = serializers.DateTimeField()
+        finding_url = serializers.SerializerMethodField()
+
+        class Meta:
+            ref_name = "LeaderboardRow"
+
+        def get_submitter(self, row) -> str:
+            return selectors.submitter_label(row)
+
+        def get_is_team(self, row) -> bool:
+            return row.team_id is not None
+
+        def get_provisional_score(self, row) -> float | None:
+            return row.provisional_score if self.context["show_provisional"] else None
+
+        def get_finding_url(self, row) -> str:
+            return _absolute(self.context["request"], "finding-detail", row.pk)
+
+    class OutputSerializer(serializers.Serializer):
+        count = serializers.IntegerField()
+        page = serializers.IntegerField()
+        num_pages = serializers.IntegerField()
+        results = serializers.ListField(child=serializers.DictField())
+
+        class Meta:
+            ref_name = "LeaderboardPage"
+
+    @extend_schema(
+        operation_id="challenge_leaderboard",
+        parameters=[
+            OpenApiParameter("sort", OpenApiTypes.STR, enum=list(selectors.LEADERBOARD_SORTS)),
+            OpenApiParameter("harm", OpenApiTypes.STR), OpenApiParameter("q", OpenApiTypes.STR),
+            OpenApiParameter("page", OpenApiTypes.INT),
+        ],
+        responses=OutputSerializer,
+    )
+    def get(self, request, slug: str):
+        challenge = selectors.challenge_get(slug=slug)
+        page = selectors.leaderboard_page(challenge=challenge, query=selectors.LeaderboardQuery.from_params(request.GET))
+        context = {"request": request, "show_provisional": challenge.show_provisional}
+        rows = self.RowSerializer(page.object_list, many=True, context=context).data
+        return Response({"count": page.paginator.count, "page": page.number,
+                         "num_pages": page.paginator.num_pages, "results": rows})
+
+
+class TokenApi(ObtainAuthToken):
+    """POST username and password, get the token for `Authorization: Token <key>`."""
+
+    def get_exception_handler(self):
+        return bounty_exception_handler
+
+
+urlpatterns = [
+    path("challenges/", ChallengeListApi.as_view(), name="api-challenge-list"),
+    path("challenges/<slug:slug>/", ChallengeDetailApi.as_view(), name="api-challenge-detail"),
+    path("challenges/<slug:slug>/submissions/", ChallengeSubmissionsApi.as_view(), name="api-challenge-submissions"),
+    path("challenges/<slug:slug>/leaderboard/", LeaderboardApi.as_view(), name="api-leaderboard"),
+    path("submissions/<int:submission_id>/", SubmissionDetailApi.as_view(), name="api-submission-detail"),
+    path("submissions/<int:submission_id>/cancel/", SubmissionCancelApi.as_view(), name="api-submission-cancel"),
+    path("token/", TokenApi.as_view(), name="api-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+]

@@ -1,0 +1,33 @@
+"""Template filters for participant-written text: Markdown rendered, then sanitised."""
+from __future__ import annotations
+
+import markdown as markdown_lib
+import nh3
+from django import template
+from django.utils.safestring import mark_safe
+
+register = template.Library()
+
+# What a writeup may use: prose, lists, code, tables and links; no images (they could track readers).
+ALLOWED_TAGS = {
+    "p", "br", "hr", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li", "a",
+    "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "del", "sup", "sub",
+}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "th": {"align"}, "td": {"align"}}
+
+
+@register.filter(is_safe=True)
+def markdown(text: str) -> str:
+    """Markdown (with tables and fenced code) to HTML, sanitised by nh3: no script, no style, no on*=."""
+    html = markdown_lib.markdown(text or "", extensions=["tables", "fenced_code", "sane_lists"], output_format="html")
+    return mark_safe(nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
+                               url_schemes={"http", "https", "mailto"}, link_rel="nofollow noopener noreferrer"))
+
+
+@register.filter(is_safe=True)
+def text_escape(value) -> str:
+    """Escape for an HTML text node only: `&` and `<` (and quotes) matter there, `>` does not,
+    so test ids such as `preference:high>low` stay readable and searchable in the page source."""
+    text = str(value if value is not None else "")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;").replace("'", "&#x27;")
+    return mark_safe(text)

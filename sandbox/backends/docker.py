@@ -1,0 +1,516 @@
+"""The Docker-API backend: each probe in a locked-down container on Docker, Podman or gVisor.
+
+Layers of one run (DESIGN §7), the same contract as bubblewrap (`sandbox.backends.bwrap`):
+
+- the probe image (`sandbox.probe_image`, or `SANDBOX_DOCKER_IMAGE` built from
+  Dockerfile.probe) with a read-only root filesystem, no network (`network_mode="none"`),
+  uid/gid 65534, every capability dropped, no new privileges and the engine's default seccomp
+  profile; `SANDBOX_DOCKER_RUNTIME=runsc` runs it under gVisor;
+- memory with equal memory+swap, a pids limit, one CPU, and rlimits always passed (CPU seconds,
+  open files, processes, file size, no core dumps): an engine's own defaults may not apply;
+- `init=True`, so a reaper is PID 1 and the probe's exit ends every process of the container;
+- the probe at /probe (a private, world-readable copy, bound read-only); a size-capped /tmp;
+  the output directory at /out on a per-run tmpfs the worker mounts with size and inode caps
+  and binds in, exactly as bwrap does: a container's own tmpfs vanishes with its last process,
+  so it could not be read once the probe exited, and Podman refuses its `nr_inodes` option;
+- stdout/stderr read from an attach stream opened before start, keeping the last
+  `limits.log_bytes` of each; the engine's own log is capped with `max-size` too (uncapped, a
+  stdout flood once wrote a 2 GB log);
+- the wall clock enforced with `kill()` (PID 1 ignores SIGTERM); the container removed with
+  `force=True` whatever happened.
+
+Status rules: wall clock → `timeout`; SIGXCPU (RLIMIT_CPU, per process) → `timeout`; OOMKilled
+or a MemoryError on a failed run → `limit_exceeded`; a fork refused (EAGAIN) → `limit_exceeded`;
+output over its caps or ENOSPC/EFBIG → `limit_exceeded`; a log flood → `limit_exceeded`;
+exit 0 → `ok`; anything else → `error`. Engine unreachable, image missing, container refused →
+PlatformError.
+
+The engine must see the worker's files (the probe and output directories are bind mounts):
+Docker or Podman on the worker host, not a remote engine.
+"""
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import struct
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from sandbox.backends.base import (
+    STATUS_ERROR,
+    STATUS_LIMIT_EXCEEDED,
+    STATUS_OK,
+    STATUS_TIMEOUT,
+    Execution,
+    PlatformError,
+    SandboxBackend,
+)
+from sandbox.backends.bwrap import (
+    BAD_RUN_ID,
+    LOG_FLOOD_FACTOR,
+    RUN_ID_RE,
+    SANDBOX_ENV,
+    STARTED_AT_FILE,
+    _mib,
+    _mount_tmpfs,
+    _output_usage,
+    _signal_name,
+    _Tail,
+    _unmount,
+)
+from sandbox.limits import MiB, Limits
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+SANDBOX_UID = SANDBOX_GID = 65534
+LABEL_RUN = "cropbias.run"
+LABEL_STARTED_AT = "cropbias.started_at"
+CONTAINER_PREFIX = "cropbias-run-"
+ROOT_RUNS_DIR = Path("/var/tmp/cropbias-docker")
+API_TIMEOUT_S = 120
+KILL_GRACE_S = 10.0
+POLL_INTERVAL_S = 0.25
+CANCEL_POLL_INTERVAL_S = 1.0
+SHM_BYTES = 1 * MiB  # /dev/shm only holds multiprocessing's semaphores
+NANO_CPUS = 1_000_000_000  # one CPU: parallelism comes from more runs, not one run's threads
+# Podman mounts writable tmpfs on /run and /var/tmp of a read-only container; these keep them
+# read-only so /out and /tmp stay the only writable places. Docker adds none: harmless there.
+READ_ONLY_TMPFS = ("/run", "/var/tmp")
+
+
+def _docker():
+    """The Docker SDK, imported when a backend is used so bwrap-only hosts need not have it."""
+    try:
+        import docker
+        import docker.errors
+    except ImportError as exc:  # pragma: no cover - it is in requirements.txt
+        raise PlatformError("the Docker SDK is not installed (pip install docker)") from exc
+    return docker
+
+
+@dataclass
+class _Outcome:
+    exit_code: int | None
+    wall_s: float
+    stdout: _Tail
+    stderr: _Tail
+    oom_killed: bool = False
+    killed_status: str | None = None
+    killed_error: str | None = None
+    evidence: dict = field(default_factory=dict)
+
+
+class _FrameReader:
+    """Splits the attach stream (8-byte header: stream id, 3 zero bytes, big-endian length)."""
+
+    def __init__(self, stdout: _Tail, stderr: _Tail):
+        self.streams = {1: stdout, 2: stderr}
+        self.pending = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self.pending += chunk
+        while len(self.pending) >= 8:
+            kind, size = self.pending[0], struct.unpack(">I", self.pending[4:8])[0]
+            if len(self.pending) < 8 + size:
+                return
+            data = bytes(self.pending[8:8 + size])
+            del self.pending[:8 + size]
+            self.streams.get(kind, self.streams[1]).append(data)
+
+
+class DockerBackend(SandboxBackend):
+    """Runs probes in containers through the Docker API (see the module docstring)."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        image: str | None = None,
+        runtime: str | None = None,
+        probekit_dir: Path | str | None = None,
+        runs_dir: Path | str | None = None,
+    ):
+        self.base_url = base_url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+        # A registry-built image (Dockerfile.probe); without one the image is built from this host.
+        self.image = image or os.environ.get("SANDBOX_DOCKER_IMAGE") or None
+        self.runtime = runtime or os.environ.get("SANDBOX_DOCKER_RUNTIME") or None
+        self.probekit_dir = Path(probekit_dir) if probekit_dir else PROJECT_ROOT / "probekit"
+        self.as_root = os.geteuid() == 0
+        if runs_dir is not None:
+            self.runs_dir = Path(runs_dir)
+        elif self.as_root:
+            self.runs_dir = ROOT_RUNS_DIR
+        else:
+            self.runs_dir = Path(tempfile.gettempdir()) / f"cropbias-docker-{os.geteuid()}"
+        self._client_instance = None
+        self._image_id: str | None = None
+
+    # -- engine ---------------------------------------------------------------------------
+
+    def _client(self):
+        """A connected client, or PlatformError naming the engine that did not answer."""
+        docker = _docker()
+        if self._client_instance is None:
+            try:
+                self._client_instance = docker.DockerClient(base_url=self.base_url, timeout=API_TIMEOUT_S)
+            except docker.errors.DockerException as exc:
+                raise PlatformError(f"the container engine at {self.base_url} is unreachable: {exc}") from exc
+        try:
+            self._client_instance.ping()
+        except (docker.errors.DockerException, OSError) as exc:
+            raise PlatformError(f"the container engine at {self.base_url} is unreachable: {exc}") from exc
+        return self._client_instance
+
+    def _image(self, client) -> str:
+        """The probe image's id; a missing configured image is a PlatformError, never a pull."""
+        docker = _docker()
+        if self.image:
+            try:
+                return client.images.get(self.image).id
+            except docker.errors.ImageNotFound as exc:
+                raise PlatformError(f"the probe image {self.image} is missing on {self.base_url}: "
+                                    f"build it from Dockerfile.probe") from exc
+            except docker.errors.APIError as exc:
+                raise PlatformError(f"could not inspect the probe image {self.image}: {exc}") from exc
+        if self._image_id is None:
+            from sandbox.probe_image import ProbeImageError, ensure_probe_image
+
+            try:
+                self._image_id = ensure_probe_image(client, probekit_dir=self.probekit_dir)
+            except (ProbeImageError, docker.errors.DockerException, OSError) as exc:
+                raise PlatformError(f"could not build the probe image on {self.base_url}: {exc}") from exc
+        else:
+            try:
+                client.images.get(self._image_id)
+            except docker.errors.ImageNotFound:
+                self._image_id = None  # removed behind our back: build it again
+                return self._image(client)
+        return self._image_id
+
+    # -- SandboxBackend -------------------------------------------------------------------
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            self._client()
+        except PlatformError as exc:
+            return False, str(exc)
+        return True, ""
+
+    def execute(
+        self,
+        probe_dir: Path,
+        *,
+        limits: Limits,
+        run_id: str,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> Execution:
+        if not RUN_ID_RE.match(run_id):
+            raise ValueError(BAD_RUN_ID)
+        client = self._client()
+        image_id = self._image(client)
+        # What an earlier delivery of this run left (worker killed) is ended first.
+        self._destroy_run(run_id, client)
+        run_dir = self.runs_dir / run_id
+        container = None
+        try:
+            details = self._prepare_run_dir(run_dir, Path(probe_dir), limits)
+            details.update(image_digest=image_id, engine=self.base_url, uid=SANDBOX_UID,
+                           runtime=self.runtime or "default")
+            container = self._create(client, image_id, run_dir, limits, run_id)
+            outcome = self._supervise(container, limits, should_cancel)
+            status, error = self._classify(outcome, limits, run_dir / "out", details)
+        except BaseException:
+            self._destroy_run(run_id, client)
+            raise
+        finally:
+            if container is not None:
+                self._remove_container(container)
+        details.update(outcome.evidence)
+
+        def cleanup() -> None:
+            self._destroy_run(run_id, client)
+
+        return Execution(
+            status=status, exit_code=outcome.exit_code, wall_s=round(outcome.wall_s, 3),
+            stdout_tail=outcome.stdout.text(), stderr_tail=outcome.stderr.text(), error=error,
+            output_dir=run_dir / "out", cleanup=cleanup, details=details,
+        )
+
+    def reap(self, older_than_s: float) -> list[str]:
+        """Remove this host's run containers and run directories older than `older_than_s`."""
+        docker = _docker()
+        now = time.time()
+        ended: set[str] = set()
+        try:
+            client = self._client()
+            containers = client.containers.list(all=True, filters={"label": LABEL_RUN})
+        except (PlatformError, docker.errors.DockerException):
+            client, containers = None, []
+        for container in containers:
+            labels = container.labels or {}
+            try:
+                started = float(labels.get(LABEL_STARTED_AT, "0"))
+            except ValueError:
+                started = 0.0
+            if now - started > older_than_s:
+                self._remove_container(container)
+                ended.add(labels.get(LABEL_RUN) or container.name)
+        if self.runs_dir.is_dir():
+            for run_dir in self.runs_dir.iterdir():
+                try:
+                    started = float((run_dir / STARTED_AT_FILE).read_text())
+                except (OSError, ValueError):
+                    started = run_dir.stat().st_mtime
+                if now - started > older_than_s:
+                    self._destroy_run(run_dir.name, client)
+                    ended.add(run_dir.name)
+        return sorted(ended)
+
+    # -- set-up and tear-down -------------------------------------------------------------
+
+    def _prepare_run_dir(self, run_dir: Path, probe_dir: Path, limits: Limits) -> dict:
+        """Run directory: start time, a world-readable copy of the probe, the output tmpfs."""
+        if not (probe_dir / "probe.py").is_file():
+            raise PlatformError(f"{probe_dir} holds no probe.py")
+        self.runs_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
+        os.chmod(self.runs_dir, 0o711)
+        run_dir.mkdir(mode=0o711)
+        os.chmod(run_dir, 0o711)
+        (run_dir / STARTED_AT_FILE).write_text(repr(time.time()))
+        probe_copy = run_dir / "probe"
+        shutil.copytree(probe_dir, probe_copy, symlinks=True)
+        for dirpath, _dirnames, filenames in os.walk(probe_copy):
+            os.chmod(dirpath, 0o755)
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                if not os.path.islink(path):
+                    os.chmod(path, 0o644)
+        out = run_dir / "out"
+        out.mkdir(mode=0o700)
+        details: dict = {"output_tmpfs": False}
+        if self.as_root:
+            options = (f"size={limits.output_bytes},nr_inodes={limits.output_files + 16},"
+                       f"mode=0700,uid={SANDBOX_UID},gid={SANDBOX_GID}")
+            try:
+                _mount_tmpfs(out, options)
+            except OSError as exc:
+                raise PlatformError(f"could not mount the output tmpfs: {exc}") from exc
+            details["output_tmpfs"] = True
+        else:
+            # The engine's uid 65534 must write here; RLIMIT_FSIZE and the usage check cap it.
+            os.chmod(out, 0o777)
+        return details
+
+    def _destroy_run(self, run_id: str, client=None) -> None:
+        """Remove the run's container (if any), unmount its output tmpfs, delete its files."""
+        if client is not None:
+            docker = _docker()
+            try:
+                for container in client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}):
+                    self._remove_container(container)
+            except docker.errors.DockerException:
+                pass
+        run_dir = self.runs_dir / run_id
+        if run_dir.exists():
+            _unmount(run_dir / "out")
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    @staticmethod
+    def _remove_container(container) -> None:
+        docker = _docker()
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "removal of container" not in str(exc) and "already in progress" not in str(exc):
+                raise
+
+    def _create(self, client, image_id: str, run_dir: Path, limits: Limits, run_id: str):
+        docker = _docker()
+        from docker.types import LogConfig, Mount, Ulimit
+
+        from sandbox.probe_image import PYTHON
+
+        processes = limits.pids * 4  # RLIMIT_NPROC counts uid 65534 host-wide: pids_limit is the cap
+        ulimits = [
+            Ulimit(name="cpu", soft=int(limits.cpu_s), hard=int(limits.cpu_s) + 1),
+            Ulimit(name="nofile", soft=1024, hard=1024),
+            Ulimit(name="nproc", soft=processes, hard=processes),
+            Ulimit(name="core", soft=0, hard=0),
+            Ulimit(name="fsize", soft=limits.output_bytes, hard=limits.output_bytes),
+        ]
+        tmpfs = {"/tmp": f"size={limits.tmp_bytes},mode=1777"}
+        tmpfs.update({path: "ro,size=4k" for path in READ_ONLY_TMPFS})
+        kwargs = dict(
+            command=[PYTHON, "-s", "/probe/probe.py"],
+            name=f"{CONTAINER_PREFIX}{run_id}",
+            labels={LABEL_RUN: run_id, LABEL_STARTED_AT: repr(time.time())},
+            hostname="sandbox",
+            user=f"{SANDBOX_UID}:{SANDBOX_GID}",
+            working_dir="/out",
+            environment=dict(SANDBOX_ENV),
+            network_mode="none",
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit=limits.memory_bytes,
+            memswap_limit=limits.memory_bytes,
+            pids_limit=limits.pids,
+            nano_cpus=NANO_CPUS,
+            ulimits=ulimits,
+            init=True,
+            shm_size=SHM_BYTES,
+            tmpfs=tmpfs,
+            mounts=[
+                Mount("/probe", str(run_dir / "probe"), type="bind", read_only=True),
+                Mount("/out", str(run_dir / "out"), type="bind", read_only=False),
+            ],
+            log_config=LogConfig(type="json-file", config={
+                "max-size": f"{max(1, limits.log_bytes // 1024)}k", "max-file": "1"}),
+            stdin_open=False,
+            tty=False,
+            detach=True,
+        )
+        if self.runtime:
+            kwargs["runtime"] = self.runtime
+        try:
+            return client.containers.create(image_id, **kwargs)
+        except docker.errors.ImageNotFound as exc:
+            raise PlatformError(f"the probe image {image_id} is missing on {self.base_url}") from exc
+        except (docker.errors.DockerException, OSError) as exc:
+            raise PlatformError(f"the container engine refused the run container: {exc}") from exc
+
+    # -- running --------------------------------------------------------------------------
+
+    def _supervise(self, container, limits: Limits, should_cancel: Callable[[], bool] | None) -> _Outcome:
+        docker = _docker()
+        stdout, stderr = _Tail(limits.log_bytes), _Tail(limits.log_bytes)
+        outcome = _Outcome(exit_code=None, wall_s=0.0, stdout=stdout, stderr=stderr)
+        frames = _FrameReader(stdout, stderr)
+        flood_bytes = LOG_FLOOD_FACTOR * limits.log_bytes
+        try:
+            # Attached before start so not a byte is missed; never `logs()`, which is uncapped.
+            stream = container.client.api.attach_socket(
+                container.id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 0})
+            sock = getattr(stream, "_sock", stream)
+            container.start()
+        except (docker.errors.DockerException, OSError) as exc:
+            raise PlatformError(f"the container engine could not start the run: {exc}") from exc
+        started = time.monotonic()
+        deadline = started + limits.wall_s
+        next_cancel = started + CANCEL_POLL_INTERVAL_S
+        killed_at: float | None = None
+
+        def kill(status: str, error: str) -> None:
+            nonlocal killed_at
+            outcome.killed_status, outcome.killed_error = status, error
+            killed_at = time.monotonic()
+            try:
+                container.kill()  # SIGKILL: PID 1 of a container ignores SIGTERM
+            except docker.errors.APIError:
+                pass  # it exited meanwhile
+
+        try:
+            sock.setblocking(False)
+            while True:
+                now = time.monotonic()
+                if killed_at is None:
+                    if now >= deadline:
+                        kill(STATUS_TIMEOUT, f"wall-clock limit of {limits.wall_s:g} s reached")
+                    elif should_cancel is not None and now >= next_cancel:
+                        next_cancel = now + CANCEL_POLL_INTERVAL_S
+                        if should_cancel():
+                            kill(STATUS_ERROR, "cancelled")
+                elif now - killed_at > KILL_GRACE_S:
+                    break  # the container is gone; only the engine holds the stream open
+                timeout = POLL_INTERVAL_S if killed_at is not None else max(0.0, min(POLL_INTERVAL_S, deadline - now))
+                readable, _, _ = select.select([sock], [], [], timeout)
+                if not readable:
+                    continue
+                try:
+                    chunk = sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    break
+                if not chunk:
+                    break  # the container's streams closed: its processes are gone
+                frames.feed(chunk)
+                if killed_at is None and stdout.total + stderr.total > flood_bytes:
+                    kill(STATUS_LIMIT_EXCEEDED,
+                         f"log size limit reached: more than {_mib(flood_bytes)} printed "
+                         f"(the last {_mib(limits.log_bytes)} of each stream are kept)")
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        try:
+            remaining = max(0.0, deadline - time.monotonic()) + 1.0
+            result = container.wait(timeout=remaining if killed_at is None else KILL_GRACE_S)
+        except Exception:  # requests' ReadTimeout: the streams closed but it still runs
+            if killed_at is None:
+                kill(STATUS_TIMEOUT, f"wall-clock limit of {limits.wall_s:g} s reached")
+            try:
+                result = container.wait(timeout=KILL_GRACE_S)
+            except Exception as exc:
+                raise PlatformError(f"the run container did not stop after kill: {exc}") from exc
+        outcome.wall_s = time.monotonic() - started
+        try:
+            container.reload()
+            state = container.attrs.get("State", {})
+        except docker.errors.DockerException:
+            state = {}
+        outcome.exit_code = state.get("ExitCode", result.get("StatusCode"))
+        outcome.oom_killed = bool(state.get("OOMKilled"))
+        outcome.evidence = {"container_exit_code": outcome.exit_code, "oom_killed": outcome.oom_killed}
+        if outcome.killed_status is not None and outcome.exit_code == 128 + signal.SIGKILL:
+            outcome.exit_code = None  # our kill, not the probe's exit
+        return outcome
+
+    # -- status ---------------------------------------------------------------------------
+
+    def _classify(self, outcome: _Outcome, limits: Limits, out: Path, details: dict) -> tuple[str, str | None]:
+        if outcome.killed_status is not None:
+            return outcome.killed_status, outcome.killed_error
+        code, tail = outcome.exit_code, outcome.stderr.text()
+        if code is None:
+            raise PlatformError("the container engine reported no exit status for the run")
+        failed = code != 0
+        if outcome.oom_killed or (failed and "MemoryError" in tail):
+            return STATUS_LIMIT_EXCEEDED, f"memory limit of {_mib(limits.memory_bytes)} reached"
+        if code == 128 + signal.SIGXCPU:
+            return STATUS_TIMEOUT, f"CPU-time limit of {limits.cpu_s} s reached"
+        if failed and "Resource temporarily unavailable" in tail:
+            return STATUS_LIMIT_EXCEEDED, f"process limit of {limits.pids} reached"
+        used_bytes, used_entries = _output_usage(out)
+        if used_entries > limits.output_files:
+            return STATUS_LIMIT_EXCEEDED, f"output file-count limit of {limits.output_files} reached"
+        if used_bytes > limits.output_bytes:
+            return STATUS_LIMIT_EXCEEDED, f"output size limit of {_mib(limits.output_bytes)} reached"
+        if failed and ("No space left on device" in tail or "File too large" in tail
+                       or code == 128 + signal.SIGXFSZ):
+            try:
+                st = os.statvfs(out)
+                inodes_full, blocks_full = st.f_ffree == 0, st.f_bavail == 0
+            except OSError:
+                inodes_full = blocks_full = False
+            if inodes_full and details.get("output_tmpfs"):
+                return STATUS_LIMIT_EXCEEDED, f"output file-count limit of {limits.output_files} reached"
+            if blocks_full or "File too large" in tail or code == 128 + signal.SIGXFSZ:
+                return STATUS_LIMIT_EXCEEDED, f"output size limit of {_mib(limits.output_bytes)} reached"
+            return STATUS_LIMIT_EXCEEDED, (f"disk limit reached: the output directory holds at most "
+                                           f"{_mib(limits.output_bytes)} and /tmp at most {_mib(limits.tmp_bytes)}")
+        if code == 0:
+            return STATUS_OK, None
+        if code > 128:
+            return STATUS_ERROR, f"the probe was killed by {_signal_name(code - 128)}"
+        return STATUS_ERROR, f"the probe exited with status {code}"
