@@ -70,6 +70,4 @@ def top_points(saliency: np.ndarray, k: int = 5, radius: int | None = None) -> l
             break
         points.append((x, y, round(score, 6)))
         work[max(0, y - radius):y + radius + 1, max(0, x - radius):x + radius + 1] = -np.inf
-        if np.all(np.isneginf(work)):
-            break
     return points

@@ -78,6 +78,7 @@ ROOT_RUNS_DIR = Path("/var/tmp/cropbias-sandbox")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PREFIX = "cropbias"
 STARTED_AT_FILE = "started_at"
+WORKER_FILE = "worker"  # "<pid> <start time in clock ticks>" of the process supervising the run
 LOG_FLOOD_FACTOR = 64
 # bubblewrap keeps a monitor and an init process inside the run's cgroups besides the probe.
 BWRAP_OWN_PROCESSES = 2
@@ -271,6 +272,25 @@ def _reachable_source(path: Path) -> Path:
             err = ctypes.get_errno()
             raise PlatformError(f"cannot expose {path} to the sandbox uid (bind mount: {os.strerror(err)})")
     return target
+
+
+def _process_identity(pid: int) -> str:
+    """pid and start time: a pid reused by another process does not match."""
+    try:
+        stat_fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return f"{pid} {stat_fields[19]}"
+    except (OSError, IndexError):
+        return f"{pid} ?"
+
+
+def _supervisor_gone(run_dir: Path) -> bool:
+    """True when the worker process that supervised this run has died (its run is orphaned)."""
+    try:
+        recorded = (run_dir / WORKER_FILE).read_text().strip()
+    except OSError:
+        return False
+    pid = int(recorded.split()[0])
+    return _process_identity(pid) != recorded
 
 
 def _write(path: Path, value: str) -> None:
@@ -469,6 +489,12 @@ class BubblewrapBackend(SandboxBackend):
         now = time.time()
         ended: list[str] = []
         seen: set[str] = set()
+        for pid in self._orphaned_bwrap_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+                ended.append(f"bwrap-pid-{pid}")
+            except (ProcessLookupError, PermissionError):
+                pass
         if self.runs_dir.is_dir():
             for run_dir in self.runs_dir.iterdir():
                 run_id = run_dir.name
@@ -477,7 +503,7 @@ class BubblewrapBackend(SandboxBackend):
                     started = float((run_dir / STARTED_AT_FILE).read_text())
                 except (OSError, ValueError):
                     started = run_dir.stat().st_mtime
-                if now - started > older_than_s:
+                if now - started > older_than_s or _supervisor_gone(run_dir):
                     self._destroy_run(run_id, sweep=True)
                     ended.append(run_id)
         for controller in ("unified", "memory", "pids", "cpuacct"):
@@ -508,6 +534,7 @@ class BubblewrapBackend(SandboxBackend):
         run_dir.mkdir(mode=0o711)
         os.chmod(run_dir, 0o711)  # mkdir's mode is filtered by the umask
         _write(run_dir / STARTED_AT_FILE, repr(time.time()))
+        _write(run_dir / WORKER_FILE, _process_identity(os.getpid()))
         probe_copy = run_dir / "probe"
         shutil.copytree(probe_dir, probe_copy, symlinks=True)
         for dirpath, dirnames, filenames in os.walk(probe_copy):
@@ -570,6 +597,36 @@ class BubblewrapBackend(SandboxBackend):
         elif path is not None:
             path.rmdir()
         return cgroups
+
+    def _orphaned_bwrap_pids(self) -> list[int]:
+        """bubblewrap processes of this backend whose run directory is gone or whose supervisor died.
+
+        Matched by the sandbox uid, bwrap as argv[0] and a probe bind from one of our run
+        directories: a worker killed while bwrap was still setting up leaves exactly these.
+        """
+        prefix = os.fsencode(str(self.runs_dir)) + b"/"
+        uid_line = f"Uid:\t{self.uid}\t".encode()
+        found = []
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                    argv = fh.read().split(b"\0")
+                if not argv or os.path.basename(argv[0]) != b"bwrap":
+                    continue
+                with open(f"/proc/{entry.name}/status", "rb") as fh:
+                    if uid_line not in fh.read():
+                        continue
+            except OSError:
+                continue
+            runs = {arg[len(prefix):].split(b"/")[0] for arg in argv if arg.startswith(prefix)}
+            for run in runs:
+                run_dir = self.runs_dir / os.fsdecode(run)
+                if not run_dir.is_dir() or _supervisor_gone(run_dir):
+                    found.append(int(entry.name))
+                    break
+        return found
 
     def _stray_sandbox_pids(self, run_id: str) -> list[int]:
         """Sandboxes of the run outside its cgroups: the worker died before releasing them.
