@@ -24,7 +24,7 @@ def _centred_unless_clamped(start: int, size: int, limit: int, centre: int) -> N
     if 0 < start < limit - size:
         assert start == centre - size // 2
     elif start == 0:
-        assert centre - size // 2 <= 0
+        assert centre - size // 2 <= 0 or size == limit  # a full-size window has nowhere to slide
     else:
         assert start == limit - size and centre - size // 2 >= limit - size
 
