@@ -210,8 +210,34 @@ def enqueue_measurement(*, measurement_id: int) -> None:
     measure_submission.delay(measurement_id)
 
 
-def measurement_execute(*, measurement_id: int) -> str:
-    """Measure an image set on the challenge's target and score it provisionally."""
+def _measurement_inputs(measurement: Measurement) -> dict:
+    challenge = measurement.submission.challenge
+    return dict(model=challenge.model_name, variants=list(challenge.model_variants), seed=measurement.seed,
+                compose_options=challenge.compose_options, generalization=challenge.measure_generalization)
+
+
+def _measurement_chunks(measurement: Measurement, set_dir: Path) -> list[tuple[str, int, int]]:
+    """(model, start, stop) per chunk when the set is big enough to split, else []."""
+    from grading.measurement import measurement_plan
+
+    plan = measurement_plan(set_dir, **_measurement_inputs(measurement))
+    size = settings.MEASURE_CHUNK_SIZE
+    if plan["n_units"] * len(plan["models"]) <= size:
+        return []
+    return [(name, start, min(start + size, plan["n_units"]))
+            for name in plan["models"] for start in range(0, plan["n_units"], size)]
+
+
+def measurement_execute(*, measurement_id: int, chunks_done: bool = False) -> str:
+    """Measure an image set on the challenge's target and score it provisionally.
+
+    A big set is first split into chunks run by parallel tasks (a chord); they fill the
+    content-keyed observation cache, and this function runs again as the chord's callback
+    (`chunks_done`), reading every observation back in the plan's fixed order.
+    """
+    from celery import chord
+
+    from bounty.tasks import measure_chunk, measure_merge
     from grading.measurement import document_dumps, measure_image_set
 
     if not Measurement.objects.filter(pk=measurement_id, status__in=("pending", "running")).update(status="running"):
@@ -225,6 +251,13 @@ def measurement_execute(*, measurement_id: int) -> str:
         Measurement.objects.filter(pk=measurement_id).update(progress_done=done, progress_total=total)
 
     try:
+        chunks = [] if chunks_done else _measurement_chunks(measurement, set_dir)
+        if chunks:
+            Measurement.objects.filter(pk=measurement_id).update(
+                progress_done=0, progress_total=sum(stop - start for _m, start, stop in chunks))
+            chord(measure_chunk.si(measurement_id, name, start, stop) for name, start, stop in chunks)(
+                measure_merge.si(measurement_id))
+            return f"split into {len(chunks)} chunks"
         document = measure_image_set(
             set_dir, model=challenge.model_name, variants=list(challenge.model_variants),
             ratios=list(challenge.aspect_ratios), seed=measurement.seed, compose_options=challenge.compose_options,
@@ -258,6 +291,23 @@ def measurement_execute(*, measurement_id: int) -> str:
             reason="measured and provisionally scored; waiting for the judges",
         )
     return "done"
+
+
+def measurement_chunk(*, measurement_id: int, model: str, start: int, stop: int) -> int:
+    """One chunk of a split measurement: observe units [start, stop) on `model` into the cache."""
+    from django.db.models import F
+
+    from grading.measurement import measure_chunk
+
+    measurement = Measurement.objects.select_related("submission__challenge", "image_set").get(pk=measurement_id)
+    if measurement.status != "running":
+        return 0
+    inputs = _measurement_inputs(measurement)
+    done = measure_chunk(settings.VAR_DIR / measurement.image_set.path, model=model, start=start, stop=stop,
+                         ratios=list(measurement.submission.challenge.aspect_ratios) or None, seed=inputs["seed"],
+                         compose_options=inputs["compose_options"], cache_dir=settings.MEASURE_CACHE_DIR)
+    Measurement.objects.filter(pk=measurement_id).update(progress_done=F("progress_done") + done)
+    return done
 
 
 def measurement_artifacts_dir(measurement_id: int) -> Path:

@@ -22,6 +22,18 @@ def measure_submission(measurement_id: int) -> str:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
+def measure_chunk(measurement_id: int, model: str, start: int, stop: int) -> int:
+    return flow.measurement_chunk(measurement_id=measurement_id, model=model, start=start, stop=stop)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def measure_merge(measurement_id: int) -> str:
+    outcome = flow.measurement_execute(measurement_id=measurement_id, chunks_done=True)
+    logger.info("measurement %s (merged): %s", measurement_id, outcome)
+    return outcome
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def reconcile() -> dict:
     report = flow.reconcile()
     if any(report.values()):

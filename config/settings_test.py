@@ -13,3 +13,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; a
 CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 60))
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 REAPER_GRACE_S = int(os.environ.get("REAPER_GRACE_S", 20))
+# Small chunks, so the end-to-end tests split measurements into parallel chunk tasks (a chord).
+MEASURE_CHUNK_SIZE = int(os.environ.get("MEASURE_CHUNK_SIZE", 16))

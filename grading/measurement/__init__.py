@@ -201,6 +201,35 @@ def measure_image_set(
     return json.loads(document_dumps(document))
 
 
+def measurement_plan(directory, *, model: str, variants=(), seed: int = 0, compose_options: dict | None = None,
+                     generalization: bool = False, max_images: int = 5_000, max_pixels: int = 25_000_000) -> dict:
+    """What a chunked measurement splits: the model names to run and the number of units."""
+    image_set = validate_image_set(directory, max_images=max_images, max_pixels=max_pixels,
+                                   max_total_bytes=2**40, decode=False)
+    units = _units_of(image_set, seed=seed, options=resolve_compose_options(compose_options))
+    names = [model, *[v for v in variants if v != model]]
+    if generalization:
+        names += [name for name in REGISTRY if name != model.split("@")[0]]
+    return {"models": names, "n_units": len(units)}
+
+
+def measure_chunk(directory, *, model: str, start: int, stop: int, ratios=None, seed: int = 0,
+                  compose_options: dict | None = None, cache_dir, max_images: int = 5_000,
+                  max_pixels: int = 25_000_000) -> int:
+    """Observe units [start, stop) on one model into the cache; the merge then reads them back.
+
+    Chunks share nothing but the content-keyed cache, so any worker may run any chunk, a chunk
+    run twice writes the same files, and the merge's order is fixed by the plan, not by timing.
+    """
+    image_set = validate_image_set(directory, max_images=max_images, max_pixels=max_pixels,
+                                   max_total_bytes=2**40, decode=False)
+    options = resolve_compose_options(compose_options)
+    units = _units_of(image_set, seed=seed, options=options)[start:stop]
+    observe(units, image_set, model_name=model, ratios=list(ratios or DEFAULT_RATIOS), options=options,
+            cache_dir=cache_dir)
+    return len(units)
+
+
 def _canonical(value):
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -220,4 +249,4 @@ def document_dumps(document: dict) -> str:
     return json.dumps(_canonical(document), sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-__all__ = ["build_composite", "document_dumps", "measure_image_set"]
+__all__ = ["build_composite", "document_dumps", "measure_chunk", "measure_image_set", "measurement_plan"]
