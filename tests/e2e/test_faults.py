@@ -1,6 +1,7 @@
 """Faults on real parts: a worker killed mid-run, and work the broker lost (DESIGN §8)."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -113,3 +114,33 @@ def test_a_run_lost_by_the_broker_is_requeued_by_reconcile(celery_worker, settin
 
     _reconcile_until(reviewed, timeout=180, what="reconcile to re-queue the lost run")
     assert submission.runs.count() == 1
+
+
+def test_a_worker_killed_during_a_measurement_chunk_still_gets_a_merged_document(celery_worker):
+    from grading.models import Measurement
+
+    # u2netp takes about a third of a second per image: chunks last long enough to be killed in.
+    challenge = challenge_create(slug="faults-chunk", model_name="u2netp", judges=[user_create("judge-c")])
+    log_before = celery_worker.log_tail(100_000).count("measure_chunk")
+    submission = submission_create(challenge=challenge, participant=user_create("cid"))
+
+    def chunk_started():
+        measurement = Measurement.objects.filter(submission=submission).first()
+        return (measurement is not None and measurement.progress_total > 0
+                and celery_worker.log_tail(100_000).count("measure_chunk") > log_before)
+
+    wait_for(chunk_started, timeout=120, what="a measurement chunk to start")
+    celery_worker.kill()
+    measurement = Measurement.objects.get(submission=submission)
+    assert measurement.status == "running"
+    celery_worker.start()
+
+    def reviewed():
+        submission.refresh_from_db()
+        assert submission.state not in (states.FAILED, states.PLATFORM_ERROR), submission.state_reason
+        return submission.state == states.IN_REVIEW
+
+    _reconcile_until(reviewed, timeout=240, what="the measurement to be merged after its chunk worker died")
+    measurement.refresh_from_db()
+    assert measurement.status == "done" and Measurement.objects.filter(submission=submission).count() == 1
+    assert len(json.loads(measurement.document_json)["hashes"]["images"]) == 24
