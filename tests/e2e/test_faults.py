@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from bounty import states
@@ -144,3 +145,32 @@ def test_a_worker_killed_during_a_measurement_chunk_still_gets_a_merged_document
     measurement.refresh_from_db()
     assert measurement.status == "done" and Measurement.objects.filter(submission=submission).count() == 1
     assert len(json.loads(measurement.document_json)["hashes"]["images"]) == 24
+
+
+def test_tasks_retry_while_the_database_is_away_and_then_finish(celery_worker):
+    from django.db import connection
+
+    challenge = challenge_create(slug="faults-db", judges=[user_create("judge-d")])
+    celery_worker.stop()
+    submission = submission_create(challenge=challenge, participant=user_create("dora"))
+    name = connection.settings_dict["NAME"]
+
+    def allow_connections(allowed: bool) -> None:
+        # From the maintenance database: existing connections (this test's) stay, new ones are refused.
+        dsn = {k: v for k, v in {"host": connection.settings_dict["HOST"], "port": connection.settings_dict["PORT"],
+                                  "user": connection.settings_dict["USER"] or "postgres"}.items() if v}
+        with psycopg.connect(dbname="postgres", autocommit=True, **dsn) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+
+    allow_connections(False)
+    try:
+        celery_worker.start()
+        wait_for(lambda: "Retry in" in celery_worker.log_tail(200), timeout=60, what="a task to retry")
+    finally:
+        allow_connections(True)
+
+    def reviewed():
+        return Submission.objects.get(pk=submission.pk).state == states.IN_REVIEW
+
+    wait_for(reviewed, timeout=180, what="the retried tasks to finish")
+    assert submission.runs.count() == 1
