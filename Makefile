@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages: the sandbox, the Python the sandbox can read, fonts for example probes.
 DEB_RUNTIME := python3.11 python3.11-venv bubblewrap fonts-noto-color-emoji fonts-noto-core libraqm0 fontconfig
-DEB_TEST := chromium chromium-driver podman runc uidmap postgresql-client
+DEB_TEST := chromium chromium-driver podman runc uidmap catatonit postgresql-client
 
 .PHONY: venv run test bench engine clean-var
 
@@ -34,7 +34,7 @@ bench: venv
 	$(PY) bench/run_all.py
 
 engine: venv
-	bash scripts/install_system.sh podman runc uidmap
+	bash scripts/install_system.sh podman runc uidmap catatonit
 	bash scripts/engine.sh
 
 clean-var:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-ORDER = ["bench_sandbox_startup.py", "bench_models.py", "bench_measurement.py", "bench_leaderboard.py",
+ORDER = ["bench_sandbox_startup.py", "bench_sandbox_docker.py", "bench_models.py", "bench_measurement.py", "bench_leaderboard.py",
          "bench_flow.py"]
 PER_BENCH_TIMEOUT_S = 300
 

@@ -24,11 +24,9 @@ import json
 import logging
 import os
 import re
-import stat
 import subprocess
 import sys
 import tarfile
-import tempfile
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 
@@ -373,7 +371,21 @@ def _ensure_runtime_image(client, cache_dir: Path) -> str:
     if image_id is None:
         raise ProbeImageError(f"importing {tarball} returned no image id: {response.text[-500:]}")
     client.images.get(image_id).tag(RUNTIME_REPOSITORY, tag)
+    _remove_other_tags(client, RUNTIME_REPOSITORY, reference)
     return reference
+
+
+def _remove_other_tags(client, repository: str, keep: str) -> None:
+    """Drop earlier builds of `repository` (each several hundred MB); in-use ones stay."""
+    import docker.errors
+
+    for image in client.images.list(name=repository):
+        for tag in image.tags:
+            if tag.startswith(repository + ":") and tag != keep:
+                try:
+                    client.images.remove(tag)
+                except docker.errors.APIError:
+                    continue
 
 
 def ensure_probe_image(client, *, probekit_dir: Path | None = None, cache_dir: Path | None = None) -> str:
@@ -401,6 +413,7 @@ def ensure_probe_image(client, *, probekit_dir: Path | None = None, cache_dir: P
     image = _find_image(client, reference)
     if image is None:
         raise ProbeImageError(f"committing probekit did not produce {reference}")
+    _remove_other_tags(client, PROBE_REPOSITORY, reference)
     return image.id
 
 

@@ -491,8 +491,7 @@ class BubblewrapBackend(SandboxBackend):
         seen: set[str] = set()
         for pid in self._orphaned_bwrap_pids():
             try:
-                os.kill(pid, signal.SIGKILL)
-                ended.append(f"bwrap-pid-{pid}")
+                os.kill(pid, signal.SIGKILL)  # its run directory (if any) is ended just below
             except (ProcessLookupError, PermissionError):
                 pass
         if self.runs_dir.is_dir():

@@ -30,6 +30,8 @@ Docker or Podman on the worker host, not a remote engine.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import select
 import shutil
@@ -52,6 +54,7 @@ from sandbox.backends.base import (
 )
 from sandbox.backends.bwrap import (
     BAD_RUN_ID,
+    DENIED_SYSCALLS,
     LOG_FLOOD_FACTOR,
     RUN_ID_RE,
     SANDBOX_ENV,
@@ -76,11 +79,39 @@ API_TIMEOUT_S = 120
 KILL_GRACE_S = 10.0
 POLL_INTERVAL_S = 0.25
 CANCEL_POLL_INTERVAL_S = 1.0
+CGROUP_V1_MEMORY = Path("/sys/fs/cgroup/memory")
 SHM_BYTES = 1 * MiB  # /dev/shm only holds multiprocessing's semaphores
 NANO_CPUS = 1_000_000_000  # one CPU: parallelism comes from more runs, not one run's threads
 # Podman mounts writable tmpfs on /run and /var/tmp of a read-only container; these keep them
 # read-only so /out and /tmp stay the only writable places. Docker adds none: harmless there.
 READ_ONLY_TMPFS = ("/run", "/var/tmp")
+PODMAN_SECCOMP_PROFILE = Path("/usr/share/containers/seccomp.json")
+CLONE_NAMESPACE_MASK = 0x7E020000  # every CLONE_NEW* flag
+
+
+def podman_seccomp_profile(default: dict) -> dict:
+    """Podman's default seccomp profile tightened to what the bwrap filter refuses.
+
+    Podman's default allows unshare, mount, ptrace, keyctl and namespace clones outright (a
+    probe became root of its own user namespace and mounted a tmpfs); Docker's default already
+    gates those on CAP_SYS_ADMIN. Refused calls return EPERM; clone is allowed only without
+    namespace flags and clone3 returns ENOSYS so glibc falls back to clone.
+    """
+    denied = set(DENIED_SYSCALLS)
+    profile = dict(default)
+    syscalls = []
+    for entry in default.get("syscalls", []):
+        names = [n for n in entry.get("names") or [entry.get("name")] if n not in denied and n not in ("clone", "clone3")]
+        if names:
+            syscalls.append({**entry, "names": names})
+    syscalls += [
+        {"names": sorted(denied), "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+        {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+         "args": [{"index": 0, "value": CLONE_NAMESPACE_MASK, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+    ]
+    profile["syscalls"] = syscalls
+    return profile
 
 
 def _docker():
@@ -123,6 +154,68 @@ class _FrameReader:
             self.streams.get(kind, self.streams[1]).append(data)
 
 
+class _OomWatch:
+    """OOM kills in the container's cgroup v1 memory group, seen from the host as they happen.
+
+    Podman on cgroup v1 does not report OOMKilled and removes the cgroup before `wait` returns,
+    so the kernel's eventfd notification (cgroup.event_control) is read while the run lives.
+    Best effort: a remote engine or cgroup v2 leaves it inactive and the engine's flag decides.
+    """
+
+    def __init__(self, pid: int | None):
+        self.eventfd = self.control_fd = None
+        self.oom_kills = 0
+        if not pid:
+            return
+        try:
+            for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+                _hier, controllers, path = line.split(":", 2)
+                if "memory" in controllers.split(","):
+                    group = CGROUP_V1_MEMORY / path.lstrip("/")
+                    self.control_fd = os.open(group / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+                    self.eventfd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+                    (group / "cgroup.event_control").write_text(f"{self.eventfd} {self.control_fd}")
+                    break
+        except (OSError, ValueError):
+            self.close()
+
+    def check(self) -> bool:
+        """Update `oom_kills` from the open memory.oom_control; False once the group is gone."""
+        if self.control_fd is None:
+            return False
+        try:
+            text = os.pread(self.control_fd, 4096, 0).decode()
+        except OSError:
+            return False
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                self.oom_kills = max(self.oom_kills, int(value))
+        return True
+
+    def drain(self) -> None:
+        """Handle a notification: it comes on an OOM, or when the group is removed.
+
+        A group that can still be read was not removed, so the notice was an OOM (the kernel
+        notifies before it counts the kill, and the engine removes the group milliseconds later).
+        """
+        try:
+            os.eventfd_read(self.eventfd)
+        except OSError:
+            pass
+        if self.check():
+            self.oom_kills = max(self.oom_kills, 1)
+
+    def close(self) -> None:
+        for fd in (self.eventfd, self.control_fd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.eventfd = self.control_fd = None
+
+
 class DockerBackend(SandboxBackend):
     """Runs probes in containers through the Docker API (see the module docstring)."""
 
@@ -151,6 +244,7 @@ class DockerBackend(SandboxBackend):
             self.runs_dir = Path(tempfile.gettempdir()) / f"cropbias-docker-{os.geteuid()}"
         self._client_instance = None
         self._image_id: str | None = None
+        self._security_opt: list[str] | None = None
 
     # -- engine ---------------------------------------------------------------------------
 
@@ -193,6 +287,33 @@ class DockerBackend(SandboxBackend):
                 self._image_id = None  # removed behind our back: build it again
                 return self._image(client)
         return self._image_id
+
+    def _security_options(self, client) -> list[str]:
+        """no-new-privileges, plus on Podman a seccomp profile as strict as bwrap's filter."""
+        if self._security_opt is not None:
+            return self._security_opt
+        docker = _docker()
+        try:
+            components = client.version().get("Components") or []
+        except docker.errors.DockerException as exc:
+            raise PlatformError(f"the container engine at {self.base_url} did not say what it is: {exc}") from exc
+        options = ["no-new-privileges"]
+        if any("podman" in str(c.get("Name", "")).lower() for c in components):
+            try:
+                default = json.loads(PODMAN_SECCOMP_PROFILE.read_text())
+            except (OSError, ValueError) as exc:
+                raise PlatformError(f"Podman's seccomp profile {PODMAN_SECCOMP_PROFILE} is unreadable: {exc}") from exc
+            text = json.dumps(podman_seccomp_profile(default), sort_keys=True)
+            # Podman reads the profile from a path on its host, which is this host.
+            self.runs_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
+            path = self.runs_dir / f"seccomp-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+            if not path.exists():
+                tmp = path.with_suffix(".part")
+                tmp.write_text(text)
+                os.replace(tmp, path)
+            options.append(f"seccomp={path}")
+        self._security_opt = options
+        return options
 
     # -- SandboxBackend -------------------------------------------------------------------
 
@@ -264,6 +385,8 @@ class DockerBackend(SandboxBackend):
                 ended.add(labels.get(LABEL_RUN) or container.name)
         if self.runs_dir.is_dir():
             for run_dir in self.runs_dir.iterdir():
+                if not run_dir.is_dir() or run_dir.is_symlink():
+                    continue  # the seccomp profile lives beside the runs
                 try:
                     started = float((run_dir / STARTED_AT_FILE).read_text())
                 except (OSError, ValueError):
@@ -346,6 +469,9 @@ class DockerBackend(SandboxBackend):
             Ulimit(name="nproc", soft=processes, hard=processes),
             Ulimit(name="core", soft=0, hard=0),
             Ulimit(name="fsize", soft=limits.output_bytes, hard=limits.output_bytes),
+            # Private writable memory: an allocation past the cap is a MemoryError the status
+            # rules see, where an OOM kill is not always reported (Podman on cgroup v1).
+            Ulimit(name="data", soft=limits.memory_bytes, hard=limits.memory_bytes),
         ]
         tmpfs = {"/tmp": f"size={limits.tmp_bytes},mode=1777"}
         tmpfs.update({path: "ro,size=4k" for path in READ_ONLY_TMPFS})
@@ -360,7 +486,7 @@ class DockerBackend(SandboxBackend):
             network_mode="none",
             read_only=True,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=self._security_options(client),
             mem_limit=limits.memory_bytes,
             memswap_limit=limits.memory_bytes,
             pids_limit=limits.pids,
@@ -402,9 +528,11 @@ class DockerBackend(SandboxBackend):
                 container.id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 0})
             sock = getattr(stream, "_sock", stream)
             container.start()
+            started = time.monotonic()
+            container.reload()
         except (docker.errors.DockerException, OSError) as exc:
             raise PlatformError(f"the container engine could not start the run: {exc}") from exc
-        started = time.monotonic()
+        oom = _OomWatch(container.attrs.get("State", {}).get("Pid"))
         deadline = started + limits.wall_s
         next_cancel = started + CANCEL_POLL_INTERVAL_S
         killed_at: float | None = None
@@ -432,8 +560,12 @@ class DockerBackend(SandboxBackend):
                 elif now - killed_at > KILL_GRACE_S:
                     break  # the container is gone; only the engine holds the stream open
                 timeout = POLL_INTERVAL_S if killed_at is not None else max(0.0, min(POLL_INTERVAL_S, deadline - now))
-                readable, _, _ = select.select([sock], [], [], timeout)
-                if not readable:
+                watched = [sock] if oom.eventfd is None else [sock, oom.eventfd]
+                readable, _, _ = select.select(watched, [], [], timeout)
+                oom.check()
+                if oom.eventfd is not None and oom.eventfd in readable:
+                    oom.drain()
+                if sock not in readable:
                     continue
                 try:
                     chunk = sock.recv(65536)
@@ -449,6 +581,8 @@ class DockerBackend(SandboxBackend):
                          f"log size limit reached: more than {_mib(flood_bytes)} printed "
                          f"(the last {_mib(limits.log_bytes)} of each stream are kept)")
         finally:
+            oom.check()
+            oom.close()
             try:
                 sock.close()
             except OSError:
@@ -470,7 +604,7 @@ class DockerBackend(SandboxBackend):
         except docker.errors.DockerException:
             state = {}
         outcome.exit_code = state.get("ExitCode", result.get("StatusCode"))
-        outcome.oom_killed = bool(state.get("OOMKilled"))
+        outcome.oom_killed = bool(state.get("OOMKilled")) or oom.oom_kills > 0
         outcome.evidence = {"container_exit_code": outcome.exit_code, "oom_killed": outcome.oom_killed}
         if outcome.killed_status is not None and outcome.exit_code == 128 + signal.SIGKILL:
             outcome.exit_code = None  # our kill, not the probe's exit

@@ -1,0 +1,71 @@
+"""A real Docker-API engine for the sandbox tests: Podman's service on a private socket.
+
+`docker_engine` (session) does what `make engine` does — scripts/engine.sh with ENGINE_DIR set
+to a temp dir — points DOCKER_HOST at it, builds/imports the probe image once (cached by
+content hash, so later sessions only check it), and stops the service afterwards. When Podman
+cannot be installed or started the tests fail with the reason: a docker backend that was
+never exercised must not look green.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# catatonit is Podman's init for `init=True`; runc because crun fails in this cgroup layout.
+ENGINE_PACKAGES = ("podman", "runc", "uidmap", "catatonit")
+
+
+@dataclass(frozen=True)
+class DockerEngine:
+    base_url: str
+    image_id: str
+    directory: Path
+
+
+def _install_engine() -> None:
+    missing = [p for p in ("podman", "runc", "catatonit") if shutil.which(p) is None]
+    if not missing:
+        return
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "install_system.sh"), *ENGINE_PACKAGES],
+                          capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"could not install {' '.join(ENGINE_PACKAGES)} for the docker backend tests:\n"
+                    f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    import docker
+
+    from sandbox.probe_image import ensure_probe_image
+
+    _install_engine()
+    directory = Path(tempfile.mkdtemp(prefix="cropbias-engine-"))
+    env = dict(os.environ, ENGINE_DIR=str(directory))
+    script = ["bash", str(ROOT / "scripts" / "engine.sh")]
+    proc = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0 or "export DOCKER_HOST=" not in proc.stdout:
+        shutil.rmtree(directory, ignore_errors=True)
+        pytest.fail(f"could not start the Podman service:\n{proc.stdout}\n{proc.stderr}", pytrace=False)
+    base_url = proc.stdout.strip().splitlines()[-1].split("=", 1)[1]
+    previous = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = base_url
+    try:
+        client = docker.DockerClient(base_url=base_url, timeout=900)
+        image_id = ensure_probe_image(client)
+        client.close()
+        yield DockerEngine(base_url=base_url, image_id=image_id, directory=directory)
+    finally:
+        if previous is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = previous
+        subprocess.run([*script, "stop"], env=env, capture_output=True, timeout=60)
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,514 @@
+"""The attack suite: hostile probes through `run_probe` on every backend (bwrap and docker).
+
+Each probe that only *tries* something reports every attempt, raises SystemExit("LEAK …") if
+one got through, and otherwise writes a small valid image set — so `ok` means "contained",
+and the output shows each refusal. Probes that exhaust a limit must end with that limit's
+status and message. After a run nothing of it may remain (processes, containers, run dirs).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox.backends.bwrap import BubblewrapBackend
+from sandbox.limits import MiB, Limits
+from sandbox.runner import run_probe
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = Limits(wall_s=15, cpu_s=10, memory_bytes=256 * MiB, pids=64, output_bytes=16 * MiB, output_files=200,
+               tmp_bytes=16 * MiB, log_bytes=64 * 1024)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandboxes are run by a root worker here")
+
+# Prepended to every probe: `valid_set()` writes a two-image set with probekit's writer.
+PRELUDE = '''
+import os, sys
+from PIL import Image
+from probekit import ImageSetWriter
+
+def valid_set():
+    with ImageSetWriter(groups=["light", "dark"], title="attack suite") as out:
+        for name, shade in (("light", 220), ("dark", 40)):
+            out.add(Image.new("RGB", (64, 48), (shade,) * 3), id=f"f1-{name}", base="f1",
+                    regions=[(name, (8, 8, 32, 32))])
+'''
+
+
+def _processes_matching(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            comm = (entry / "comm").read_text()
+        except OSError:
+            continue
+        if text in cmdline or text in comm:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(params=["bwrap", "docker"])
+def backend(request):
+    if request.param == "bwrap":
+        return BubblewrapBackend()
+    from sandbox.backends.docker import DockerBackend
+
+    engine = request.getfixturevalue("docker_engine")
+    return DockerBackend(base_url=engine.base_url)
+
+
+@pytest.fixture
+def run(backend, tmp_path):
+    """Run a probe's source through run_probe on `backend`; check nothing of the run is left."""
+    def _run(source: str, *, limits: Limits = SMALL, prelude: bool = True):
+        probe = tmp_path / f"probe-{secrets.token_hex(3)}.py"
+        probe.write_text((PRELUDE if prelude else "") + textwrap.dedent(source))
+        run_id = f"attack-{secrets.token_hex(6)}"
+        result = run_probe(probe, backend=backend, limits=limits, out_dir=tmp_path / f"set-{run_id}", run_id=run_id)
+        assert result.status != "platform_error", result.error
+        assert not (backend.runs_dir / run_id).exists()
+        if backend.name == "docker":
+            client = backend._client()
+            assert client.containers.list(all=True, filters={"label": f"cropbias.run={run_id}"}) == []
+            assert result.details["image_digest"].startswith("sha256:")
+        return result
+
+    return _run
+
+
+def _contained(result) -> None:
+    assert "LEAK" not in result.stdout_tail + result.stderr_tail + (result.error or "")
+    assert result.status == "ok", (result.error, result.stdout_tail[-2000:], result.stderr_tail[-2000:])
+    assert result.n_images == 2
+
+
+# -- escaping the sandbox ---------------------------------------------------------------------
+
+def test_probe_cannot_reach_the_network_or_host_sockets(run):
+    sockets = ["/var/run/postgresql/.s.PGSQL.5432", "/run/redis/redis-server.sock"]
+    docker_host = os.environ.get("DOCKER_HOST", "")
+    if docker_host.startswith("unix://"):
+        sockets.append(docker_host[len("unix://"):])
+    result = run("""
+        import socket
+        leaks = []
+        def attempt(name, call):
+            try:
+                call()
+                leaks.append(name)
+                print(name, "CONNECTED")
+            except OSError as exc:
+                print(name, "refused:", exc.strerror or exc)
+        def tcp(host, port):
+            def call():
+                with socket.create_connection((host, port), timeout=3):
+                    pass
+            return call
+        def udp():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(3)
+                s.sendto(b"\\0" * 12, ("8.8.8.8", 53))
+                s.recvfrom(512)
+        def unix(path):
+            def call():
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.connect(path)
+            return call
+        attempt("tcp redis", tcp("127.0.0.1", 6379))
+        attempt("tcp postgres", tcp("127.0.0.1", 5432))
+        attempt("tcp outside", tcp("1.1.1.1", 443))
+        attempt("udp dns", udp)
+        attempt("dns lookup", lambda: socket.getaddrinfo("pypi.org", 443))
+        for path in SOCKETS:
+            attempt("unix " + path, unix(path))
+        if leaks:
+            raise SystemExit("LEAK: " + ", ".join(leaks))
+        valid_set()
+    """.replace("SOCKETS", repr(sockets)))
+    _contained(result)
+    assert "tcp redis refused:" in result.stdout_tail
+    assert "unix /var/run/postgresql/.s.PGSQL.5432 refused:" in result.stdout_tail
+
+
+def test_probe_sees_no_host_secret(run, monkeypatch):
+    canary = secrets.token_hex(16)
+    monkeypatch.setenv("CROPBIAS_SECRET_CANARY", canary)
+    result = run("""
+        import glob
+        leaks = [k for k in os.environ if "CANARY" in k or "SECRET" in k or "DATABASE" in k]
+        for path in glob.glob("/proc/*/environ"):
+            try:
+                if b"CANARY" in open(path, "rb").read():
+                    leaks.append(path)
+            except OSError as exc:
+                print(path, "unreadable:", exc.strerror)
+        for path in ("/root", "ROOT/var", "ROOT/config/settings.py", "ROOT/var/secret_key", "/etc/shadow",
+                     "/var/lib/containers", "/home"):
+            try:
+                if os.path.isdir(path):
+                    os.listdir(path)
+                else:
+                    open(path, "rb").read(1)
+                leaks.append(path)
+            except OSError as exc:
+                print(path, "refused:", exc.strerror)
+        if leaks:
+            raise SystemExit("LEAK: " + ", ".join(leaks))
+        valid_set()
+    """.replace("ROOT", str(ROOT)))
+    _contained(result)
+    assert canary not in result.stdout_tail + result.stderr_tail
+    assert f"{ROOT}/var/secret_key refused:" in result.stdout_tail
+
+
+def test_probe_cannot_write_outside_its_output_directory(run):
+    result = run("""
+        import json, probekit
+        stdlib = os.path.dirname(json.__file__)
+        targets = ["/usr/evil", stdlib + "/evil.py", stdlib + "/__init__.py", os.path.dirname(probekit.__file__) + "/evil.py",
+                   probekit.__file__, "/probe/evil", "/probe/probe.py", "/etc/passwd", "/evil", sys.executable,
+                   "/var/tmp/evil", "/run/evil"]
+        leaks = []
+        for path in targets:
+            try:
+                with open(path, "a") as fh:
+                    fh.write("x")
+                leaks.append(path)
+            except OSError as exc:
+                print(path, "refused:", exc.strerror)
+        open("/tmp/scratch", "w").write("tmp is writable")
+        if leaks:
+            raise SystemExit("LEAK: " + ", ".join(leaks))
+        valid_set()
+    """)
+    _contained(result)
+    assert "/usr/evil refused:" in result.stdout_tail
+    assert "/probe/probe.py refused:" in result.stdout_tail
+
+
+def test_probe_cannot_see_or_trace_host_processes(run):
+    result = run("""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        leaks = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    cmdline = open(f"/proc/{entry}/cmdline", "rb").read()
+                except OSError:
+                    continue
+                if any(host in cmdline for host in (b"pytest", b"system\\0service", b"redis-server", b"postgres")):
+                    leaks.append(f"sees {cmdline[:60]!r}")
+        rc = libc.ptrace(16, WORKER_PID, None, None)  # PTRACE_ATTACH to the worker's host pid
+        print("ptrace attach", "ok" if rc == 0 else f"refused: errno {ctypes.get_errno()}")
+        if rc == 0:
+            leaks.append("ptrace attach")
+        if leaks:
+            raise SystemExit("LEAK: " + ", ".join(leaks))
+        valid_set()
+    """.replace("WORKER_PID", str(os.getpid())))
+    _contained(result)
+    assert "ptrace attach refused" in result.stdout_tail
+
+
+def test_probe_cannot_gain_privileges_unshare_or_mount(run):
+    result = run("""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        status = open("/proc/self/status").read()
+        print([line for line in status.splitlines() if line.startswith(("Uid:", "CapEff", "NoNewPrivs"))])
+        results = {}
+        for name, call in {
+            "setuid": lambda: libc.setuid(0),
+            "unshare_user": lambda: libc.unshare(0x10000000),
+            "unshare_mount": lambda: libc.unshare(0x00020000),
+            "mount": lambda: libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, None),
+            "remount_usr": lambda: libc.mount(None, b"/usr", None, 0x20 | 0x1000, None),
+            "chroot": lambda: libc.chroot(b"/tmp"),
+        }.items():
+            results[name] = "ok" if call() == 0 else ctypes.get_errno()
+        print("results", results)
+        leaks = [name for name, value in results.items() if value == "ok"]
+        if os.getuid() == 0 or os.geteuid() == 0:
+            leaks.append("root")
+        if leaks:
+            raise SystemExit("LEAK: " + ", ".join(leaks))
+        valid_set()
+    """)
+    _contained(result)
+    assert "'CapEff:\\t0000000000000000'" in result.stdout_tail
+    assert "'NoNewPrivs:\\t1'" in result.stdout_tail
+
+
+def test_probe_killing_its_parent_and_every_process_it_can_harms_only_itself(run):
+    result = run("""
+        import signal
+        for target in (os.getppid(), 1):
+            try:
+                os.kill(target, signal.SIGKILL)
+                print("sent SIGKILL to", target)
+            except OSError as exc:
+                print("kill", target, "refused:", exc.strerror)
+        try:
+            os.kill(-1, signal.SIGKILL)  # every process this uid may signal, except itself
+        except OSError as exc:
+            print("kill -1 refused:", exc.strerror)
+        valid_set()
+        print("still here")
+    """)
+    _contained(result)
+    assert "still here" in result.stdout_tail
+    assert os.getppid() > 1  # the worker (this test) and its parent are alive
+
+
+# -- exhausting limits ------------------------------------------------------------------------
+
+def test_fork_bomb_hits_the_process_limit_and_leaves_no_process(run):
+    marker = "cb" + secrets.token_hex(5)
+    result = run(f"""
+        import ctypes, os
+        ctypes.CDLL(None).prctl(15, b"{marker}", 0, 0, 0)  # PR_SET_NAME, inherited by every fork
+        while True:
+            os.fork()
+    """, limits=Limits(**{**SMALL.to_dict(), "wall_s": 20}), prelude=False)
+    assert result.status == "limit_exceeded"
+    # 64 copies of an interpreter may fill 256 MiB before the 64th fork: either limit is right.
+    assert result.error in ("process limit of 64 reached", "memory limit of 256 MiB reached")
+    assert _processes_matching(marker) == []
+
+
+def test_memory_bomb_hits_the_memory_limit(run):
+    result = run("""
+        chunks = []
+        while True:
+            chunks.append(b"x" * (16 * 1024 * 1024))
+    """)
+    assert (result.status, result.error) == ("limit_exceeded", "memory limit of 256 MiB reached")
+
+
+def test_cpu_loop_times_out_on_cpu_time(run):
+    result = run("while True:\n    pass\n", limits=Limits(**{**SMALL.to_dict(), "cpu_s": 2, "wall_s": 30}),
+                 prelude=False)
+    assert (result.status, result.error) == ("timeout", "CPU-time limit of 2 s reached")
+
+
+def test_sleeping_forever_times_out_on_the_wall_clock(run):
+    result = run("import time\nprint('sleeping', flush=True)\ntime.sleep(3600)\n",
+                 limits=Limits(**{**SMALL.to_dict(), "wall_s": 3}), prelude=False)
+    assert (result.status, result.error) == ("timeout", "wall-clock limit of 3 s reached")
+    assert result.stdout_tail == "sleeping\n"
+    assert result.exit_code is None
+
+
+def test_filling_the_output_directory_hits_the_output_size_limit(run):
+    result = run("""
+        with open("big.bin", "wb") as fh:
+            while True:
+                fh.write(b"x" * (1024 * 1024))
+    """, prelude=False)
+    assert (result.status, result.error) == ("limit_exceeded", "output size limit of 16 MiB reached")
+
+
+def test_filling_tmp_hits_the_disk_limit(run):
+    result = run("""
+        with open("/tmp/big.bin", "wb") as fh:
+            while True:
+                fh.write(b"x" * (1024 * 1024))
+    """, prelude=False)
+    assert result.status == "limit_exceeded"
+    assert result.error.startswith("disk limit reached") or result.error.startswith("output size limit")
+
+
+def test_many_small_files_hit_the_file_count_limit(run):
+    result = run("""
+        for i in range(5000):
+            with open(f"f{i}.txt", "w") as fh:
+                fh.write("x")
+    """, prelude=False)
+    assert (result.status, result.error) == ("limit_exceeded", "output file-count limit of 200 reached")
+
+
+def test_stdout_flood_keeps_only_the_tail(run):
+    result = run("""
+        for i in range(16 * 1024):
+            sys.stdout.write(f"{i:063d}\\n")
+        sys.stdout.write("THE END\\n")
+        valid_set()
+    """)
+    assert result.status == "ok", result.stderr_tail
+    assert len(result.stdout_tail.encode()) == SMALL.log_bytes
+    assert result.stdout_tail.endswith("THE END\n")
+    assert f"{0:063d}\n" not in result.stdout_tail
+
+
+def test_log_flood_beyond_the_log_limit_is_killed(run):
+    result = run("""
+        line = "y" * 1023 + "\\n"
+        while True:
+            sys.stderr.write(line)
+    """)
+    assert result.status == "limit_exceeded"
+    assert result.error.startswith("log size limit reached")
+    assert len(result.stderr_tail.encode()) <= SMALL.log_bytes
+
+
+def test_background_process_does_not_outlive_the_run(run):
+    marker = f"cbbg{secrets.token_hex(5)}"
+    result = run(f"""
+        import subprocess
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "{marker}"],
+                         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if os.fork() == 0:  # a grandchild, orphaned at once
+            os.setsid()
+            os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(600)", "{marker}"])
+        valid_set()
+        print("detached")
+    """)
+    assert result.status == "ok", result.stderr_tail
+    assert _processes_matching(marker) == []
+
+
+# -- hostile output ---------------------------------------------------------------------------
+
+def _write_manifest_source(items: str) -> str:
+    return """
+        import json
+        os.makedirs("images", exist_ok=True)
+        Image.new("RGB", (64, 48)).save("images/a.png")
+        ITEMS_SETUP
+        json.dump({"schema": 1, "groups": ["light", "dark"], "items": ITEMS}, open("manifest.json", "w"))
+    """.replace("ITEMS_SETUP", "").replace("ITEMS", items)
+
+
+def _item(item_id: str, image: str, box=(8, 8, 16, 16)) -> str:
+    return f'{{"id": "{item_id}", "image": "{image}", "regions": [{{"group": "light", "box": {list(box)}}}]}}'
+
+
+def test_symlinked_output_is_rejected_naming_the_item(run):
+    result = run("""
+        import json
+        os.makedirs("images", exist_ok=True)
+        Image.new("RGB", (64, 48)).save("images/a.png")
+        os.symlink("/etc/passwd", "images/secret.png")
+        json.dump({"schema": 1, "groups": ["light", "dark"], "items": [ITEM_A, ITEM_LINK]}, open("manifest.json", "w"))
+    """.replace("ITEM_A", _item("a", "images/a.png")).replace("ITEM_LINK", _item("leak", "images/secret.png")))
+    assert result.status == "rejected"
+    assert "item 'leak'" in result.error and "symbolic link" in result.error
+
+
+def test_hardlinked_output_is_rejected_naming_the_item(run):
+    result = run("""
+        import json
+        os.makedirs("images", exist_ok=True)
+        Image.new("RGB", (64, 48)).save("images/a.png")
+        os.link("images/a.png", "images/b.png")
+        json.dump({"schema": 1, "groups": ["light", "dark"], "items": [ITEM_B]}, open("manifest.json", "w"))
+    """.replace("ITEM_B", _item("b", "images/b.png")))
+    assert result.status == "rejected"
+    assert "item 'b'" in result.error and "hard link" in result.error
+
+
+def test_dotdot_output_path_is_rejected_naming_the_item(run):
+    result = run("""
+        import json
+        Image.new("RGB", (64, 48)).save("/tmp/outside.png")
+        json.dump({"schema": 1, "groups": ["light", "dark"], "items": [ITEM]}, open("manifest.json", "w"))
+    """.replace("ITEM", _item("up", "../../tmp/outside.png")))
+    assert result.status == "rejected"
+    assert "item 'up'" in result.error and "no '..'" in result.error
+
+
+def test_forged_manifest_with_a_region_outside_the_image_is_rejected(run):
+    result = run("""
+        import json
+        os.makedirs("images", exist_ok=True)
+        Image.new("RGB", (64, 48)).save("images/a.png")
+        json.dump({"schema": 1, "groups": ["light", "dark"], "items": [ITEM]}, open("manifest.json", "w"))
+    """.replace("ITEM", _item("wide", "images/a.png", box=(40, 8, 500, 16))))
+    assert result.status == "rejected"
+    assert "item 'wide'" in result.error and "lie inside the 64×48 image" in result.error
+
+
+def test_decompression_bomb_png_is_rejected(run):
+    result = run("""
+        import json, struct, zlib
+        def chunk(kind, data):
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        side = 12000  # 144 megapixels of 1-bit grey: a few kB compressed
+        packer, row = zlib.compressobj(9), b"\\0" + b"\\0" * (side // 8)
+        body = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+        os.makedirs("images", exist_ok=True)
+        with open("images/bomb.png", "wb") as fh:
+            fh.write(b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+        print("bomb bytes", os.path.getsize("images/bomb.png"))
+        json.dump({"schema": 1, "groups": ["light", "dark"], "items": [ITEM]}, open("manifest.json", "w"))
+    """.replace("ITEM", _item("bomb", "images/bomb.png")))
+    assert result.status == "rejected"
+    assert "item 'bomb'" in result.error and "decompression bomb" in result.error
+
+
+# -- and the worker goes on -------------------------------------------------------------------
+
+def test_benign_probe_is_ok_after_hostile_ones_on_the_same_backend(run):
+    run("while True:\n    os.fork()\n", limits=Limits(**{**SMALL.to_dict(), "wall_s": 10}))
+    run("chunks = []\nwhile True:\n    chunks.append(b'x' * 2**24)\n")
+    result = run("valid_set()\nprint('fine')\n")
+    assert result.status == "ok", result.stderr_tail
+    assert result.stdout_tail == "fine\n"
+    assert result.n_images == 2 and result.image_set_path is not None
+    assert sorted(p.name for p in (result.image_set_path / "images").iterdir()) == ["f1-dark.png", "f1-light.png"]
+
+
+# -- the docker backend's own contract --------------------------------------------------------
+
+def test_unreachable_engine_is_a_platform_error_and_nothing_runs(tmp_path):
+    from sandbox.backends.docker import DockerBackend
+
+    probe = tmp_path / "probe.py"
+    probe.write_text("open('/var/tmp/ran-unsandboxed', 'w')\n")
+    backend = DockerBackend(base_url=f"unix://{tmp_path}/no-engine.sock", runs_dir=tmp_path / "runs")
+    usable, reason = backend.available()
+    assert not usable and "is unreachable" in reason
+    result = run_probe(probe, backend=backend, limits=SMALL, out_dir=tmp_path / "set")
+    assert result.status == "platform_error"
+    assert result.error.startswith(f"the container engine at unix://{tmp_path}/no-engine.sock is unreachable")
+    assert not Path("/var/tmp/ran-unsandboxed").exists()
+
+
+def test_missing_configured_image_is_a_platform_error(docker_engine, tmp_path):
+    from sandbox.backends.docker import DockerBackend
+
+    (tmp_path / "probe.py").write_text("pass\n")
+    backend = DockerBackend(base_url=docker_engine.base_url, image="localhost/cropbias-no-such-image:0")
+    result = run_probe(tmp_path / "probe.py", backend=backend, limits=SMALL, out_dir=tmp_path / "set")
+    assert result.status == "platform_error"
+    assert "the probe image localhost/cropbias-no-such-image:0 is missing" in result.error
+
+
+def test_reap_removes_run_containers_older_than_the_threshold(docker_engine, tmp_path):
+    from sandbox.backends.docker import LABEL_RUN, LABEL_STARTED_AT, DockerBackend
+
+    backend = DockerBackend(base_url=docker_engine.base_url, runs_dir=tmp_path / "runs")
+    client = backend._client()
+    old, young = f"reap-old-{secrets.token_hex(4)}", f"reap-young-{secrets.token_hex(4)}"
+    created = {}
+    for run_id, started in ((old, time.time() - 7200), (young, time.time())):
+        created[run_id] = client.containers.create(docker_engine.image_id, command=["/usr/bin/sleep", "600"],
+                                                   labels={LABEL_RUN: run_id, LABEL_STARTED_AT: repr(started)},
+                                                   network_mode="none")
+    try:
+        created[old].start()
+        assert old in backend.reap(older_than_s=3600)
+        remaining = {c.labels[LABEL_RUN] for c in client.containers.list(all=True, filters={"label": LABEL_RUN})}
+        assert old not in remaining and young in remaining
+    finally:
+        for container in created.values():
+            backend._remove_container(container)
