@@ -116,26 +116,50 @@ def run_execute(*, run_id: str) -> str:
         if run is None:
             return "nothing to do"
         submission = run.submission
-        if submission.state == states.CANCELLED:
+        rerun = _is_rerun(run)
+        if submission.state == states.CANCELLED and not rerun:
             ProbeRun.objects.filter(pk=run_id).update(status=RUN_CANCELLED, finished_at=timezone.now())
             return "cancelled"
-        services.submission_transition(
-            submission_id=submission.pk, from_states=(states.QUEUED, states.RUNNING), to_state=states.RUNNING,
-            reason="the probe is running in the sandbox",
-        )
+        if not rerun:  # a judge's re-run leaves the submission where it is
+            services.submission_transition(
+                submission_id=submission.pk, from_states=(states.QUEUED, states.RUNNING), to_state=states.RUNNING,
+                reason="the probe is running in the sandbox",
+            )
         out_dir = settings.RUNS_DIR / str(run.pk)
         shutil.rmtree(out_dir, ignore_errors=True)  # a previous attempt's leftovers
         probe_path = Path(submission.probe.path)
         limits = Limits.from_dict(submission.challenge.limits)
 
         def should_cancel() -> bool:
-            return Submission.objects.filter(pk=submission.pk, state=states.CANCELLED).exists()
+            return not rerun and Submission.objects.filter(pk=submission.pk, state=states.CANCELLED).exists()
 
         result = run_probe(
             probe_path, backend=run.backend, limits=limits, out_dir=out_dir, run_id=f"{run.pk}-{run.attempt}",  # one sandbox per attempt
             should_cancel=should_cancel,
         )
         return _store_run_result(run=run, result=result)
+
+
+def _is_rerun(run: ProbeRun) -> bool:
+    return bool(run.details.get("rerun_of"))
+
+
+def _store_rerun_result(*, run: ProbeRun, result, fields: dict) -> str:
+    """A judge's re-run: store its run and measure it beside the original; no state moves."""
+    with transaction.atomic():
+        if not ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields):
+            return "already stored"
+        if result.status != "ok":
+            return result.status
+        image_set = _image_set_create(run=run, path=result.image_set_path, n_images=result.n_images)
+        submission = run.submission
+        measurement = Measurement.objects.create(
+            submission=submission, image_set=image_set, model_name=submission.challenge.model_name,
+            probe_sha256=submission.probe_sha256, manifest_sha256=image_set.manifest_sha256,
+            progress_total=image_set.n_images, rerun_of_id=run.details["rerun_of"],
+        )
+        transaction.on_commit(lambda: enqueue_measurement(measurement_id=measurement.pk))
+    return "ok"
 
 
 def _store_run_result(*, run: ProbeRun, result) -> str:
@@ -145,6 +169,8 @@ def _store_run_result(*, run: ProbeRun, result) -> str:
         stdout_tail=result.stdout_tail or "", stderr_tail=result.stderr_tail or "",
         error=result.error or "", details=dict(run.details, **(result.details or {})), finished_at=timezone.now(),
     )
+    if _is_rerun(run):
+        return _store_rerun_result(run=run, result=result, fields=fields)
     if Submission.objects.filter(pk=submission.pk, state=states.CANCELLED).exists():
         fields["status"] = RUN_CANCELLED
         ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields)
@@ -268,6 +294,8 @@ def measurement_execute(*, measurement_id: int, chunks_done: bool = False) -> st
     except Exception as exc:  # noqa: BLE001 - recorded and shown; the platform's fault, not the probe's
         logger.exception("measurement %s failed", measurement_id)
         Measurement.objects.filter(pk=measurement_id).update(status="failed", error=str(exc)[:2000])
+        if measurement.rerun_of_id:
+            return "failed"
         services.submission_transition(
             submission_id=submission.pk, from_states=(states.MEASURING,), to_state=states.PLATFORM_ERROR,
             reason=f"The measurement failed on the platform's side: {exc}",
@@ -281,6 +309,8 @@ def measurement_execute(*, measurement_id: int, chunks_done: bool = False) -> st
         )
         if not updated:
             return "already stored"
+        if measurement.rerun_of_id:
+            return "done (re-run)"
         services.submission_transition(
             submission_id=submission.pk, from_states=(states.MEASURING,), to_state=states.MEASURED,
             reason="measured; a provisional score is being computed",

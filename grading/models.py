@@ -15,6 +15,8 @@ class Measurement(models.Model):
     model_name = models.CharField(max_length=100)
     model_version = models.CharField(max_length=100, blank=True)
     seed = models.IntegerField(default=0)
+    # A judge's re-run (same probe, same model version) points at the measurement it repeats.
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="reruns")
     status = models.CharField(max_length=20, choices=MEASUREMENT_STATUSES, default="pending", db_index=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)

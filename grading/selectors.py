@@ -345,11 +345,36 @@ def thread_for_participant(*, submission: Submission) -> QuerySet:
     return submission.comments.filter(to_participant=True).select_related("author")
 
 
+def rerun_comparison(*, measurement) -> dict | None:
+    """The latest re-run of `measurement` beside it: per test, both estimates and Holm p-values.
+
+    `identical` is the strong check: the same probe, images, model version and seed must give a
+    byte-identical document, so the two document hashes match.
+    """
+    if measurement is None:
+        return None
+    rerun = measurement.reruns.order_by("-created_at").first()
+    if rerun is None:
+        return None
+    if rerun.status != "done" or measurement.status != "done":
+        return {"rerun": rerun, "done": False, "rows": [], "identical": False}
+    first, second = document_for(measurement), document_for(rerun)
+    again = {t["id"]: t for t in second.get("tests", [])}
+    rows = []
+    for test in first.get("tests", []):
+        twin = again.get(test["id"], {})
+        rows.append({"id": test["id"], "estimate": test.get("estimate"), "p_holm": test.get("p_holm"),
+                     "rerun_estimate": twin.get("estimate"), "rerun_p_holm": twin.get("p_holm"),
+                     "same": twin.get("estimate") == test.get("estimate") and twin.get("p_holm") == test.get("p_holm")})
+    return {"rerun": rerun, "done": True, "rows": rows,
+            "identical": measurement.document_sha256 == rerun.document_sha256}
+
+
 def judge_page(*, submission: Submission, user) -> dict:
     """Everything the judge submission page shows, in one place."""
     rubric = rubric_of(submission.challenge)
-    measurement = submission.measurements.filter(status="done").select_related("image_set").first() or \
-        submission.measurements.select_related("image_set").first()
+    originals = submission.measurements.filter(rerun_of__isnull=True).select_related("image_set")
+    measurement = originals.filter(status="done").first() or originals.first()
     document = document_for(measurement) if measurement and measurement.status == "done" else None
     evidence = measurement_evidence(rubric, document or {})
     reviews = list(submission.reviews.select_related("judge"))
@@ -362,7 +387,7 @@ def judge_page(*, submission: Submission, user) -> dict:
         initial = {"harm_type": harm, "ratings": provisional_ratings(rubric, harm_type=harm, evidence=evidence),
                    "justifications": {}, "comment": ""}
     provisional = Score.objects.filter(submission=submission, kind=Score.PROVISIONAL).first()
-    run = submission.runs.order_by("-queued_at").first()
+    run = submission.runs.exclude(details__has_key="rerun_of").order_by("-queued_at").first()
     return {
         "submission": submission,
         "rubric": rubric,
@@ -375,6 +400,7 @@ def judge_page(*, submission: Submission, user) -> dict:
         "manifest": manifest_summary(image_set=measurement.image_set if measurement else None),
         "probe": probe_source(submission=submission),
         "variants": variant_comparison(document=document),
+        "rerun": rerun_comparison(measurement=measurement),
         "artifacts": measurement_artifacts(measurement=measurement),
         "reviews": reviews,
         "my_review": mine,

@@ -125,6 +125,19 @@ def judge_reopen(request, submission_id: int):
 
 @login_required
 @require_POST
+def judge_rerun(request, submission_id: int):
+    submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
+    try:
+        bounty_services.submission_rerun(submission=submission, actor=request.user)
+    except BountyError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Re-run queued: the same probe on the same model version. Reload to compare.")
+    return _back(submission.pk, "rerun")
+
+
+@login_required
+@require_POST
 def judge_publish(request, submission_id: int):
     submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
     try:
