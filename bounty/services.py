@@ -173,6 +173,34 @@ def submission_cancel(*, submission: Submission, actor) -> None:
         raise BountyError(errors.CANNOT_CANCEL.format(state=submission.get_state_display().lower()))
 
 
+def submission_rerun(*, submission: Submission, actor):
+    """A judge re-runs the probe (same file, same model version) to compare the two documents.
+
+    The submission keeps its state; the new run and measurement sit beside the original one.
+    """
+    from grading.models import Measurement
+    from sandbox.models import ProbeRun
+
+    original = Measurement.objects.filter(submission=submission, status="done", rerun_of__isnull=True).first()
+    if original is None:
+        raise BountyError(errors.RERUN_NEEDS_MEASUREMENT)
+    if Measurement.objects.filter(rerun_of=original, status__in=("pending", "running")).exists() or \
+            ProbeRun.objects.filter(submission=submission, status__in=("queued", "running"),
+                                    details__rerun_of=original.pk).exists():
+        raise BountyError(errors.RERUN_IN_PROGRESS)
+    with transaction.atomic():
+        run = ProbeRun.objects.create(
+            submission=submission, backend=settings.SANDBOX_BACKEND,
+            details={"rerun_of": original.pk, "requested_by": getattr(actor, "username", "")},
+        )
+        SubmissionEvent.objects.create(
+            submission=submission, actor=actor, from_state=submission.state, to_state=submission.state,
+            reason=f"re-run requested to reproduce measurement #{original.pk}",
+        )
+        transaction.on_commit(lambda: enqueue_run(run_id=str(run.pk)))
+    return run
+
+
 def submission_publish(*, submission: Submission, actor) -> None:
     """Publish an accepted finding (or accept and publish in one step from review)."""
     if submission.state == states.IN_REVIEW:
