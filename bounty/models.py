@@ -79,9 +79,11 @@ class Submission(models.Model):
         indexes = [
             models.Index(fields=["challenge", "state", "-final_score"], name="sub_leaderboard_idx"),
             models.Index(fields=["challenge", "participant", "created_at"], name="sub_quota_idx"),
-            # The leaderboard's default order, nulls last, with its tie-breaks: an index-ordered scan.
+            # The leaderboard's default order with its tie-breaks: an index-ordered scan. Published
+            # results always have a score (services.submission_publish), so no NULLS clause is
+            # needed — and SQLite, the local default, cannot index one.
             models.Index(
-                models.F("challenge"), models.F("state"), models.F("final_score").desc(nulls_last=True),
+                models.F("challenge"), models.F("state"), models.F("final_score").desc(),
                 models.F("published_at"), models.F("id"), name="sub_board_score_idx",
             ),
             models.Index(fields=["challenge", "state", "published_at"], name="sub_board_date_idx"),

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -24,8 +24,8 @@ ARTIFACT_NAMES = ("contact_sheet", "group_rates", "preference", "variants")
 LEADERBOARD_PAGE_SIZE = 50
 # GET ?sort= values → ORDER BY; every order ends in the same tie-breaks so pages never overlap.
 LEADERBOARD_SORTS = {
-    "rank": (F("final_score").desc(nulls_last=True), "published_at", "id"),
-    "-rank": (F("final_score").asc(nulls_first=True), F("published_at").desc(), F("id").desc()),
+    "rank": (F("final_score").desc(), "published_at", "id"),
+    "-rank": (F("final_score").asc(), F("published_at").desc(), F("id").desc()),
     "date": ("published_at", "id"),
     "-date": (F("published_at").desc(), F("id").desc()),
     "title": ("title", "id"),
@@ -171,25 +171,9 @@ class LeaderboardQuery:
 
 
 def leaderboard_queryset(*, challenge: Challenge, query: LeaderboardQuery | None = None) -> QuerySet[Submission]:
-    """Published results with their competition rank (ties share a rank: 1, 1, 3).
-
-    The rank is 1 + the number of published results of the challenge with a higher score, so
-    filtering never renumbers it; PostgreSQL evaluates that subquery only for the rows of the
-    page, each one a short scan of sub_board_score_idx.
-    """
+    """Published results, filtered and sorted by the query (ranks come from leaderboard_ranks)."""
     query = query or LeaderboardQuery()
-    published = Submission.objects.filter(challenge=challenge, state=states.PUBLISHED)
-    higher = (
-        published.filter(challenge=OuterRef("challenge"), final_score__gt=OuterRef("final_score"))
-        .order_by().values("challenge").annotate(n=Count("pk")).values("n")
-    )
-    unscored = published.filter(challenge=OuterRef("challenge"), final_score__isnull=False) \
-        .order_by().values("challenge").annotate(n=Count("pk")).values("n")
-    rows = published.select_related("participant", "team").annotate(
-        rank=Coalesce(Subquery(higher, output_field=IntegerField()), Value(0)) + 1,
-        # Unscored results (should not happen once published) rank after every scored one.
-        unscored_rank=Coalesce(Subquery(unscored, output_field=IntegerField()), Value(0)) + 1,
-    )
+    rows = Submission.objects.filter(challenge=challenge, state=states.PUBLISHED).select_related("participant", "team")
     if query.harm:
         rows = rows.filter(harm_type=query.harm)
     if query.q:
@@ -198,25 +182,53 @@ def leaderboard_queryset(*, challenge: Challenge, query: LeaderboardQuery | None
     return rows.order_by(*LEADERBOARD_SORTS[query.sort])
 
 
+# Competition rank of each score among the challenge's published results: 1 + how many score
+# higher (published results always have a score). One ordered scan of sub_board_score_idx, grouped by score, so
+# the cost does not depend on the page asked for; only the page's scores come back.
+_RANKS_SQL = """
+SELECT final_score, higher + 1 FROM (
+    SELECT final_score,
+           COALESCE(SUM(COUNT(*)) OVER (ORDER BY final_score DESC
+                                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS higher
+    FROM {table} WHERE challenge_id = %s AND state = %s AND final_score IS NOT NULL GROUP BY final_score
+) ranked
+WHERE final_score IN ({wanted})
+"""
+
+
+def leaderboard_ranks(*, challenge: Challenge, scores) -> dict[float | None, int]:
+    """Map each of `scores` (None allowed) to its rank: ties share a rank (1, 1, 3)."""
+    wanted = sorted({score for score in scores if score is not None})
+    if not wanted:
+        return {}
+    sql = _RANKS_SQL.format(table=connection.ops.quote_name(Submission._meta.db_table),
+                            wanted=", ".join(["%s"] * len(wanted)))  # at most one page of scores
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [challenge.pk, states.PUBLISHED, *wanted])
+        return {score: int(rank) for score, rank in cursor.fetchall()}
+
+
+def _with_ranks(*, challenge: Challenge, rows) -> list[Submission]:
+    rows = list(rows)
+    ranks = leaderboard_ranks(challenge=challenge, scores=[row.final_score for row in rows])
+    for row in rows:
+        row.rank = ranks.get(row.final_score)
+    return rows
+
+
 def leaderboard_page(*, challenge: Challenge, query: LeaderboardQuery | None = None,
                      per_page: int = LEADERBOARD_PAGE_SIZE):
-    """One page of the leaderboard: a count and a page query, whatever the number of rows."""
+    """One page of the leaderboard in three queries (count, rows, ranks), whatever its size."""
     query = query or LeaderboardQuery()
-    paginator = Paginator(leaderboard_queryset(challenge=challenge, query=query), per_page)
-    page = paginator.get_page(query.page)
-    for row in page.object_list:
-        if row.final_score is None:
-            row.rank = row.unscored_rank
+    page = Paginator(leaderboard_queryset(challenge=challenge, query=query), per_page).get_page(query.page)
+    page.object_list = _with_ranks(challenge=challenge, rows=page.object_list)
     return page
 
 
 def leaderboard(*, challenge: Challenge) -> list[dict]:
-    """Every published result ranked by final score; ties share a rank. One query."""
-    ranked = []
-    for submission in leaderboard_queryset(challenge=challenge):
-        rank = submission.rank if submission.final_score is not None else submission.unscored_rank
-        ranked.append({"rank": rank, "submission": submission})
-    return ranked
+    """Every published result ranked by final score; ties share a rank."""
+    rows = _with_ranks(challenge=challenge, rows=leaderboard_queryset(challenge=challenge))
+    return [{"rank": row.rank, "submission": row} for row in rows]
 
 
 def submitter_label(submission: Submission) -> str:

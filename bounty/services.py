@@ -211,6 +211,8 @@ def submission_publish(*, submission: Submission, actor) -> None:
     from grading.rubric import final_score
 
     score = final_score(reviews=submission.reviews.all(), provisional=submission.provisional_score)
+    if score is None:  # the leaderboard ranks scores: a published result always has one
+        raise BountyError(errors.PUBLISH_NEEDS_SCORE)
     moved = submission_transition(
         submission_id=submission.pk,
         from_states=(states.ACCEPTED,),

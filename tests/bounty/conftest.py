@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from bounty import services, states
-from tests.factories import challenge_create, user_create
+from tests.factories import ROOT, challenge_create, user_create
 
 
 @pytest.fixture
@@ -41,8 +41,10 @@ def publish(submission, *, judge) -> None:
 
 
 @pytest.fixture
-def measured(db, challenge, alice):
+def measured(db, challenge, alice, monkeypatch):
     """Alice's submission with a real run, image set, measurement, plots and a provisional score."""
     from tests.grading.test_judge_console import measured_submission_create
 
+    # The example probe imports probekit, as it would inside the sandbox where it is on the path.
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     return measured_submission_create(challenge=challenge, participant=alice)

@@ -2,9 +2,8 @@
 
 Also holds `measured_submission_create`, the setup the console, permission and browser tests
 share: a submission walked through the audited state machine to `in_review`, with a real run
-of the example probe's image set and, when grading.measurement is importable, a real
-measurement (otherwise TEST_FIXTURE_METRICS_DOCUMENT — the judge UI is under test, not the
-statistics).
+of the example probe's image set and a real measurement. TEST_FIXTURE_METRICS_DOCUMENT is a
+hand-written input for the rubric-gating cases only (the judge UI is under test there).
 """
 from __future__ import annotations
 
@@ -35,7 +34,7 @@ from grading import selectors, services
 from grading.views import participant_thread_reply
 from grading.models import Measurement, Review, ReviewAssignment, SubmissionComment
 from sandbox.models import ImageSet, ProbeRun
-from tests.factories import EXAMPLE_PROBE, user_create
+from tests.factories import EXAMPLE_PROBE, ROOT, user_create
 
 # A hand-made metrics document (DESIGN §5) for when the real measurement is not importable.
 TEST_FIXTURE_METRICS_DOCUMENT = {
@@ -66,16 +65,14 @@ def _example_image_set() -> Path:
     """Run the project's own example probe (trusted, unsandboxed) into a fresh run directory."""
     out = Path(settings.RUNS_DIR) / f"test-{uuid.uuid4().hex[:12]}" / "out"
     out.mkdir(parents=True)
-    subprocess.run([sys.executable, str(EXAMPLE_PROBE)], cwd=out, env=dict(os.environ, PROBE_OUTPUT_DIR=str(out)),
+    subprocess.run([sys.executable, str(EXAMPLE_PROBE)], cwd=out, env=dict(os.environ, PROBE_OUTPUT_DIR=str(out), PYTHONPATH=str(ROOT)),
                    check=True, capture_output=True, timeout=120)
     return out
 
 
 def _measure(set_dir: Path, *, challenge: Challenge, measurement_id: int, probe_sha256: str) -> str:
-    try:
-        from grading.measurement import document_dumps, measure_image_set
-    except ImportError:
-        return json.dumps(TEST_FIXTURE_METRICS_DOCUMENT, sort_keys=True)
+    from grading.measurement import document_dumps, measure_image_set
+
     document = measure_image_set(
         set_dir, model=challenge.model_name, ratios=list(challenge.aspect_ratios), seed=0,
         probe_sha256=probe_sha256, generalization=False,
