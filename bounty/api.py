@@ -16,6 +16,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView, exception_handler
 
 from bounty import selectors, services
@@ -213,6 +214,12 @@ class ChallengeSubmissionsApi(BountyApiView):
         challenge = selectors.challenge_get(slug=slug)
         submissions = selectors.submission_list_for_participant(user=request.user, challenge=challenge)
         return Response(self.OutputSerializer(submissions, many=True, context={"request": request}).data)
+
+    throttle_scope = "submit"
+
+    def get_throttles(self):
+        # Only submitting is rate-limited (per user, RATE_SUBMIT); reading your list is not.
+        return [ScopedRateThrottle()] if self.request.method == "POST" else []
 
     @extend_schema(operation_id="challenge_submissions_create", request={"multipart/form-data": InputSerializer},
                    responses={201: SubmissionStatusSerializer})

@@ -1,6 +1,7 @@
 """Participant and public pages: a few lines each, logic lives in services and selectors."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
@@ -8,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from django_ratelimit.decorators import ratelimit
 
 from bounty import accounts, selectors, services
 from bounty.errors import BountyError
@@ -44,7 +46,13 @@ def _submission_form(request, challenge, initial=None):
     )
 
 
+def rate_limited(request, exception):
+    """Too many attempts (RATELIMIT_VIEW): a plain 429 saying when to try again."""
+    return render(request, "bounty/rate_limited.html", status=429)
+
+
 @login_required
+@ratelimit(key="user", rate=settings.RATE_SUBMIT, method="POST", block=True)
 def challenge_submit(request, slug: str):
     challenge = selectors.challenge_get(slug=slug)
     initial = None
@@ -190,6 +198,7 @@ def finding_image_set(request, submission_id: int):
 # --- accounts and teams -------------------------------------------------------------------------
 
 
+@ratelimit(key="ip", rate=settings.RATE_SIGNUP, method="POST", block=True)
 def signup(request):
     if request.user.is_authenticated:
         return redirect("home")

@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_ratelimit.middleware.RatelimitMiddleware",  # a rate-limited request gets RATELIMIT_VIEW (429)
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -134,6 +135,21 @@ MEASURE_CHUNK_SIZE = int(os.environ.get("MEASURE_CHUNK_SIZE", 200))
 # How long a run or a measurement may sit in one state before the reaper steps in.
 REAPER_GRACE_S = int(os.environ.get("REAPER_GRACE_S", 120))
 
+# One cache for every web process (rate limits must be shared): the Redis the platform runs on.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "cropbias",
+        "OPTIONS": {"socket_timeout": 5, "socket_connect_timeout": 5},
+    }
+}
+# Rate limits (django-ratelimit), per client IP for logins and sign-ups, per user for submissions.
+RATELIMIT_VIEW = "bounty.views.rate_limited"
+RATE_LOGIN = os.environ.get("RATE_LOGIN", "10/m")
+RATE_SIGNUP = os.environ.get("RATE_SIGNUP", "5/m")
+RATE_SUBMIT = os.environ.get("RATE_SUBMIT", "20/m")
+
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_ACKS_LATE = True
@@ -163,6 +179,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_RATES": {"submit": os.environ.get("RATE_SUBMIT", "20/m")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Crop-bias bounty API",

@@ -15,3 +15,5 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEO
 REAPER_GRACE_S = int(os.environ.get("REAPER_GRACE_S", 20))
 # Small chunks, so the end-to-end tests split measurements into parallel chunk tasks (a chord).
 MEASURE_CHUNK_SIZE = int(os.environ.get("MEASURE_CHUNK_SIZE", 16))
+# Rate-limit counters live in the cache: a prefix per test session keeps runs from sharing them.
+CACHES["default"]["KEY_PREFIX"] = f"cropbias-test-{os.getpid()}"  # noqa: F405
