@@ -272,3 +272,15 @@ def submission_thread_reply(request, submission_id: int):
 
     return participant_thread_reply(request, submission_id=submission_id)
 
+
+
+@login_required
+@require_GET
+def worker_health(request):
+    """Organizers' view of the workers (issue: nothing stuck without anyone noticing)."""
+    if not selectors.user_is_organizer(user=request.user):
+        raise Http404("No such page.")
+    health = selectors.worker_health()
+    if request.GET.get("format") == "json":
+        return JsonResponse(health)
+    return render(request, "bounty/worker_health.html", {"health": health})
