@@ -105,26 +105,39 @@ def watch(base: str, token: str, submission_id: int, *, interval: float, out=sys
     url = f"{base}/api/submissions/{submission_id}/"
     last, started = None, time.monotonic()
     while True:
-        status = _request(url, token=token)
-        line = describe(status)
+        record = _request(url, token=token)
+        line = describe(record)
         if line != last:
             print(line, file=out, flush=True)
             last = line
-        if status["state"] in MEASURED_OR_LATER | GAVE_UP:
-            return status
+        if record["state"] in MEASURED_OR_LATER | GAVE_UP:
+            return record
         if timeout is not None and time.monotonic() - started > timeout:
-            raise TimeoutError(f"still {status['state']} after {timeout:.0f} s; run `status {submission_id}` later")
+            raise TimeoutError(f"still {record['state']} after {timeout:.0f} s; run `status {submission_id}` later")
         time.sleep(interval)
+
+
+def submit(base: str, token: str, *, challenge: str, probe_name: str, probe_content: bytes, title: str,
+           harm_type: str, writeup: str = "") -> dict:
+    """POST one submission through the API; returns its status record (raises ApiError)."""
+    fields = {"title": title, "harm_type": harm_type}
+    if writeup:
+        fields["writeup"] = writeup
+    body, content_type = multipart(fields, {"probe": (probe_name, probe_content)})
+    return _request(f"{base}/api/challenges/{challenge}/submissions/", token=token, data=body,
+                    content_type=content_type)
+
+
+def status(base: str, token: str, submission_id: int) -> dict:
+    return _request(f"{base}/api/submissions/{submission_id}/", token=token)
 
 
 def cmd_submit(args) -> int:
     probe = Path(args.probe)
-    fields = {"title": args.title or probe.stem.replace("_", " "), "harm_type": args.harm}
-    if args.writeup:
-        fields["writeup"] = Path(args.writeup).read_text(encoding="utf-8")
-    body, content_type = multipart(fields, {"probe": (probe.name, probe.read_bytes())})
-    created = _request(f"{args.url}/api/challenges/{args.challenge}/submissions/", token=args.token,
-                       data=body, content_type=content_type)
+    created = submit(args.url, args.token, challenge=args.challenge, probe_name=probe.name,
+                     probe_content=probe.read_bytes(), title=args.title or probe.stem.replace("_", " "),
+                     harm_type=args.harm,
+                     writeup=Path(args.writeup).read_text(encoding="utf-8") if args.writeup else "")
     print(f"submitted #{created['id']}: {created['url']}", flush=True)
     if args.no_wait:
         return 0
@@ -134,9 +147,9 @@ def cmd_submit(args) -> int:
 
 
 def cmd_status(args) -> int:
-    status = _request(f"{args.url}/api/submissions/{args.submission}/", token=args.token)
-    print(summarise(status))
-    return 1 if status["state"] in GAVE_UP else 0
+    record = status(args.url, args.token, args.submission)
+    print(summarise(record))
+    return 1 if record["state"] in GAVE_UP else 0
 
 
 def cmd_token(args) -> int:
