@@ -395,6 +395,38 @@ def _mib(n: int) -> str:
     return f"{n / MiB:g} MiB"
 
 
+def output_and_exit_status(code: int, *, failed: bool, tail: str, out: Path, limits: Limits,
+                           details: dict) -> tuple[str, str | None]:
+    """The last rules of every backend: output caps, a full disk, then the exit code itself.
+
+    Shared by the bubblewrap and Docker backends once each has ruled on its own evidence
+    (wall clock, CPU time, memory, processes).
+    """
+    used_bytes, used_entries = _output_usage(out)
+    if used_entries > limits.output_files:
+        return STATUS_LIMIT_EXCEEDED, f"output file-count limit of {limits.output_files} reached"
+    if used_bytes > limits.output_bytes:
+        return STATUS_LIMIT_EXCEEDED, f"output size limit of {_mib(limits.output_bytes)} reached"
+    if failed and ("No space left on device" in tail or "File too large" in tail
+                   or code == 128 + signal.SIGXFSZ):
+        try:
+            st = os.statvfs(out)
+            inodes_full, blocks_full = st.f_ffree == 0, st.f_bavail == 0
+        except OSError:
+            inodes_full = blocks_full = False
+        if inodes_full and details.get("output_tmpfs"):
+            return STATUS_LIMIT_EXCEEDED, f"output file-count limit of {limits.output_files} reached"
+        if blocks_full or "File too large" in tail or code == 128 + signal.SIGXFSZ:
+            return STATUS_LIMIT_EXCEEDED, f"output size limit of {_mib(limits.output_bytes)} reached"
+        return STATUS_LIMIT_EXCEEDED, (f"disk limit reached: the output directory holds at most "
+                                       f"{_mib(limits.output_bytes)} and /tmp at most {_mib(limits.tmp_bytes)}")
+    if code == 0:
+        return STATUS_OK, None
+    if code > 128:
+        return STATUS_ERROR, f"the probe was killed by {_signal_name(code - 128)}"
+    return STATUS_ERROR, f"the probe exited with status {code}"
+
+
 class BubblewrapBackend(SandboxBackend):
     """Runs probes under bubblewrap on this host (see the module docstring for the layers)."""
 
@@ -959,26 +991,4 @@ class BubblewrapBackend(SandboxBackend):
             return STATUS_TIMEOUT, f"CPU-time limit of {limits.cpu_s} s reached"
         if failed and (ev.get("pids_refused", 0) > 0 or "Resource temporarily unavailable" in tail):
             return STATUS_LIMIT_EXCEEDED, f"process limit of {limits.pids} reached"
-        used_bytes, used_entries = _output_usage(out)
-        if used_entries > limits.output_files:
-            return STATUS_LIMIT_EXCEEDED, f"output file-count limit of {limits.output_files} reached"
-        if used_bytes > limits.output_bytes:
-            return STATUS_LIMIT_EXCEEDED, f"output size limit of {_mib(limits.output_bytes)} reached"
-        if failed and ("No space left on device" in tail or "File too large" in tail
-                       or code == 128 + signal.SIGXFSZ):
-            try:
-                st = os.statvfs(out)
-                inodes_full, blocks_full = st.f_ffree == 0, st.f_bavail == 0
-            except OSError:
-                inodes_full = blocks_full = False
-            if inodes_full and details.get("output_tmpfs"):
-                return STATUS_LIMIT_EXCEEDED, f"output file-count limit of {limits.output_files} reached"
-            if blocks_full or "File too large" in tail or code == 128 + signal.SIGXFSZ:
-                return STATUS_LIMIT_EXCEEDED, f"output size limit of {_mib(limits.output_bytes)} reached"
-            return STATUS_LIMIT_EXCEEDED, (f"disk limit reached: the output directory holds at most "
-                                           f"{_mib(limits.output_bytes)} and /tmp at most {_mib(limits.tmp_bytes)}")
-        if code == 0:
-            return STATUS_OK, None
-        if code > 128:
-            return STATUS_ERROR, f"the probe was killed by {_signal_name(code - 128)}"
-        return STATUS_ERROR, f"the probe exited with status {code}"
+        return output_and_exit_status(code, failed=failed, tail=tail, out=out, limits=limits, details=details)
