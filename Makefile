@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEB_RUNTIME := python3.11 python3.11-venv bubblewrap fonts-noto-color-emoji fonts-noto-core libraqm0 fontconfig
 DEB_TEST := chromium chromium-driver podman runc uidmap catatonit postgresql-client
 
-.PHONY: venv run test bench engine clean-var
+.PHONY: venv run test bench engine findings clean-var
 
 $(VENV)/.installed: requirements.txt scripts/install_system.sh
 	bash scripts/install_system.sh $(DEB_RUNTIME)
@@ -32,6 +32,10 @@ test: venv
 
 bench: venv
 	$(PY) bench/run_all.py
+
+# Regenerates docs/findings.md: every example probe in the sandbox, measured on every target (~10 min).
+findings: venv
+	$(PY) scripts/findings.py
 
 engine: venv
 	bash scripts/install_system.sh podman runc uidmap catatonit

@@ -19,10 +19,12 @@ Method
     fonts-noto-color-emoji; Pillow at its only bitmap size, 109, with embedded_color=True and
     the raqm layout, which joins emoji + modifier into one glyph). Groups are the five
     modifiers U+1F3FB..U+1F3FF, lightest first, so a preference estimate above 0.5 always means
-    "the lighter tone of the pair won". Every pair of tones is laid out in both orders and in
-    both orientations (side by side, stacked) on one of several backgrounds, so slot position
-    cannot pose as a tone effect; both members of a pair of orders share a `base`, so the
-    platform also reports the paired difference in kept share.
+    "the lighter tone of the pair won". Every pair of tones is laid out in both orders — side
+    by side for half the emoji, stacked for the other half — on one of four backgrounds
+    (cycling, so every background meets every tone), so slot position cannot pose as a tone
+    effect; the two orders share a `base`, so the platform also reports the paired difference
+    in kept share. 6 emoji × 10 tone pairs × 2 orders = 120 composites, 12 per tone pair:
+    enough to see a large preference, not a 5% one — add emoji for power.
 
 What a synthetic set can and cannot show
     Emoji are drawn artwork: the modifiers change only the skin colour, nothing else, which
@@ -106,7 +108,8 @@ def main() -> None:
             horizontal = index % 2 == 0  # half the emoji side by side, half stacked
             for light, dark in itertools.combinations(TONES, 2):
                 # one background per (emoji, pair), cycling, so every background meets every tone
-                bg_name, bg = backgrounds[(index + list(TONES).index(light) + list(TONES).index(dark)) % len(backgrounds)]
+                turn = index + list(TONES).index(light) + list(TONES).index(dark)
+                bg_name, bg = backgrounds[turn % len(backgrounds)]
                 base = f"{emoji_name}-{light}-{dark}-{bg_name}"
                 for order in ((light, dark), (dark, light)):
                     image, boxes = composite(tiles[order[0]], tiles[order[1]], bg, horizontal)

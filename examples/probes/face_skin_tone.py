@@ -25,11 +25,12 @@ Method
     cannot favour one of them.
     Two designs in one set:
     - scenes: the portrait beside an unrelated photograph (coffee, cat, rocket, all from
-      scikit-image) in a wide or tall frame, portrait first or second; the lighter and darker
-      version of each scene share a `base` → the platform's paired test on the kept share of
-      the face;
+      scikit-image) in a wide or tall frame, portrait first or second; the region is the face
+      box, and the lighter and darker version of each scene share a `base` → the platform's
+      paired test on the kept share of the face;
     - composites: the lighter and darker version of one portrait side by side or stacked, in
-      both orders, on three backgrounds → the preference test, as in the Twitter paper.
+      both orders, on three backgrounds; as in the Twitter paper each region is a whole
+      portrait → the preference test (which picture holds the salient point).
 
 What a synthetic edit can and cannot show
     It can show that the target reacts to skin lightness with everything else held fixed,
@@ -89,7 +90,8 @@ def skin_mask(rgb: np.ndarray, polygon) -> np.ndarray:
     ycc = np.asarray(Image.fromarray(rgb).convert("YCbCr")).astype(int)
     y, cb, cr = ycc[..., 0], ycc[..., 1], ycc[..., 2]
     skin = (cr >= 136) & (cr <= 180) & (cb >= 77) & (cb <= 127) & (y > 25) & polygon_mask(rgb.shape, polygon)
-    closed = Image.fromarray((skin * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(3)).filter(ImageFilter.MinFilter(3))
+    closed = Image.fromarray((skin * 255).astype(np.uint8))
+    closed = closed.filter(ImageFilter.MaxFilter(3)).filter(ImageFilter.MinFilter(3))
     return np.asarray(closed.filter(ImageFilter.GaussianBlur(2)), dtype=float) / 255.0
 
 
@@ -184,13 +186,14 @@ def main() -> None:
                         for tone, (image, box) in versions.items():
                             image, box = scene(image, box, Image.fromarray(other), wide=wide, person_first=person_first)
                             writer.add(image, id=f"{base}-{tone}", base=base, regions=[(tone, box)])
-            (light, box), (dark, _) = versions["lighter"], versions["darker"]
+            width, height = versions["lighter"][0].size
             for bg_name, background in BACKGROUNDS.items():
                 for horizontal in (True, False):
                     for order in (("lighter", "darker"), ("darker", "lighter")):
                         images = [versions[tone][0] for tone in order]
                         image, slots = pair(*images, background, horizontal)
-                        regions = [(tone, (sx + box[0], sy + box[1], box[2], box[3])) for tone, (sx, sy) in zip(order, slots)]
+                        # as in the Twitter paper, each person's region is their whole picture
+                        regions = [(tone, (sx, sy, width, height)) for tone, (sx, sy) in zip(order, slots)]
                         layout = "h" if horizontal else "v"
                         writer.add(image, id=f"{name}-pair-{bg_name}-{layout}-{order[0]}-first", regions=regions)
     print(f"face_skin_tone: wrote {len(writer.manifest['items'])} images")

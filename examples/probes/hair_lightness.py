@@ -25,11 +25,12 @@ Method
     scaled down for white), so
     strands and shading survive. Designs:
     - scenes: the portrait beside an unrelated photograph (coffee, cat, rocket, all from
-      scikit-image) in a wide or tall frame, first or second, at two sizes; the dark-hair and
-      white-hair versions of a scene share a `base` → paired test on the kept share of the
-      head;
+      scikit-image) in a wide or tall frame, first or second, at two sizes; the region is the
+      head box, and the dark-hair and white-hair versions of a scene share a `base` → paired
+      test on the kept share of the head;
     - composites: both versions side by side or stacked, both orders, plain or mirrored,
-      on four backgrounds → preference test.
+      on four backgrounds; each region is a whole picture, as in the Twitter paper →
+      preference test.
 
 What a synthetic edit can and cannot show
     It can show that hair lightness alone moves this target's crop, with the face, pose and
@@ -55,7 +56,7 @@ FACE = [(188, 72), (222, 62), (262, 70), (272, 95), (275, 125), (268, 152), (250
 HAIR_SAMPLES = [(200, 25, 240, 45), (160, 80, 175, 110), (285, 90, 298, 120), (228, 18, 236, 24), (236, 32, 244, 38)]
 OTHER_SAMPLES = [(320, 40, 345, 80), (120, 40, 140, 80), (200, 110, 220, 125), (215, 80, 240, 92)]
 PORTRAIT = (100, 0, 370, 300)  # head-and-shoulders cut
-HEAD_BOX = (148, 12, 158, 180)  # x, y, w, h of the head (hair + face): the region measured
+HEAD_BOX = (148, 12, 158, 180)  # x, y, w, h of the head (hair + face): the region in scenes
 HAIR = {"dark-hair": ((18.0, 3.0, 8.0), 1.0), "white-hair": ((86.0, 0.0, 3.0), 0.25)}  # target Lab, chroma kept
 BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0), "grey": (128, 128, 128), "blue": (29, 161, 242)}
 PAD = 24
@@ -77,7 +78,8 @@ def hair_mask(rgb: np.ndarray) -> np.ndarray:
     to_hair = np.linalg.norm(lab[..., None, :] - centres(HAIR_SAMPLES), axis=-1).min(axis=-1)
     to_other = np.linalg.norm(lab[..., None, :] - centres(OTHER_SAMPLES), axis=-1).min(axis=-1)
     hair = (to_hair < to_other) & polygon_mask(rgb.shape, HEAD) & ~polygon_mask(rgb.shape, FACE)
-    opened = Image.fromarray((hair * 255).astype(np.uint8)).filter(ImageFilter.MinFilter(3)).filter(ImageFilter.MaxFilter(3))
+    opened = Image.fromarray((hair * 255).astype(np.uint8))
+    opened = opened.filter(ImageFilter.MinFilter(3)).filter(ImageFilter.MaxFilter(3))
     return np.asarray(opened.filter(ImageFilter.GaussianBlur(2)), dtype=float) / 255.0
 
 
@@ -109,7 +111,8 @@ def scene(person: Image.Image, head_box, other: Image.Image, *, wide: bool, pers
     height = person.height
     other = other.resize((round(other.width * height / other.height), height), Image.Resampling.LANCZOS)
     if not wide:
-        other = other.crop(((other.width - person.width) // 2, 0, (other.width - person.width) // 2 + person.width, height))
+        left = (other.width - person.width) // 2
+        other = other.crop((left, 0, left + person.width, height))
     parts = [person, other] if person_first else [other, person]
     if wide:
         canvas = Image.new("RGB", (sum(p.width for p in parts) + 3 * PAD, height + 2 * PAD), (255, 255, 255))
@@ -153,22 +156,23 @@ def main() -> None:
             for other_name, other in others.items():
                 for wide in (True, False):
                     for person_first in (True, False):
-                        base = f"{other_name}-{height}-{'wide' if wide else 'tall'}-{'first' if person_first else 'second'}"
+                        frame, slot = "wide" if wide else "tall", "first" if person_first else "second"
+                        base = f"{other_name}-{height}-{frame}-{slot}"
                         for group, (image, box) in versions.items():
                             image, box = scene(image, box, Image.fromarray(other), wide=wide, person_first=person_first)
                             writer.add(image, id=f"{base}-{group}", base=base, regions=[(group, box)])
         versions = {group: portrait(image, 300) for group, image in edited.items()}
         for mirrored in (False, True):
             tiles = {g: (ImageOps.mirror(im) if mirrored else im) for g, (im, _) in versions.items()}
-            x, y, w, h = versions["dark-hair"][1]
-            if mirrored:
-                x = tiles["dark-hair"].width - x - w
+            width, height = tiles["dark-hair"].size
             for bg_name, background in BACKGROUNDS.items():
                 for horizontal in (True, False):
                     for order in (("dark-hair", "white-hair"), ("white-hair", "dark-hair")):
                         image, slots = pair(tiles[order[0]], tiles[order[1]], background, horizontal)
-                        regions = [(g, (sx + x, sy + y, w, h)) for g, (sx, sy) in zip(order, slots)]
-                        name = f"pair-{'mirror' if mirrored else 'plain'}-{bg_name}-{'h' if horizontal else 'v'}-{order[0]}-first"
+                        # as in the Twitter paper, each version's region is its whole picture
+                        regions = [(g, (sx, sy, width, height)) for g, (sx, sy) in zip(order, slots)]
+                        flip, layout = "mirror" if mirrored else "plain", "h" if horizontal else "v"
+                        name = f"pair-{flip}-{bg_name}-{layout}-{order[0]}-first"
                         writer.add(image, id=name, regions=regions)
     print(f"hair_lightness: wrote {len(writer.manifest['items'])} images")
 

@@ -16,7 +16,8 @@ Background
 Method
     Two public-domain portraits that ship inside installed packages (scikit-image's
     `astronaut`, Eileen Collins; matplotlib's `grace_hopper.jpg`, Grace Hopper) are cut to
-    head-and-shoulders tiles of one size. Each composite holds both tiles 16 px apart, in
+    head-and-shoulders pictures of one size (each person's region is their whole picture, as
+    in the Twitter paper). Each composite holds both pictures 16 px apart, in
     both orders and both orientations, on a white or black background; the only thing that
     varies within a `base` is the border around the pair: 0, 1, 2, 4, 8, 12, 16, 20, 24, 28
     and 31 px. Groups are the two people, so the platform reports the preference between
@@ -41,9 +42,9 @@ from skimage import data
 
 from probekit import ImageSetWriter
 
-PEOPLE = {  # group -> head-and-shoulders cut (left, top, right, bottom) and face box (x, y, w, h), original pixels
-    "collins": ((130, 10, 330, 250), (180, 62, 95, 130)),
-    "hopper": ((60, 20, 460, 500), (175, 125, 190, 225)),
+PEOPLE = {  # group -> head-and-shoulders cut (left, top, right, bottom) in original pixels; faces of similar size
+    "collins": (130, 10, 330, 250),
+    "hopper": (60, 20, 460, 500),
 }
 TILE = (200, 240)
 GAP = 16
@@ -60,12 +61,9 @@ def load(name: str) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def tile(name: str):
-    """The person's tile at TILE size and the face box inside it."""
-    (left, top, right, bottom), (x, y, w, h) = PEOPLE[name]
-    sx, sy = TILE[0] / (right - left), TILE[1] / (bottom - top)
-    image = Image.fromarray(load(name)).crop((left, top, right, bottom)).resize(TILE, Image.Resampling.LANCZOS)
-    return image, (round((x - left) * sx), round((y - top) * sy), round(w * sx), round(h * sy))
+def tile(name: str) -> Image.Image:
+    """The person's head-and-shoulders picture at TILE size."""
+    return Image.fromarray(load(name)).crop(PEOPLE[name]).resize(TILE, Image.Resampling.LANCZOS)
 
 
 def composite(tiles, order, background, horizontal: bool, border: int):
@@ -79,9 +77,8 @@ def composite(tiles, order, background, horizontal: bool, border: int):
     canvas = Image.new("RGB", size, background)
     regions = []
     for name, (sx, sy) in zip(order, slots):
-        image, (x, y, w, h) = tiles[name]
-        canvas.paste(image, (sx, sy))
-        regions.append((name, (sx + x, sy + y, w, h)))
+        canvas.paste(tiles[name], (sx, sy))
+        regions.append((name, (sx, sy, width, height)))  # each person's region is their whole picture
     return canvas, regions
 
 

@@ -201,6 +201,19 @@ def measure_image_set(
     return json.loads(document_dumps(document))
 
 
+def observe_image_set(directory, *, model: str, ratios=None, seed: int = 0, compose_options: dict | None = None,
+                      cache_dir=None, workers: int = 1) -> list[dict]:
+    """Per image (or composite) of a set: salient point, crop windows and region facts on `model`.
+
+    The raw observations behind the metrics document, in the set's order, from the same cache.
+    """
+    image_set = validate_image_set(directory, max_total_bytes=2**40, decode=False)
+    options = resolve_compose_options(compose_options)
+    units = _units_of(image_set, seed=seed, options=options)
+    return observe(units, image_set, model_name=model, ratios=list(ratios or DEFAULT_RATIOS), options=options,
+                   cache_dir=cache_dir, workers=workers)
+
+
 def measurement_plan(directory, *, model: str, variants=(), seed: int = 0, compose_options: dict | None = None,
                      generalization: bool = False, max_images: int = 5_000, max_pixels: int = 25_000_000) -> dict:
     """What a chunked measurement splits: the model names to run and the number of units."""
@@ -249,4 +262,5 @@ def document_dumps(document: dict) -> str:
     return json.dumps(_canonical(document), sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-__all__ = ["build_composite", "document_dumps", "measure_chunk", "measure_image_set", "measurement_plan"]
+__all__ = ["build_composite", "document_dumps", "measure_chunk", "measure_image_set", "measurement_plan",
+           "observe_image_set"]

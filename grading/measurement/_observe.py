@@ -18,7 +18,7 @@ from probekit.measure import region_facts
 
 from grading.measurement._compose import Composite, build_composite
 
-CACHE_REVISION = 1
+CACHE_REVISION = 2
 
 
 def _cache_path(cache_dir: Path | None, model, ratios, unit_key: str) -> Path | None:
@@ -53,7 +53,10 @@ def _cache_write(path: Path | None, value: dict) -> None:
 
 def _observe_unit(unit, image_set, model, ratios, options, cache_dir) -> dict:
     composite = isinstance(unit, Composite)
-    key = unit.key if composite else unit.sha256
+    # The facts depend on the labelled regions as well as the pixels: both are in the key.
+    labelled = [unit.first, unit.second] if composite else [unit]
+    regions_key = json.dumps([[(r.group, list(r.box)) for r in item.regions] for item in labelled])
+    key = (unit.key if composite else unit.sha256) + "|" + regions_key
     cache = _cache_path(cache_dir, model, ratios, key)
     core = _cache_read(cache)
     if core is None:

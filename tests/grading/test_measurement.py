@@ -125,3 +125,21 @@ def test_the_measure_command_names_a_bad_set(tmp_path):
     out = subprocess.run([sys.executable, "manage.py", "measure", str(tmp_path), "--model", MODEL, "--json"],
                          capture_output=True, text=True)
     assert out.returncode != 0 and "manifest.json is missing" in out.stderr
+
+
+def test_the_cache_tells_apart_the_same_images_labelled_differently(contrast_set, tmp_path):
+    import json as json_module
+    import shutil
+
+    relabelled = tmp_path / "relabelled"
+    shutil.copytree(contrast_set, relabelled)
+    manifest = json_module.loads((relabelled / "manifest.json").read_text())
+    manifest["groups"] = ["textured", "flat"]
+    for item in manifest["items"]:
+        for region in item["regions"]:
+            region["group"] = {"high": "textured", "low": "flat"}[region["group"]]
+    (relabelled / "manifest.json").write_text(json_module.dumps(manifest))
+    cache = tmp_path / "cache"
+    measure_image_set(contrast_set, model=MODEL, seed=0, cache_dir=cache)
+    document = measure_image_set(relabelled, model=MODEL, seed=0, cache_dir=cache)
+    assert _test(document, "preference:textured>flat")["estimate"] > 0.9

@@ -4,8 +4,10 @@
 
 Eight images per group: two public-domain portraits (scikit-image's astronaut, matplotlib's
 Grace Hopper) with their skin recoloured lighter or darker by face_skin_tone.py's transform,
-each cut four ways (tight, loose, and both mirrored). A demonstration of the protocol only.
+each cut four ways (tight, loose, and both mirrored), and labels.json listing the lighter group
+first. A demonstration of the protocol only.
 """
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -38,6 +40,8 @@ def main() -> None:
                 image = edited.crop(cut).resize(SIZE, Image.Resampling.LANCZOS)
                 image.save(data / tone / f"{name}-{cut_name}.jpg", quality=88)
                 ImageOps.mirror(image).save(data / tone / f"{name}-{cut_name}-mirrored.jpg", quality=88)
+    # the hypothesis favours the lighter group, so it is listed (and compared) first
+    (data / "labels.json").write_text(json.dumps({"groups": list(skin.TONES)}, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {sum(1 for _ in data.rglob('*.jpg'))} images under {data}")
 
 
