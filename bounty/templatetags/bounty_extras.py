@@ -31,3 +31,12 @@ def text_escape(value) -> str:
     text = str(value if value is not None else "")
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;").replace("'", "&#x27;")
     return mark_safe(text)
+
+
+@register.filter
+def pvalue(value) -> str:
+    """A p-value for people: four decimals, "<0.0001" below that, blank when there is none."""
+    if value is None or value == "":
+        return ""
+    value = float(value)
+    return "<0.0001" if value < 0.0001 else f"{value:.4f}"
