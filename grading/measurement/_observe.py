@@ -6,6 +6,7 @@ version, ratios), so re-measuring the same images on the same model version cost
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -95,6 +96,9 @@ def observe(units, image_set, *, model_name: str, ratios, options: dict, cache_d
             chunk_size: int = 64, progress=None) -> list[dict]:
     """Observations of `units` on `model_name`, in the units' order, however many processes."""
     chunks = [units[i:i + chunk_size] for i in range(0, len(units), chunk_size)]
+    if workers > 1:
+        # A chunk needs only the set's root to open its images: don't pickle every item into every job.
+        image_set = dataclasses.replace(image_set, items=[], manifest={})
     jobs = [(model_name, chunk, image_set, list(ratios), options, cache_dir) for chunk in chunks]
     observations, done = [], 0
     if workers <= 1 or len(chunks) <= 1:
