@@ -6,7 +6,6 @@ statistics, document). Prints one JSON line per figure.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys

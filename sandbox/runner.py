@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -148,4 +148,4 @@ def result_dumps(result: RunResult) -> str:
     return json.dumps(result.to_json(), indent=1)
 
 
-__all__ = ["RunResult", "asdict", "get_backend", "reap_stray_sandboxes", "result_dumps", "run_probe"]
+__all__ = ["RunResult", "get_backend", "reap_stray_sandboxes", "result_dumps", "run_probe"]
