@@ -22,13 +22,15 @@ from sandbox.backends.bwrap import BubblewrapBackend  # noqa: E402
 from sandbox.limits import Limits  # noqa: E402
 
 
-def median_ms(action, n: int) -> float:
-    samples = []
+def interleaved_medians_ms(first, second, n: int) -> tuple[float, float]:
+    """Median wall time of each action over n runs, alternating them so both see the same machine."""
+    samples: tuple[list[float], list[float]] = ([], [])
     for _ in range(n):
-        started = time.perf_counter()
-        action()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
+        for action, bucket in ((first, samples[0]), (second, samples[1])):
+            started = time.perf_counter()
+            action()
+            bucket.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples[0]), statistics.median(samples[1])
 
 
 def main() -> None:
@@ -53,8 +55,7 @@ def main() -> None:
     try:
         sandboxed()  # builds and caches the seccomp filter, warms the page cache
         bare()
-        bare_ms = median_ms(bare, args.n)
-        bwrap_ms = median_ms(sandboxed, args.n)
+        bare_ms, bwrap_ms = interleaved_medians_ms(bare, sandboxed, args.n)
     finally:
         shutil.rmtree(probe_dir, ignore_errors=True)
     print(json.dumps({"bench": "sandbox_startup", "n": args.n, "bare_ms": round(bare_ms, 2),
