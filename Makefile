@@ -31,6 +31,8 @@ test: venv
 	$(PY) -m pytest
 
 bench: venv
+	bash scripts/install_system.sh podman runc uidmap catatonit postgresql-client
+	bash scripts/ensure_services.sh
 	$(PY) bench/run_all.py
 
 # Regenerates docs/findings.md: every example probe in the sandbox, measured on every target (~10 min).
