@@ -375,6 +375,25 @@ def test_background_process_does_not_outlive_the_run(run):
     assert _processes_matching(marker) == []
 
 
+def test_cancelling_a_run_kills_every_process_of_it(backend, tmp_path):
+    marker = f"cbcancel{secrets.token_hex(5)}"
+    probe = tmp_path / "sleepy.py"
+    probe.write_text(textwrap.dedent(f"""
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "{marker}"])
+        print("sleeping", flush=True)
+        time.sleep(600)
+    """))
+    started = time.monotonic()
+    run_id = f"cancel-{secrets.token_hex(6)}"
+    result = run_probe(probe, backend=backend, limits=SMALL, out_dir=tmp_path / "out", run_id=run_id,
+                       should_cancel=lambda: time.monotonic() - started > 3)
+    assert (result.status, result.error) == ("error", "cancelled"), (result.status, result.error)
+    assert result.image_set_path is None
+    assert _processes_matching(marker) == []
+    assert not (backend.runs_dir / run_id).exists()
+
+
 # -- hostile output ---------------------------------------------------------------------------
 
 def _write_manifest_source(items: str) -> str:
