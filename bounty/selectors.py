@@ -245,12 +245,13 @@ def queue_position(*, submission: Submission) -> int | None:
 
 
 def latest_run(*, submission: Submission):
-    return submission.runs.order_by("-queued_at").first()
+    """The submission's own latest run; a judge's re-run is shown on the judge page only."""
+    return submission.runs.exclude(details__has_key="rerun_of").order_by("-queued_at").first()
 
 
 def latest_measurement(*, submission: Submission):
-    return (submission.measurements.filter(status="done").select_related("image_set").first()
-            or submission.measurements.select_related("image_set").first())
+    own = submission.measurements.filter(rerun_of__isnull=True).select_related("image_set")
+    return own.filter(status="done").first() or own.first()
 
 
 def measurement_document(measurement) -> dict | None:
