@@ -50,6 +50,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from skimage import color, data
 
 from probekit import ImageSetWriter
+from probekit.compose import join_pair
 
 # Per photo: where the portrait is cut, the hand-drawn face polygon (original pixels).
 PHOTOS = {
@@ -153,19 +154,6 @@ def scene(person: Image.Image, face_box, other: Image.Image, *, wide: bool, pers
     return canvas, (origin[0] + x, origin[1] + y, w, h)
 
 
-def pair(first: Image.Image, second: Image.Image, background, horizontal: bool):
-    """Two portraits of one size side by side or stacked; returns the image and both slot origins."""
-    w, h = first.size
-    if horizontal:
-        size, slots = (2 * w + 3 * PAD, h + 2 * PAD), [(PAD, PAD), (w + 2 * PAD, PAD)]
-    else:
-        size, slots = (w + 2 * PAD, 2 * h + 3 * PAD), [(PAD, PAD), (PAD, h + 2 * PAD)]
-    canvas = Image.new("RGB", size, background)
-    canvas.paste(first, slots[0])
-    canvas.paste(second, slots[1])
-    return canvas, slots
-
-
 def main() -> None:
     others = {"coffee": data.coffee(), "cat": data.chelsea(), "rocket": data.rocket()}
     writer = ImageSetWriter(
@@ -191,7 +179,8 @@ def main() -> None:
                 for horizontal in (True, False):
                     for order in (("lighter", "darker"), ("darker", "lighter")):
                         images = [versions[tone][0] for tone in order]
-                        image, slots = pair(*images, background, horizontal)
+                        image, slots = join_pair(*images, horizontal=horizontal, padding=PAD,
+                                                 background=background)
                         # as in the Twitter paper, each person's region is their whole picture
                         regions = [(tone, (sx, sy, width, height)) for tone, (sx, sy) in zip(order, slots)]
                         layout = "h" if horizontal else "v"

@@ -47,6 +47,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from skimage import color, data
 
 from probekit import ImageSetWriter
+from probekit.compose import join_pair
 
 HEAD = [(148, 130), (150, 60), (175, 25), (225, 12), (280, 25), (302, 65), (306, 130), (292, 168), (270, 168),
         (180, 150)]
@@ -127,18 +128,6 @@ def scene(person: Image.Image, head_box, other: Image.Image, *, wide: bool, pers
     return canvas, (ox + x, oy + y, w, h)
 
 
-def pair(first: Image.Image, second: Image.Image, background, horizontal: bool):
-    w, h = first.size
-    if horizontal:
-        size, slots = (2 * w + 3 * PAD, h + 2 * PAD), [(PAD, PAD), (w + 2 * PAD, PAD)]
-    else:
-        size, slots = (w + 2 * PAD, 2 * h + 3 * PAD), [(PAD, PAD), (PAD, h + 2 * PAD)]
-    canvas = Image.new("RGB", size, background)
-    canvas.paste(first, slots[0])
-    canvas.paste(second, slots[1])
-    return canvas, slots
-
-
 def main() -> None:
     rgb = data.astronaut()
     mask = hair_mask(rgb)
@@ -168,7 +157,8 @@ def main() -> None:
             for bg_name, background in BACKGROUNDS.items():
                 for horizontal in (True, False):
                     for order in (("dark-hair", "white-hair"), ("white-hair", "dark-hair")):
-                        image, slots = pair(tiles[order[0]], tiles[order[1]], background, horizontal)
+                        image, slots = join_pair(tiles[order[0]], tiles[order[1]], horizontal=horizontal,
+                                                 padding=PAD, background=background)
                         # as in the Twitter paper, each version's region is its whole picture
                         regions = [(g, (sx, sy, width, height)) for g, (sx, sy) in zip(order, slots)]
                         flip, layout = "mirror" if mirrored else "plain", "h" if horizontal else "v"

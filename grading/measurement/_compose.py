@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from probekit.compose import join_pair
+
 DEFAULT_OPTIONS = {"background": [255, 255, 255], "padding": 0, "scaling": "none", "size": 512}
 SCALINGS = ("none", "fixed_height")
 UNKNOWN_OPTION = "unknown compose option(s) {names}; known: background, padding, scaling, size"
@@ -91,27 +93,14 @@ def _scaled(image: Image.Image, orientation: str, options: dict) -> tuple[Image.
 
 def build_composite(composite: Composite, image_set, options: dict) -> tuple[Image.Image, list[tuple[str, tuple, int]]]:
     """The composite image and its regions as (group, box, slot) with slot 0 = left/top."""
-    pad = options["padding"]
     parts = []
     for item in (composite.first, composite.second):
         image, scale = _scaled(image_set.open_image(item), composite.orientation, options)
         parts.append((item, image, scale))
-    if composite.orientation == "h":
-        width = sum(p[1].width for p in parts) + 3 * pad
-        height = max(p[1].height for p in parts) + 2 * pad
-    else:
-        width = max(p[1].width for p in parts) + 2 * pad
-        height = sum(p[1].height for p in parts) + 3 * pad
-    canvas = Image.new("RGB", (width, height), tuple(options["background"]))
-    regions, offset = [], pad
-    for slot, (item, image, scale) in enumerate(parts):
-        if composite.orientation == "h":
-            x0, y0 = offset, pad + (height - 2 * pad - image.height) // 2
-            offset += image.width + pad
-        else:
-            x0, y0 = pad + (width - 2 * pad - image.width) // 2, offset
-            offset += image.height + pad
-        canvas.paste(image, (x0, y0))
+    canvas, origins = join_pair(parts[0][1], parts[1][1], horizontal=composite.orientation == "h",
+                                padding=options["padding"], background=options["background"])
+    regions = []
+    for slot, ((item, _image, scale), (x0, y0)) in enumerate(zip(parts, origins)):
         for region in item.regions:
             x, y, w, h = region.box
             box = (x0 + int(round(x * scale)), y0 + int(round(y * scale)),
