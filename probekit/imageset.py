@@ -43,7 +43,7 @@ class Item:
     regions: tuple[Region, ...]
     width: int
     height: int
-    sha256: str
+    sha256: str | None  # None when validated with hash_images=False
     bytes: int
 
 
@@ -223,7 +223,8 @@ def _check_image(path: Path, relative: PurePosixPath, *, max_pixels: int, decode
     return width, height
 
 
-def _sha256_file(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The file's bytes hashed, as "sha256:<hex>" (read in 1 MiB blocks)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -238,6 +239,7 @@ def validate_image_set(
     max_pixels: int = 25_000_000,
     max_total_bytes: int = 512 * 1024 * 1024,
     decode: bool = True,
+    hash_images: bool = True,
 ) -> ImageSet:
     """Validate the image set in `root` and return it; raise ImageSetRejected naming item and rule.
 
@@ -246,6 +248,8 @@ def validate_image_set(
     root : the directory holding manifest.json and the images.
     max_images, max_pixels, max_total_bytes : caps from the sandbox limits (DESIGN §7).
     decode : decode every image fully (catches truncated files); measurement decodes anyway.
+    hash_images : compute each item's sha256; without it `Item.sha256` is None (a measurement
+        chunk hashes only the images it observes).
     """
     root = Path(root)
     try:
@@ -278,7 +282,7 @@ def validate_image_set(
             raise _reject(f"the images total more than {max_total_bytes // 2**20} MiB", where)
         width, height = _check_image(root / relative, relative, max_pixels=max_pixels, decode=decode, where=where)
         regions = _check_regions(entry.get("regions"), groups, width, height, where)
-        items.append(Item(item_id, str(relative), base, regions, width, height, _sha256_file(root / relative), info.st_size))
+        items.append(Item(item_id, str(relative), base, regions, width, height, file_sha256(root / relative) if hash_images else None, info.st_size))
     return ImageSet(
         root=root, manifest=manifest, title=str(manifest.get("title", ""))[:300],
         hypothesis=str(manifest.get("hypothesis", ""))[:2000], attribute=str(manifest.get("attribute", ""))[:100],

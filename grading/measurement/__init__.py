@@ -7,16 +7,17 @@ and seed always give the same bytes.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import math
 from pathlib import Path
 
 from probekit import DEFAULT_RATIOS, get_model, ratio_key
-from probekit.imageset import validate_image_set
+from probekit.imageset import file_sha256, validate_image_set
 from probekit.models import REGISTRY
 
-from grading.measurement._compose import build_composite, plan_composites
+from grading.measurement._compose import Composite, build_composite, plan_composites
 from grading.measurement._compose import compose_options as resolve_compose_options
 from grading.measurement._document import (
     amplification,
@@ -40,6 +41,25 @@ def _library_versions() -> dict:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def _load(directory, *, max_images: int = 5_000, max_pixels: int = 25_000_000, hash_images: bool = True):
+    """The set as measurement reads it: validated without decoding (observing decodes every image)."""
+    return validate_image_set(directory, max_images=max_images, max_pixels=max_pixels, max_total_bytes=2**40,
+                              decode=False, hash_images=hash_images)
+
+
+def _with_hashes(image_set, units: list) -> list:
+    """`units` with the sha256 of every image they use (the cache is keyed by content)."""
+    hashed: dict[str, object] = {}
+
+    def item(original):
+        if original.id not in hashed:
+            hashed[original.id] = dataclasses.replace(original, sha256=file_sha256(image_set.path_of(original)))
+        return hashed[original.id]
+
+    return [dataclasses.replace(u, first=item(u.first), second=item(u.second)) if isinstance(u, Composite) else item(u)
+            for u in units]
 
 
 def _units_of(image_set, *, seed: int, options: dict):
@@ -105,8 +125,7 @@ def measure_image_set(
     progress : callable(done, total) for the image runs.
     artifacts_dir : when given, plots and a contact sheet are written there.
     """
-    image_set = validate_image_set(directory, max_images=max_images, max_pixels=max_pixels,
-                                   max_total_bytes=2**40, decode=False)
+    image_set = _load(directory, max_images=max_images, max_pixels=max_pixels)
     ratios = list(ratios or DEFAULT_RATIOS)
     ratio_keys = [ratio_key(r) for r in ratios]
     options = resolve_compose_options(compose_options)
@@ -207,7 +226,7 @@ def observe_image_set(directory, *, model: str, ratios=None, seed: int = 0, comp
 
     The raw observations behind the metrics document, in the set's order, from the same cache.
     """
-    image_set = validate_image_set(directory, max_total_bytes=2**40, decode=False)
+    image_set = _load(directory)
     options = resolve_compose_options(compose_options)
     units = _units_of(image_set, seed=seed, options=options)
     return observe(units, image_set, model_name=model, ratios=list(ratios or DEFAULT_RATIOS), options=options,
@@ -217,8 +236,7 @@ def observe_image_set(directory, *, model: str, ratios=None, seed: int = 0, comp
 def measurement_plan(directory, *, model: str, variants=(), seed: int = 0, compose_options: dict | None = None,
                      generalization: bool = False, max_images: int = 5_000, max_pixels: int = 25_000_000) -> dict:
     """What a chunked measurement splits: the model names to run and the number of units."""
-    image_set = validate_image_set(directory, max_images=max_images, max_pixels=max_pixels,
-                                   max_total_bytes=2**40, decode=False)
+    image_set = _load(directory, max_images=max_images, max_pixels=max_pixels, hash_images=False)
     units = _units_of(image_set, seed=seed, options=resolve_compose_options(compose_options))
     names = [model, *[v for v in variants if v != model]]
     if generalization:
@@ -234,10 +252,10 @@ def measure_chunk(directory, *, model: str, start: int, stop: int, ratios=None, 
     Chunks share nothing but the content-keyed cache, so any worker may run any chunk, a chunk
     run twice writes the same files, and the merge's order is fixed by the plan, not by timing.
     """
-    image_set = validate_image_set(directory, max_images=max_images, max_pixels=max_pixels,
-                                   max_total_bytes=2**40, decode=False)
+    # Validated without hashes: the chunk hashes only the images its units use, not the whole set.
+    image_set = _load(directory, max_images=max_images, max_pixels=max_pixels, hash_images=False)
     options = resolve_compose_options(compose_options)
-    units = _units_of(image_set, seed=seed, options=options)[start:stop]
+    units = _with_hashes(image_set, _units_of(image_set, seed=seed, options=options)[start:stop])
     observe(units, image_set, model_name=model, ratios=list(ratios or DEFAULT_RATIOS), options=options,
             cache_dir=cache_dir)
     return len(units)
