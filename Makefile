@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEB_RUNTIME := python3.11 python3.11-venv bubblewrap fonts-noto-color-emoji fonts-noto-core libraqm0 fontconfig
 DEB_TEST := chromium chromium-driver podman runc uidmap catatonit postgresql-client
 
-.PHONY: venv run test bench engine findings clean-var
+.PHONY: venv run test lint bench engine findings clean-var
 
 $(VENV)/.installed: requirements.txt scripts/install_system.sh
 	bash scripts/install_system.sh $(DEB_RUNTIME)
@@ -25,10 +25,15 @@ venv: $(VENV)/.installed
 run: venv
 	$(PY) scripts/run_local.py
 
-test: venv
+test: venv lint
 	bash scripts/install_system.sh $(DEB_TEST)
 	bash scripts/ensure_services.sh
 	$(PY) -m pytest
+
+# Style (ruff) and the import layers (import-linter), both configured in pyproject.toml.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: venv
 	bash scripts/install_system.sh podman runc uidmap catatonit postgresql-client

@@ -1,10 +1,29 @@
+from django import forms
 from django.contrib import admin
 
+from bounty.errors import BountyError
 from bounty.models import Challenge, Submission, SubmissionEvent, Team
+from bounty.services import check_challenge_transition
+
+
+class ChallengeAdminForm(forms.ModelForm):
+    class Meta:
+        model = Challenge
+        fields = "__all__"
+
+    def clean_state(self):
+        state = self.cleaned_data["state"]
+        if self.instance.pk:
+            try:
+                check_challenge_transition(from_state=self.instance.state, to_state=state)
+            except BountyError as exc:
+                raise forms.ValidationError(exc.message) from None
+        return state
 
 
 @admin.register(Challenge)
 class ChallengeAdmin(admin.ModelAdmin):
+    form = ChallengeAdminForm
     list_display = ("slug", "title", "state", "model_name", "model_version", "closes_at")
     list_filter = ("state",)
     prepopulated_fields = {"slug": ("title",)}

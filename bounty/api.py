@@ -22,6 +22,7 @@ from rest_framework.views import APIView, exception_handler
 from bounty import selectors, services
 from bounty.errors import BountyError
 from bounty.forms import MAX_WRITEUP_CHARS
+from grading.rubric import rubric_for_challenge
 
 
 def bounty_exception_handler(exc, context):
@@ -95,15 +96,13 @@ class ChallengeDetailApi(BountyApiView):
             ref_name = "ChallengeDetail"
 
         def get_rubric(self, challenge) -> str:
-            return f"{challenge.rubric_name}@{challenge.rubric_version}"
+            return rubric_for_challenge(challenge).key
 
         def get_harm_types(self, challenge) -> list[str]:
             return [harm for harm, _label in selectors.harm_choices(challenge=challenge)]
 
         def get_limits(self, challenge) -> dict:
-            from sandbox.limits import Limits
-
-            return Limits.from_dict(challenge.limits).to_dict()
+            return selectors.challenge_limits(challenge=challenge).to_dict()
 
     @extend_schema(operation_id="challenges_retrieve", responses=OutputSerializer)
     def get(self, request, slug: str):

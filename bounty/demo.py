@@ -7,6 +7,7 @@ from django.db import transaction
 
 from bounty import states
 from bounty.models import Challenge
+from probekit import get_model
 
 # Fixed, documented, local-only credentials (README: Demo accounts).
 DEMO_ACCOUNTS = {
@@ -21,8 +22,6 @@ EXAMPLE_PROBE = settings.BASE_DIR / "examples" / "probes" / "contrast_composites
 @transaction.atomic
 def demo_load(*, model_name: str = "u2netp") -> Challenge:
     """Create (or refresh) the demo users and the open demo challenge; idempotent."""
-    from probekit import get_model
-
     User = get_user_model()
     users = {}
     for role, (username, password) in DEMO_ACCOUNTS.items():

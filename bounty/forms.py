@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 
 from bounty.models import Team
+from grading.rubric import factor_parts, level_choices
 
 MAX_WRITEUP_CHARS = 20_000
 # Self-ratings are named apart from the free-text fields (a rubric part may be called `justification`).
@@ -14,14 +15,12 @@ RATING_PREFIX = "self_rate_"
 
 def rubric_self_assessment_fields(rubric) -> list[tuple[str, forms.Field]]:
     """One optional choice per rubric factor part: the participant's own rating (shown, never trusted)."""
-    from grading.rubric import factor_parts
-
     fields = []
     for factor in rubric.data["factors"]:
         for part in factor_parts(factor):
             label = factor["label"] if part["label"] == factor["label"] else f"{factor['label']}: {part['label']}"
-            choices = [("", "—")] + [(level["id"], f"{level['label']} (×{level['value']})") for level in part["levels"]]
-            fields.append((f"{RATING_PREFIX}{part['id']}", forms.ChoiceField(choices=choices, required=False, label=label)))
+            fields.append((f"{RATING_PREFIX}{part['id']}",
+                           forms.ChoiceField(choices=level_choices(part), required=False, label=label)))
     return fields
 
 

@@ -18,9 +18,11 @@ from django.utils import timezone
 
 from bounty import states
 from bounty.models import Challenge, Submission, Team
+from grading import selectors as grading_selectors
+from grading.rubric import default_rubric, rubric_for_challenge, rubric_summary
+from probekit import get_model
+from sandbox.limits import Limits
 
-# The files a measurement renders (grading.measurement._artifacts); nothing else is served.
-ARTIFACT_NAMES = ("contact_sheet", "group_rates", "preference", "variants")
 LEADERBOARD_PAGE_SIZE = 50
 # GET ?sort= values → ORDER BY; every order ends in the same tie-breaks so pages never overlap.
 LEADERBOARD_SORTS = {
@@ -51,11 +53,6 @@ def challenge_list() -> QuerySet[Challenge]:
 
 def challenge_card(*, challenge: Challenge) -> dict:
     """What the challenge page shows beside the rules: model card, rubric, limits, example probe."""
-    from grading.rubric import rubric_for_challenge
-    from grading.selectors import rubric_summary
-    from probekit import get_model
-    from sandbox.limits import Limits
-
     try:
         card = get_model(challenge.model_name).card.to_json()
     except ValueError:  # a model this installation no longer has: show the frozen name only
@@ -64,7 +61,7 @@ def challenge_card(*, challenge: Challenge) -> dict:
     return {
         "model_card": card,
         "rubric_card": rubric_summary(rubric=rubric_for_challenge(challenge)),
-        "limits": Limits.from_dict(challenge.limits),
+        "limits": challenge_limits(challenge=challenge),
         "example_probe": example.read_text(encoding="utf-8") if example.is_file() else "",
         "example_probe_name": example.name,
         "deadline_passed": bool(challenge.closes_at and challenge.closes_at <= timezone.now()),
@@ -73,8 +70,6 @@ def challenge_card(*, challenge: Challenge) -> dict:
 
 def harm_choices(*, challenge: Challenge | None = None) -> list[tuple[str, str]]:
     """The harm types of the challenge's rubric (the default rubric without a challenge)."""
-    from grading.rubric import default_rubric, rubric_for_challenge
-
     rubric = rubric_for_challenge(challenge) if challenge else default_rubric()
     return [(h["id"], h["label"]) for h in rubric.data["harms"]]
 
@@ -250,34 +245,23 @@ def latest_run(*, submission: Submission):
 
 
 def latest_measurement(*, submission: Submission):
-    own = submission.measurements.filter(rerun_of__isnull=True).select_related("image_set")
-    return own.filter(status="done").first() or own.first()
+    """The submission's measurement of record (the same one judges rate against)."""
+    return grading_selectors.measurement_of_record(submission=submission)
 
 
-def measurement_document(measurement) -> dict | None:
-    if measurement is None or measurement.status != "done" or not measurement.document_json:
-        return None
-    return json.loads(measurement.document_json)
+measurement_document = grading_selectors.document_of
 
 
 def artifact_names(*, measurement) -> list[str]:
-    if measurement is None:
-        return []
-    directory = artifacts_dir(measurement_id=measurement.pk)
-    return [name for name in ARTIFACT_NAMES if (directory / f"{name}.png").is_file()]
-
-
-def artifacts_dir(*, measurement_id: int) -> Path:
-    return Path(settings.VAR_DIR) / "artifacts" / f"measurement-{measurement_id}"
+    """Artifact names without `.png`, as the participant pages' URLs spell them."""
+    return [name.removesuffix(".png") for name in grading_selectors.artifact_names(measurement=measurement)]
 
 
 def artifact_path(*, submission: Submission, name: str) -> Path:
-    """The PNG of the submission's latest measurement called `name`; 404 for anything else."""
+    """The PNG of the submission's measurement of record called `name`; 404 for anything else."""
     measurement = latest_measurement(submission=submission)
-    if name not in ARTIFACT_NAMES or measurement is None:
-        raise Http404("No such image.")
-    path = artifacts_dir(measurement_id=measurement.pk) / f"{name}.png"
-    if not path.is_file():
+    path = grading_selectors.artifact_file(measurement=measurement, filename=f"{name}.png") if measurement else None
+    if path is None:
         raise Http404("No such image.")
     return path
 
@@ -320,8 +304,6 @@ def submission_status(*, submission: Submission) -> dict:
 
 def submission_page(*, submission: Submission) -> dict:
     """Everything the submission and finding pages show."""
-    from grading.selectors import thread_for_participant
-
     measurement = latest_measurement(submission=submission)
     return {
         "submission": submission,
@@ -331,7 +313,7 @@ def submission_page(*, submission: Submission) -> dict:
         "document": measurement_document(measurement),
         "artifacts": artifact_names(measurement=measurement),
         "events": submission.events.all(),
-        "thread": thread_for_participant(submission=submission),
+        "thread": submission.comments.filter(to_participant=True).select_related("author"),
         "image_set": measurement.image_set if measurement else None,
     }
 
@@ -373,43 +355,22 @@ def user_is_organizer(*, user) -> bool:
     return user.is_authenticated and (user.is_staff or user.organized_challenges.exists())
 
 
-def worker_health() -> dict:
-    """Workers seen, queue length, runs and measurements in flight, the oldest queued run.
+# --- what the pipeline needs of a challenge ---------------------------------------------------------
 
-    Workers come from Celery's inspection API (a broadcast answered within a second); the rest
-    from the broker and the database, so the page answers even when no worker does.
+
+def challenge_limits(*, challenge: Challenge) -> Limits:
+    """The sandbox and image-set caps of a challenge: its overrides on the defaults, for every stage."""
+    return Limits.from_dict(challenge.limits)
+
+
+def challenge_measurement_settings(*, challenge: Challenge) -> dict:
+    """The keyword arguments of grading.measurement.measure_image_set that come from the challenge.
+
+    The pipeline, the `measure` command and the finding page's re-measure line all use these, so a
+    published document can be recomputed byte for byte.
     """
-    import redis
-    from django.conf import settings
-    from django.utils import timezone
-
-    from config.celery import app
-    from grading.models import Measurement
-    from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
-
-    workers, error = [], None
-    try:
-        inspect = app.control.inspect(timeout=1.0)
-        active = inspect.active() or {}
-        stats = inspect.stats() or {}
-        for name in sorted(set(active) | set(stats)):
-            pool = (stats.get(name) or {}).get("pool", {})
-            workers.append({"name": name, "active": len(active.get(name) or []),
-                            "concurrency": pool.get("max-concurrency"),
-                            "tasks_done": sum((stats.get(name) or {}).get("total", {}).values())})
-    except Exception as exc:  # noqa: BLE001 - shown on the page: the broker may be down
-        error = f"the broker did not answer: {exc}"
-    try:
-        queue_length = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2).llen("celery")
-    except redis.RedisError as exc:
-        queue_length, error = None, error or f"the broker did not answer: {exc}"
-    oldest = ProbeRun.objects.filter(status=RUN_QUEUED).order_by("queued_at").values_list("queued_at", flat=True).first()
-    return {
-        "workers": workers,
-        "queue_length": queue_length,
-        "runs_queued": ProbeRun.objects.filter(status=RUN_QUEUED).count(),
-        "runs_running": ProbeRun.objects.filter(status=RUN_RUNNING).count(),
-        "measurements_running": Measurement.objects.filter(status__in=("pending", "running")).count(),
-        "oldest_queued_s": round((timezone.now() - oldest).total_seconds(), 1) if oldest else None,
-        "error": error,
-    }
+    limits = challenge_limits(challenge=challenge)
+    return dict(model=challenge.model_name, variants=list(challenge.model_variants),
+                ratios=list(challenge.aspect_ratios) or None, compose_options=challenge.compose_options,
+                generalization=challenge.measure_generalization,
+                max_images=limits.max_images, max_pixels=limits.max_pixels)

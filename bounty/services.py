@@ -1,4 +1,4 @@
-"""Writes of the bounty app: submissions and their state machine (DESIGN §6).
+"""Writes of the bounty app: submissions and their state machine (docs/architecture.md).
 
 Every state move is a compare-and-set on the row (`UPDATE … WHERE state IN (…)`), so two
 workers or a redelivered task can never both make the same move.
@@ -9,6 +9,7 @@ import hashlib
 import logging
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.mail import send_mail
@@ -18,9 +19,15 @@ from django.utils import timezone
 from bounty import errors, states
 from bounty.errors import BountyError
 from bounty.models import Challenge, Submission, SubmissionEvent
+from grading.models import MEASUREMENT_DONE, MEASUREMENT_IN_FLIGHT, Measurement
+from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
 from sandbox.probe_files import ProbeFileError, check_probe_file
 
 logger = logging.getLogger(__name__)
+
+# The domain hands runs to the pipeline by task name, so it never imports the pipeline
+# (pipeline.tasks registers its task under this name).
+RUN_TASK = "pipeline.tasks.run_submission"
 
 def check_probe_upload(*, name: str, content: bytes) -> None:
     """Validate an uploaded probe before anything is stored; raise BountyError(field="probe")."""
@@ -31,6 +38,14 @@ def check_probe_upload(*, name: str, content: bytes) -> None:
         check_probe_file(name=name, content=content)
     except ProbeFileError as exc:
         raise BountyError(str(exc), field="probe") from None
+
+
+def check_challenge_transition(*, from_state: str, to_state: str) -> None:
+    """draft → open → closed → judging → finished (closed may reopen); anything else is refused."""
+    allowed = states.CHALLENGE_TRANSITIONS.get(from_state, set())
+    if from_state != to_state and to_state not in allowed:
+        raise BountyError(errors.CHALLENGE_TRANSITION_REFUSED.format(
+            from_state=from_state, to_state=to_state, allowed=", ".join(sorted(allowed)) or "nothing"), field="state")
 
 
 def check_submission_allowed(*, challenge: Challenge, participant, team=None) -> None:
@@ -89,26 +104,31 @@ def submission_create(
     return submission
 
 
-def submission_queue(*, submission: Submission, reason: str, actor=None) -> None:
-    """Create the next probe run and send its task once the transaction commits."""
-    from sandbox.models import ProbeRun
+def submission_queue(*, submission: Submission, reason: str, actor=None) -> ProbeRun:
+    """queued: create the next probe run and send its task once the transaction commits."""
+    with transaction.atomic():
+        run = run_enqueue(submission=submission)
+        submission_transition(
+            submission_id=submission.pk,
+            from_states=(states.SUBMITTED,),
+            to_state=states.QUEUED,
+            reason=reason,
+            actor=actor,
+        )
+    return run
 
-    attempt = submission.runs.count() + 1
-    run = ProbeRun.objects.create(submission=submission, backend=settings.SANDBOX_BACKEND, attempt=attempt)
-    submission_transition(
-        submission_id=submission.pk,
-        from_states=(states.SUBMITTED, states.PLATFORM_ERROR, states.RUNNING, states.MEASURING, states.QUEUED),
-        to_state=states.QUEUED,
-        reason=reason,
-        actor=actor,
-    )
-    transaction.on_commit(lambda: enqueue_run(run_id=str(run.pk)))
+
+def run_enqueue(*, submission: Submission, details: dict | None = None, countdown: float = 0) -> ProbeRun:
+    """The one way a run is queued: a ProbeRun row, then its task once the row is committed."""
+    run = ProbeRun.objects.create(submission=submission, backend=settings.SANDBOX_BACKEND,
+                                  attempt=submission.runs.count() + 1, details=details or {})
+    transaction.on_commit(lambda: enqueue_run(run_id=str(run.pk), countdown=countdown))
+    return run
 
 
 def enqueue_run(*, run_id: str, countdown: float = 0) -> None:
-    from bounty.tasks import run_submission
-
-    run_submission.apply_async(args=[run_id], countdown=countdown)
+    """Send (or re-send) a run's task; the task compares-and-sets, so a duplicate does nothing."""
+    current_app.send_task(RUN_TASK, args=[run_id], countdown=countdown)
 
 
 def submission_transition(
@@ -173,57 +193,23 @@ def submission_cancel(*, submission: Submission, actor) -> None:
         raise BountyError(errors.CANNOT_CANCEL.format(state=submission.get_state_display().lower()))
 
 
-def submission_rerun(*, submission: Submission, actor):
+def submission_rerun(*, submission: Submission, actor) -> ProbeRun:
     """A judge re-runs the probe (same file, same model version) to compare the two documents.
 
     The submission keeps its state; the new run and measurement sit beside the original one.
     """
-    from grading.models import Measurement
-    from sandbox.models import ProbeRun
-
-    original = Measurement.objects.filter(submission=submission, status="done", rerun_of__isnull=True).first()
+    original = Measurement.objects.filter(submission=submission, status=MEASUREMENT_DONE, rerun_of__isnull=True).first()
     if original is None:
         raise BountyError(errors.RERUN_NEEDS_MEASUREMENT)
-    if Measurement.objects.filter(rerun_of=original, status__in=("pending", "running")).exists() or \
-            ProbeRun.objects.filter(submission=submission, status__in=("queued", "running"),
+    if Measurement.objects.filter(rerun_of=original, status__in=MEASUREMENT_IN_FLIGHT).exists() or \
+            ProbeRun.objects.filter(submission=submission, status__in=(RUN_QUEUED, RUN_RUNNING),
                                     details__rerun_of=original.pk).exists():
         raise BountyError(errors.RERUN_IN_PROGRESS)
     with transaction.atomic():
-        run = ProbeRun.objects.create(
-            submission=submission, backend=settings.SANDBOX_BACKEND,
-            details={"rerun_of": original.pk, "requested_by": getattr(actor, "username", "")},
-        )
+        run = run_enqueue(submission=submission,
+                          details={"rerun_of": original.pk, "requested_by": getattr(actor, "username", "")})
         SubmissionEvent.objects.create(
             submission=submission, actor=actor, from_state=submission.state, to_state=submission.state,
             reason=f"re-run requested to reproduce measurement #{original.pk}",
         )
-        transaction.on_commit(lambda: enqueue_run(run_id=str(run.pk)))
     return run
-
-
-def submission_publish(*, submission: Submission, actor) -> None:
-    """Publish an accepted finding (or accept and publish in one step from review)."""
-    if submission.state == states.IN_REVIEW:
-        submission_transition(
-            submission_id=submission.pk, from_states=(states.IN_REVIEW,), to_state=states.ACCEPTED,
-            reason="accepted by a judge", actor=actor,
-        )
-    from grading.rubric import final_score
-
-    score = final_score(reviews=submission.reviews.all(), provisional=submission.provisional_score)
-    if score is None:  # the leaderboard ranks scores: a published result always has one
-        raise BountyError(errors.PUBLISH_NEEDS_SCORE)
-    moved = submission_transition(
-        submission_id=submission.pk,
-        from_states=(states.ACCEPTED,),
-        to_state=states.PUBLISHED,
-        reason="published",
-        actor=actor,
-        published_at=timezone.now(),
-        final_score=score,
-    )
-    if not moved:
-        submission.refresh_from_db()
-        raise BountyError(
-            errors.TRANSITION_REFUSED.format(from_state=submission.state, to_state=states.PUBLISHED)
-        )

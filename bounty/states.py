@@ -1,4 +1,4 @@
-"""Submission and challenge states: one list, used by pages, API and tests (DESIGN §6)."""
+"""Submission and challenge states: one list, used by pages, API and tests (docs/architecture.md)."""
 
 SUBMITTED = "submitted"
 QUEUED = "queued"
@@ -37,12 +37,12 @@ DECISIONS = (ACCEPTED, DUPLICATE, NOT_REPRODUCIBLE, OUT_OF_SCOPE, NEEDS_INFO)
 # Where each state may go next; anything else is refused.
 SUBMISSION_TRANSITIONS = {
     SUBMITTED: {QUEUED, CANCELLED},
-    QUEUED: {RUNNING, CANCELLED, PLATFORM_ERROR},
-    RUNNING: {MEASURING, FAILED, PLATFORM_ERROR, CANCELLED, QUEUED},
-    MEASURING: {MEASURED, PLATFORM_ERROR, FAILED, QUEUED},
+    QUEUED: {RUNNING, CANCELLED},
+    RUNNING: {MEASURING, FAILED, PLATFORM_ERROR, CANCELLED},
+    MEASURING: {MEASURED, PLATFORM_ERROR, FAILED},
     MEASURED: {IN_REVIEW},
     IN_REVIEW: set(DECISIONS),
-    NEEDS_INFO: {IN_REVIEW, CANCELLED},
+    NEEDS_INFO: {IN_REVIEW},
     ACCEPTED: {PUBLISHED, IN_REVIEW},
     DUPLICATE: {IN_REVIEW},
     NOT_REPRODUCIBLE: {IN_REVIEW},

@@ -14,6 +14,7 @@ from django_ratelimit.decorators import ratelimit
 from bounty import accounts, selectors, services
 from bounty.errors import BountyError
 from bounty.forms import RATING_PREFIX, SignupForm, SubmissionForm, TeamCreateForm, TeamMemberForm
+from grading.rubric import rubric_for_challenge
 
 
 def _nosniff(response):
@@ -37,8 +38,6 @@ def challenge_detail(request, slug: str):
 
 
 def _submission_form(request, challenge, initial=None):
-    from grading.rubric import rubric_for_challenge
-
     return SubmissionForm(
         request.POST or None, request.FILES or None, initial=initial,
         harm_choices=selectors.harm_choices(challenge=challenge), rubric=rubric_for_challenge(challenge),
@@ -264,23 +263,3 @@ def team_leave(request, team_id: int):
     accounts.team_leave(team=team, user=request.user)
     messages.success(request, f"You left {team.name}.")
     return redirect("team-list")
-
-
-def submission_thread_reply(request, submission_id: int):
-    """/submissions/<id>/thread/: the needs_info thread, answered through the judge console's view."""
-    from grading.views import participant_thread_reply
-
-    return participant_thread_reply(request, submission_id=submission_id)
-
-
-
-@login_required
-@require_GET
-def worker_health(request):
-    """Organizers' view of the workers (issue: nothing stuck without anyone noticing)."""
-    if not selectors.user_is_organizer(user=request.user):
-        raise Http404("No such page.")
-    health = selectors.worker_health()
-    if request.GET.get("format") == "json":
-        return JsonResponse(health)
-    return render(request, "bounty/worker_health.html", {"health": health})

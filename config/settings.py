@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "bounty",
     "grading",
     "sandbox",
+    "pipeline",
+    "review",
 ]
 
 MIDDLEWARE = [
@@ -167,7 +169,7 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILI
 CELERY_TASK_SOFT_TIME_LIMIT = SANDBOX_MAX_WALL_S + 300
 CELERY_TASK_TIME_LIMIT = SANDBOX_MAX_WALL_S + 400
 CELERY_BEAT_SCHEDULE = {
-    "reap-and-reconcile": {"task": "bounty.tasks.reconcile", "schedule": float(os.environ.get("RECONCILE_EVERY_S", 60))},
+    "reap-and-reconcile": {"task": "pipeline.tasks.reconcile", "schedule": float(os.environ.get("RECONCILE_EVERY_S", 60))},
 }
 
 REST_FRAMEWORK = {

@@ -15,7 +15,7 @@ class MeasurementAdmin(admin.ModelAdmin):
 class ReviewAdmin(admin.ModelAdmin):
     list_display = ("id", "submission", "judge", "harm_type", "score", "conflict_of_interest", "updated_at")
     list_filter = ("conflict_of_interest",)
-    # Scores come from the rubric engine (grading.services.review_save), never typed in.
+    # Scores come from the rubric engine (review.services.review_save), never typed in.
     readonly_fields = ("score",)
 
 

@@ -4,11 +4,18 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-MEASUREMENT_STATUSES = [("pending", "Pending"), ("running", "Running"), ("done", "Done"), ("failed", "Failed")]
+# A measurement's status names: the one place they are spelled.
+MEASUREMENT_PENDING = "pending"
+MEASUREMENT_RUNNING = "running"
+MEASUREMENT_DONE = "done"
+MEASUREMENT_FAILED = "failed"
+MEASUREMENT_IN_FLIGHT = (MEASUREMENT_PENDING, MEASUREMENT_RUNNING)
+MEASUREMENT_STATUSES = [(MEASUREMENT_PENDING, "Pending"), (MEASUREMENT_RUNNING, "Running"),
+                        (MEASUREMENT_DONE, "Done"), (MEASUREMENT_FAILED, "Failed")]
 
 
 class Measurement(models.Model):
-    """The metrics document (DESIGN §5) of one image set on the challenge's target."""
+    """The metrics document of one image set on the challenge's target (docs/statistics.md)."""
 
     submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="measurements")
     image_set = models.ForeignKey("sandbox.ImageSet", on_delete=models.CASCADE, related_name="measurements")
@@ -17,7 +24,9 @@ class Measurement(models.Model):
     seed = models.IntegerField(default=0)
     # A judge's re-run (same probe, same model version) points at the measurement it repeats.
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="reruns")
-    status = models.CharField(max_length=20, choices=MEASUREMENT_STATUSES, default="pending", db_index=True)
+    status = models.CharField(max_length=20, choices=MEASUREMENT_STATUSES, default=MEASUREMENT_PENDING, db_index=True)
+    # Deliveries that started computing it (a worker lost mid-way makes the next one attempt 2).
+    attempts = models.PositiveIntegerField(default=0)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
     # Stored as text, byte for byte as produced, so the document's hash stays checkable.

@@ -1,74 +1,33 @@
 // Judge console: the live score of the rubric form and keyboard shortcuts. No framework, no CDN.
-// The server recomputes every score with the engine (grading/rubric/engine.py); this is a preview
-// with the same rule: base × product of multipliers, a factor with parts takes their mean, the
-// gated factor is capped when the measurement substantiates nothing, rounded to 2 decimals last.
+// The score comes from the server's rubric engine (POST the form to its data-preview-url), so the
+// page never re-implements the arithmetic; saving the review recomputes it the same way.
 (function () {
   "use strict";
 
-  function readJSON(id) {
-    var node = document.getElementById(id);
-    return node ? JSON.parse(node.textContent) : null;
-  }
-
-  function fmt(x, places) {
-    var text = x.toFixed(places).replace(/0+$/, "");
-    return text.endsWith(".") ? text + "0" : text;
-  }
-
-  function liveScore(form, rubric, gate) {
-    var harmSelect = form.querySelector("#harm_type");
-    var harm = rubric.harms.find(function (h) { return h.id === harmSelect.value; });
-    var kind = harm.intentional ? "intentional" : "unintentional";
-    var factors = [], missing = [], flags = [];
-    rubric.factors.forEach(function (factor) {
-      var applies = (factor.applies_to || "any");
-      var fieldset = form.querySelector('fieldset[data-factor="' + factor.id + '"]');
-      var active = applies === "any" || applies === kind;
-      if (fieldset) { fieldset.hidden = !active; }
-      if (!active) { return; }
-      var parts = factor.parts || [{ id: factor.id, levels: factor.levels, label: factor.label }];
-      var values = parts.map(function (part) {
-        var select = form.querySelector('select[data-part="' + part.id + '"]');
-        var level = part.levels.find(function (lv) { return select && lv.id === select.value; });
-        if (!level) { missing.push(part.label); return null; }
-        return level.value;
-      });
-      if (values.indexOf(null) !== -1) { return; }
-      var value = (factor.combine === "product")
-        ? values.reduce(function (a, b) { return a * b; }, 1)
-        : values.reduce(function (a, b) { return a + b; }, 0) / values.length;
-      var m = rubric.measurement;
-      if (gate && !gate.substantiated && factor.id === m.gated_factor && value > m.cap) {
-        flags.push(factor.label.toLowerCase() + " capped at ×" + fmt(m.cap, 3));
-        value = m.cap;
-      }
-      factors.push(value);
+  function showPreview(form, preview) {
+    form.querySelectorAll("fieldset[data-factor]").forEach(function (fieldset) {
+      fieldset.hidden = preview.applicable.indexOf(fieldset.dataset.factor) === -1;
     });
-    var out = document.getElementById("live-score");
-    var formula = document.getElementById("live-formula");
-    var flagNode = document.getElementById("live-flags");
-    if (missing.length) {
-      out.textContent = "—";
-      formula.textContent = "rate: " + missing.join(", ");
-      flagNode.textContent = "";
-      return;
-    }
-    var product = factors.reduce(function (a, b) { return a * b; }, 1);
-    // The epsilon keeps 17.825-style halves from falling to the float just below them.
-    var score = Math.round((harm.base * product + 1e-9) * 100) / 100;
-    out.textContent = score.toFixed(2);
-    formula.textContent = harm.base + " × " + factors.map(function (v) { return fmt(v, 3); }).join(" × ") +
-      " = " + score.toFixed(2) + "  (" + harm.base + " × " + fmt(product, 3) + ")";
-    if (gate && !gate.substantiated) { flags.unshift("not substantiated"); }
-    flagNode.textContent = flags.join("; ");
+    document.getElementById("live-score").textContent = preview.score === null ? "—" : preview.score;
+    document.getElementById("live-formula").textContent = preview.formula;
+    document.getElementById("live-flags").textContent = preview.flags.join("; ");
   }
 
   function initRubric() {
     var form = document.getElementById("rubric-form");
-    var rubric = readJSON("rubric-data");
-    if (!form || !rubric) { return; }
-    var gate = readJSON("gate-data");
-    var update = function () { liveScore(form, rubric, gate); };
+    if (!form || !form.dataset.previewUrl) { return; }
+    var pending = null, sent = 0;
+    var update = function () {
+      var mine = ++sent;  // only the answer to the latest change is shown
+      window.clearTimeout(pending);
+      pending = window.setTimeout(function () {
+        fetch(form.dataset.previewUrl, {method: "POST", body: new FormData(form), credentials: "same-origin",
+                                        headers: {"X-Requested-With": "fetch"}})
+          .then(function (response) { return response.ok ? response.json() : null; })
+          .then(function (preview) { if (preview && mine === sent) { showPreview(form, preview); } })
+          .catch(function () { document.getElementById("live-formula").textContent = "preview unavailable"; });
+      }, 120);
+    };
     form.addEventListener("change", update);
     form.addEventListener("input", update);
     update();

@@ -35,7 +35,10 @@ def move_through(submission, *path: str, reason: str = "") -> None:
 
 def publish(submission, *, judge) -> None:
     """Accept and publish an in_review submission through the service judges use."""
-    services.submission_publish(submission=submission, actor=judge)
+    from review.services import submission_publish
+
+    submission.challenge.judges.add(judge)
+    submission_publish(submission=submission, judge=judge)
     submission.refresh_from_db()
     assert submission.state == states.PUBLISHED
 

@@ -147,14 +147,15 @@ def test_the_api_leaderboard_gives_rank_submitter_and_finding_url(client, challe
 
 
 def test_a_finding_without_a_score_cannot_be_published(challenge):
-    from bounty import services
     from bounty.errors import PUBLISH_NEEDS_SCORE, BountyError
+    from review.services import submission_publish
 
     judge = user_create("jo")
+    challenge.judges.add(judge)
     submission = published_rows(challenge, [None])[0]
     Submission.objects.filter(pk=submission.pk).update(state=states.ACCEPTED, published_at=None)
     submission.refresh_from_db()
     with pytest.raises(BountyError, match=PUBLISH_NEEDS_SCORE.split(":")[0]):
-        services.submission_publish(submission=submission, actor=judge)
+        submission_publish(submission=submission, judge=judge)
     submission.refresh_from_db()
     assert submission.state == states.ACCEPTED

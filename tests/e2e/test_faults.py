@@ -55,7 +55,7 @@ def _sandbox_processes(run_id) -> list[int]:
 
 def _reconcile_until(predicate, *, timeout: float, what: str):
     """Ask the worker to reconcile every few seconds (what Celery beat does in production)."""
-    from bounty.tasks import reconcile
+    from pipeline.tasks import reconcile
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -28,10 +28,11 @@ from PIL import Image
 
 from bounty import services as bounty_services
 from bounty import states
-from bounty.flow import score_provisional
 from bounty.models import Challenge, Submission
-from grading import selectors, services
-from grading.views import participant_thread_reply
+from grading import selectors as grading_selectors
+from grading.services import score_provisional_create
+from review import selectors, services
+from review.views import participant_thread_reply
 from grading.models import Measurement, Review, ReviewAssignment, SubmissionComment
 from sandbox.models import ImageSet, ProbeRun
 from tests.factories import EXAMPLE_PROBE, ROOT, user_create
@@ -76,7 +77,7 @@ def _measure(set_dir: Path, *, challenge: Challenge, measurement_id: int, probe_
     document = measure_image_set(
         set_dir, model=challenge.model_name, ratios=list(challenge.aspect_ratios), seed=0,
         probe_sha256=probe_sha256, generalization=False,
-        artifacts_dir=selectors.artifacts_dir(measurement_id=measurement_id),
+        artifacts_dir=grading_selectors.artifacts_dir(measurement_id=measurement_id),
     )
     return document_dumps(document)
 
@@ -122,8 +123,9 @@ def measured_submission_create(*, challenge: Challenge, participant, title: str 
         finished_at=timezone.now(),
     )
     move(submission_id=submission.pk, from_states=(states.MEASURING,), to_state=states.MEASURED, reason="measured")
-    score_provisional(submission=submission, document=json.loads(text))
-    move(submission_id=submission.pk, from_states=(states.MEASURED,), to_state=states.IN_REVIEW, reason="waiting for the judges")
+    score = score_provisional_create(submission=submission, document=json.loads(text))
+    move(submission_id=submission.pk, from_states=(states.MEASURED,), to_state=states.IN_REVIEW, reason="waiting for the judges",
+         provisional_score=score.value)
     submission.refresh_from_db()
     return submission
 
@@ -354,7 +356,7 @@ def test_agreement_across_a_challenge_is_krippendorffs_alpha(client, people, jud
 def test_measurement_artifacts_are_served_to_judges_only(client, people, judged):
     _, submission = judged
     measurement = submission.measurements.get()
-    directory = selectors.artifacts_dir(measurement_id=measurement.pk)
+    directory = grading_selectors.artifacts_dir(measurement_id=measurement.pk)
     directory.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (8, 8), (200, 10, 10)).save(directory / "contact-sheet.png")
     url = reverse("judge-artifact", args=[submission.pk, measurement.pk, "contact-sheet.png"])
@@ -374,3 +376,16 @@ def test_a_judge_comment_to_the_participant_joins_the_thread(people, judged):
     services.comment_create(submission=submission, author=people["jules"], body="Internal note.")
     assert SubmissionComment.objects.filter(submission=submission).count() == 2
     assert [c.body for c in selectors.thread_for_participant(submission=submission)] == ["Please add the seed."]
+
+
+def test_the_live_score_preview_comes_from_the_engine(client, people, judged):
+    _, submission = judged
+    client.force_login(people["jules"])
+    url = reverse("judge-score-preview", args=[submission.pk])
+    preview = client.post(url, HALT_RATINGS).json()
+    assert preview["score"] == "17.82" and "= 17.82" in preview["formula"]
+    assert "likelihood" in preview["applicable"] and "exploitability" not in preview["applicable"]
+    partial = client.post(url, {k: v for k, v in HALT_RATINGS.items() if k != "rate_clarity"}).json()
+    assert partial["score"] is None and partial["formula"].startswith("rate: ")
+    client.force_login(people["alice"])  # the participant: the console does not exist for her
+    assert client.post(url, HALT_RATINGS).status_code == 404

@@ -1,11 +1,11 @@
 """Judge console: judges of a challenge only (everyone else gets 404). Views parse, call one
-service or selector, and answer; the rules live in grading.services and grading.selectors."""
+service or selector, and answer; the rules live in review.services and review.selectors."""
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -13,8 +13,9 @@ from bounty import selectors as bounty_selectors
 from bounty import services as bounty_services
 from bounty import states
 from bounty.errors import BountyError
-from grading import selectors, services
-from grading.forms import CommentForm, DecisionForm, QueueFilterForm, ReasonForm, ReviewForm
+from grading.rubric import rubric_form_rows, rubric_summary
+from review import selectors, services
+from review.forms import CommentForm, DecisionForm, QueueFilterForm, ReasonForm, ReviewForm
 
 
 def _back(submission_id: int, anchor: str = ""):
@@ -50,11 +51,8 @@ def _page(request, submission, *, initial: dict | None = None, status: int = 200
         context["initial"] = initial
     rubric = context["rubric"]
     context.update(
-        rubric_rows=selectors.rubric_form_rows(rubric=rubric, initial=context["initial"]),
-        rubric_card=selectors.rubric_summary(rubric=rubric),
-        rubric_data=rubric.data,
-        gate_data={"substantiated": context["evidence"].substantiated,
-                   "likelihood_hint": context["evidence"].likelihood_hint},
+        rubric_rows=rubric_form_rows(rubric=rubric, initial=context["initial"]),
+        rubric_card=rubric_summary(rubric=rubric),
         decisions=states.DECISIONS,
         reopenable=submission.state in services.REOPENABLE_STATES,
     )
@@ -88,6 +86,17 @@ def judge_review(request, submission_id: int):
         return _page(request, submission, initial=initial, status=400)
     messages.success(request, f"Your review is saved: {review.score:.2f} points.")
     return _back(submission.pk, "rubric")
+
+
+@login_required
+@require_POST
+def judge_score_preview(request, submission_id: int):
+    """The rubric form's live score, from the engine: POST the form, get {score, formula, flags}."""
+    submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
+    form = ReviewForm(request.POST, rubric=selectors.rubric_of(submission.challenge))
+    form.is_valid()  # unknown levels are dropped by the form; the engine names what is missing
+    return JsonResponse(selectors.score_preview(submission=submission, harm_type=request.POST.get("harm_type", ""),
+                                                ratings=form.ratings()))
 
 
 @login_required
@@ -141,7 +150,7 @@ def judge_rerun(request, submission_id: int):
 def judge_publish(request, submission_id: int):
     submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
     try:
-        bounty_services.submission_publish(submission=submission, actor=request.user)
+        services.submission_publish(submission=submission, judge=request.user)
     except BountyError as exc:
         messages.error(request, exc.message)
     else:
@@ -205,7 +214,7 @@ def judge_artifact(request, submission_id: int, measurement_id: int, filename: s
 @login_required
 @require_POST
 def participant_thread_reply(request, submission_id: int):
-    """The participant answers the judges' question (needs_info). Mounted by bounty's URLs at
+    """The participant answers the judges' question (needs_info). Mounted at
     /submissions/<id>/thread/ — not under /judge/, which participants never see."""
     submission = bounty_selectors.submission_get_for_user(submission_id=submission_id, user=request.user)
     if submission.participant_id != request.user.pk:

@@ -1,4 +1,4 @@
-"""`python manage.py run_probe PROBE [--backend] [--challenge] [--out] --json` (DESIGN §3)."""
+"""`python manage.py run_probe PROBE [--backend] [--challenge] [--out] --json`."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from bounty.models import Challenge
+from bounty.selectors import challenge_limits
 from sandbox.backends import BACKENDS
 from sandbox.limits import Limits
 from sandbox.runner import run_probe
@@ -29,12 +31,10 @@ class Command(BaseCommand):
             raise CommandError(f"no such probe file: {probe}")
         limits = Limits()
         if options["challenge"]:
-            from bounty.models import Challenge
-
             challenge = Challenge.objects.filter(slug=options["challenge"]).first()
             if challenge is None:
                 raise CommandError(f"no challenge with slug {options['challenge']!r}")
-            limits = Limits.from_dict(challenge.limits)
+            limits = challenge_limits(challenge=challenge)
         run_id = uuid.uuid4().hex
         out = Path(options["out"]) if options["out"] else settings.RUNS_DIR / f"cli-{run_id}"
         if not options["json"]:

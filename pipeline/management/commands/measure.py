@@ -1,4 +1,4 @@
-"""`python manage.py measure IMAGE_SET_DIR [--model NAME] [--challenge SLUG] [--seed N] --json` (DESIGN §3)."""
+"""`python manage.py measure IMAGE_SET_DIR [--model NAME] [--challenge SLUG] [--seed N] --json`."""
 from __future__ import annotations
 
 import sys
@@ -6,6 +6,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from bounty.models import Challenge
 from grading.measurement import document_dumps, measure_image_set
 from probekit import DEFAULT_MODEL
 from probekit.imageset import ImageSetRejected
@@ -26,8 +27,6 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         model, variants, ratios, compose, generalization = options["model"] or DEFAULT_MODEL, [], None, None, False
         if options["challenge"]:
-            from bounty.models import Challenge
-
             challenge = Challenge.objects.filter(slug=options["challenge"]).first()
             if challenge is None:
                 raise CommandError(f"no challenge with slug {options['challenge']!r}")

@@ -1,10 +1,10 @@
-"""Typed input of the judge console; the rules themselves are checked in grading.services."""
+"""Typed input of the judge console; the rules themselves are checked in review.services."""
 from __future__ import annotations
 
 from django import forms
 
 from bounty import states
-from grading.rubric import Rubric, factor_parts
+from grading.rubric import Rubric, factor_parts, level_choices
 
 
 class ReviewForm(forms.Form):
@@ -21,7 +21,7 @@ class ReviewForm(forms.Form):
             for part in factor_parts(factor):
                 self.fields[f"rate_{part['id']}"] = forms.ChoiceField(
                     required=False, label=part["label"],
-                    choices=[("", "—")] + [(lv["id"], f"{lv['label']} (×{lv['value']:g})") for lv in part["levels"]],
+                    choices=level_choices(part),
                 )
             self.fields[f"why_{factor['id']}"] = forms.CharField(required=False, label=f"Why ({factor['label'].lower()})")
 

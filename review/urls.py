@@ -1,12 +1,14 @@
-"""The judge console, mounted at /judge/ (judges of a challenge only; others get 404)."""
+"""The judge console, mounted at /judge/ (judges of a challenge only; others get 404), and the
+participant's side of the needs_info thread, mounted at the site's root."""
 from django.urls import path
 
-from grading import views
+from review import views
 
 urlpatterns = [
     path("", views.judge_queue, name="judge-queue"),
     path("submissions/<int:submission_id>/", views.judge_submission, name="judge-submission"),
     path("submissions/<int:submission_id>/review/", views.judge_review, name="judge-review"),
+    path("submissions/<int:submission_id>/score-preview/", views.judge_score_preview, name="judge-score-preview"),
     path("submissions/<int:submission_id>/decide/", views.judge_decide, name="judge-decide"),
     path("submissions/<int:submission_id>/reopen/", views.judge_reopen, name="judge-reopen"),
     path("submissions/<int:submission_id>/publish/", views.judge_publish, name="judge-publish"),
@@ -16,4 +18,8 @@ urlpatterns = [
     path("submissions/<int:submission_id>/comments/", views.judge_comment, name="judge-comment"),
     path("submissions/<int:submission_id>/artifacts/<int:measurement_id>/<str:filename>",
          views.judge_artifact, name="judge-artifact"),
+]
+
+participant_urlpatterns = [
+    path("submissions/<int:submission_id>/thread/", views.participant_thread_reply, name="submission-thread"),
 ]

@@ -1,0 +1,72 @@
+"""Leases: a Redis key that says "a live worker is doing this", renewed while it works.
+
+Built on redis-py's `Lock` (its acquire, extend and release are atomic Lua scripts, so a renewal
+never revives a lease another worker took over). A worker that dies stops renewing; the lease
+expires after `ttl_s` and reconcile hands the work to the next worker.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+import redis
+from django.conf import settings
+from redis.exceptions import LockError
+
+logger = logging.getLogger(__name__)
+
+LEASE_TTL_S = 15
+KEY_PREFIX = "cropbias:lease"
+
+
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+
+
+def lease_key(kind: str, ident) -> str:
+    return f"{KEY_PREFIX}:{kind}:{ident}"
+
+
+class Lease:
+    """`with Lease("run", run_id) as lease:` — only when `lease.acquired`; renewed in the background."""
+
+    def __init__(self, kind: str, ident, *, ttl_s: float = LEASE_TTL_S):
+        self.ttl_s = ttl_s
+        self._lock = redis_client().lock(lease_key(kind, ident), timeout=ttl_s, blocking=False, thread_local=False)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.acquired = False
+        self.lost = threading.Event()
+
+    def __enter__(self) -> "Lease":
+        self.acquired = bool(self._lock.acquire(blocking=False))
+        if self.acquired:
+            self._thread = threading.Thread(target=self._renew, name=f"lease {self._lock.name}", daemon=True)
+            self._thread.start()
+        return self
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            try:
+                self._lock.reacquire()
+            except LockError:
+                logger.warning("lease %s was lost (expired and taken over)", self._lock.name)
+                self.lost.set()
+                return
+            except redis.RedisError:
+                logger.warning("could not renew the lease %s; retrying", self._lock.name)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self.acquired:
+            try:
+                self._lock.release()
+            except (LockError, redis.RedisError):
+                pass  # expired or Redis away: it ends by itself
+
+
+def lease_held(kind: str, ident) -> bool:
+    """True while some live worker holds the lease."""
+    return bool(redis_client().exists(lease_key(kind, ident)))

@@ -1,0 +1,175 @@
+"""Measurement orchestration: the image set on the challenge's target → metrics document → score.
+
+A measurement in progress holds its lease (pipeline.leases), renewed while it works; reconcile
+re-sends only measurements whose lease expired, so a long measurement is computed once. A big
+set is split into chunk tasks (a chord) that fill the content-keyed observation cache; while
+they run, the split holds a lease of its own that each chunk renews. The chord's callback runs
+`measurement_execute` again (`chunks_done`) and reads every observation back in the plan's
+fixed order, so the document is byte-identical to an unsplit one.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from celery import chord, current_app
+from django.conf import settings
+from django.db import transaction
+
+from bounty import selectors as bounty_selectors
+from bounty import services, states
+from grading import services as grading_services
+from grading.measurement import document_dumps, measure_chunk, measure_image_set, measurement_plan
+from grading.models import MEASUREMENT_RUNNING, Measurement
+from grading.selectors import artifacts_dir
+from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, PLATFORM_FAULTS
+from pipeline.leases import Lease, lease_key, redis_client
+from probekit.imageset import ImageSetRejected
+
+logger = logging.getLogger(__name__)
+
+MAX_MEASURE_ATTEMPTS = 3
+# While chunk tasks are queued or running, the split's lease lives this long past each renewal.
+SPLIT_LEASE_S = 600
+REJECTED_AT_MEASUREMENT = "The image set was rejected when it was measured: {error}"
+PLATFORM_FAILED = ("The measurement failed on the platform's side ({error}) after {attempts} attempts. "
+                   "This is not your probe's fault and does not count against your quota.")
+ATTEMPTS_EXHAUSTED = "the measurement's worker was lost {attempts} times"
+
+
+def enqueue_measurement(*, measurement_id: int, countdown: float = 0) -> None:
+    current_app.send_task(MEASURE_TASK, args=[measurement_id], countdown=countdown)
+
+
+def _settings_of(measurement: Measurement) -> dict:
+    return bounty_selectors.challenge_measurement_settings(challenge=measurement.submission.challenge)
+
+
+def _chunks(measurement: Measurement, set_dir, options: dict) -> list[tuple[str, int, int]]:
+    """(model, start, stop) per chunk when the set is big enough to split, else []."""
+    plan = measurement_plan(set_dir, seed=measurement.seed, **{k: v for k, v in options.items() if k != "ratios"})
+    size = settings.MEASURE_CHUNK_SIZE
+    if plan["n_units"] * len(plan["models"]) <= size:
+        return []
+    return [(name, start, min(start + size, plan["n_units"]))
+            for name in plan["models"] for start in range(0, plan["n_units"], size)]
+
+
+def split_lease_held(measurement_id: int) -> bool:
+    return bool(redis_client().exists(lease_key("measurement-split", measurement_id)))
+
+
+def _renew_split_lease(measurement_id: int) -> None:
+    redis_client().set(lease_key("measurement-split", measurement_id), "1", ex=SPLIT_LEASE_S)
+
+
+def measurement_execute(*, measurement_id: int, chunks_done: bool = False) -> str:
+    """Measure an image set on the challenge's target and score it provisionally."""
+    with Lease("measurement", measurement_id) as lease:
+        if not lease.acquired:
+            return "lease held by a live worker"
+        measurement = grading_services.measurement_claim(measurement_id=measurement_id, new_attempt=not chunks_done)
+        if measurement is None:
+            return "nothing to do"
+        if measurement.attempts > MAX_MEASURE_ATTEMPTS:
+            return _fail(measurement, probe_fault=False,
+                         error=ATTEMPTS_EXHAUSTED.format(attempts=measurement.attempts - 1))
+        set_dir = settings.VAR_DIR / measurement.image_set.path
+        options = _settings_of(measurement)
+
+        def progress(done: int, total: int) -> None:
+            grading_services.measurement_progress(measurement_id=measurement_id, done=done, total=total)
+
+        try:
+            chunks = [] if chunks_done else _chunks(measurement, set_dir, options)
+            if chunks:
+                _renew_split_lease(measurement_id)
+                progress(0, sum(stop - start for _m, start, stop in chunks))
+                chord(current_app.signature(CHUNK_TASK, args=(measurement_id, name, start, stop), immutable=True)
+                      for name, start, stop in chunks)(current_app.signature(MERGE_TASK, args=(measurement_id,),
+                                                                             immutable=True))
+                return f"split into {len(chunks)} chunks"
+            document = measure_image_set(
+                set_dir, seed=measurement.seed, probe_sha256=measurement.submission.probe_sha256, workers=1,
+                cache_dir=settings.MEASURE_CACHE_DIR, progress=progress,
+                artifacts_dir=artifacts_dir(measurement_id=measurement_id), **options,
+            )
+        except PLATFORM_FAULTS:
+            raise  # the task retries with backoff; the lease ends with this delivery
+        except ImageSetRejected as exc:
+            return _fail(measurement, probe_fault=True, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - an unforeseen platform fault: bounded retries, then final
+            logger.exception("measurement %s failed (attempt %s)", measurement_id, measurement.attempts)
+            if measurement.attempts < MAX_MEASURE_ATTEMPTS and grading_services.measurement_release(
+                    measurement_id=measurement_id):
+                enqueue_measurement(measurement_id=measurement_id, countdown=5 * measurement.attempts)
+                return "retrying"
+            return _fail(measurement, probe_fault=False, error=f"{type(exc).__name__}: {exc}")
+        return _store(measurement, document)
+
+
+def _store(measurement: Measurement, document: dict) -> str:
+    text = document_dumps(document)
+    submission = measurement.submission
+    with transaction.atomic():
+        if not grading_services.measurement_store(measurement_id=measurement.pk, text=text,
+                                                  model_version=document.get("model_version", "")):
+            return "already stored"
+        if measurement.rerun_of_id:
+            return "done (re-run)"
+        moved = services.submission_transition(
+            submission_id=submission.pk, from_states=(states.MEASURING,), to_state=states.MEASURED,
+            reason="measured; a provisional score is being computed",
+        )
+        if not moved:
+            return "done (the submission had moved on)"
+        score = grading_services.score_provisional_create(submission=submission, document=json.loads(text))
+        services.submission_transition(
+            submission_id=submission.pk, from_states=(states.MEASURED,), to_state=states.IN_REVIEW,
+            reason="measured and provisionally scored; waiting for the judges", provisional_score=score.value,
+        )
+    return "done"
+
+
+def _fail(measurement: Measurement, *, probe_fault: bool, error: str) -> str:
+    """End the measurement: the probe's fault → failed with its reason, else a final platform_error."""
+    with transaction.atomic():
+        grading_services.measurement_fail(measurement_id=measurement.pk, error=error)
+        if measurement.rerun_of_id:
+            return "failed"
+        if probe_fault:
+            services.submission_transition(
+                submission_id=measurement.submission_id, from_states=(states.MEASURING,), to_state=states.FAILED,
+                reason=REJECTED_AT_MEASUREMENT.format(error=error))
+        else:
+            services.submission_transition(
+                submission_id=measurement.submission_id, from_states=(states.MEASURING,),
+                to_state=states.PLATFORM_ERROR,
+                reason=PLATFORM_FAILED.format(error=error, attempts=min(measurement.attempts, MAX_MEASURE_ATTEMPTS)))
+    return "failed"
+
+
+def measurement_chunk(*, measurement_id: int, model: str, start: int, stop: int) -> int:
+    """One chunk of a split measurement: observe units [start, stop) on `model` into the cache."""
+    with Lease("measurement-chunk", f"{measurement_id}:{model}:{start}") as lease:
+        if not lease.acquired:
+            return 0  # the same chunk is being computed by a live worker
+        measurement = Measurement.objects.select_related("submission__challenge", "image_set").get(pk=measurement_id)
+        if measurement.status != MEASUREMENT_RUNNING:
+            return 0
+        _renew_split_lease(measurement_id)
+        options = _settings_of(measurement)
+        try:
+            done = measure_chunk(settings.VAR_DIR / measurement.image_set.path, model=model, start=start, stop=stop,
+                                 ratios=options["ratios"], seed=measurement.seed,
+                                 compose_options=options["compose_options"], cache_dir=settings.MEASURE_CACHE_DIR,
+                                 max_images=options["max_images"], max_pixels=options["max_pixels"])
+        except PLATFORM_FAULTS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - ends the measurement; the chord's callback then finds it failed
+            logger.exception("measurement %s: chunk %s[%s:%s] failed", measurement_id, model, start, stop)
+            _fail(measurement, probe_fault=isinstance(exc, ImageSetRejected), error=f"{type(exc).__name__}: {exc}")
+            return 0
+        _renew_split_lease(measurement_id)
+        grading_services.measurement_progress(measurement_id=measurement_id, add=done)
+        return done

@@ -1,0 +1,211 @@
+"""Run orchestration: queued → running in the sandbox → the image set stored → measurement queued.
+
+`run_execute` is called by one Celery task with a run id. It first takes the run's lease and
+compares-and-sets its status, so a redelivered or duplicated task finds the row moved (or the
+lease held by a live worker) and does nothing. A task redelivered after its worker died finds
+the lease expired and takes the run over as the next attempt; attempts are capped, so a run
+that kills its worker every time still ends (docs/failure-model.md).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from bounty import selectors as bounty_selectors
+from bounty import services, states
+from bounty.models import Submission
+from grading import services as grading_services
+from pipeline.faults import PLATFORM_FAULTS
+from pipeline.leases import Lease
+from pipeline.measurements import enqueue_measurement
+from probekit.imageset import ImageSetRejected, validate_image_set
+from sandbox.models import RUN_CANCELLED, RUN_QUEUED, RUN_RUNNING, ImageSet, ProbeRun
+from sandbox.runner import RunResult, run_probe
+
+logger = logging.getLogger(__name__)
+
+# Attempts of one submission's probe (platform retries and takeovers after a dead worker together).
+MAX_RUN_ATTEMPTS = 3
+
+FAILED_REASONS = {
+    "error": "The probe exited with an error (exit code {exit_code}). See its stderr below.",
+    "timeout": "The probe ran out of time: {error}",
+    "limit_exceeded": "The probe exceeded a sandbox limit: {error}",
+    "rejected": "The probe's output was rejected: {error}",
+}
+TAKEOVERS_EXHAUSTED = ("the run's worker was lost {attempts} times (the probe may crash its worker); "
+                       "stopped after {attempts} attempts")
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim_run(run_id: str) -> ProbeRun | None:
+    """queued → running, or take over a running run whose worker died (its lease expired)."""
+    now = timezone.now()
+    if ProbeRun.objects.filter(pk=run_id, status=RUN_QUEUED).update(status=RUN_RUNNING, started_at=now,
+                                                                    worker=_worker_name()):
+        return ProbeRun.objects.select_related("submission__challenge").get(pk=run_id)
+    run = ProbeRun.objects.filter(pk=run_id).select_related("submission__challenge").first()
+    if run is None or run.status != RUN_RUNNING:
+        return None  # finished or cancelled: a redelivery has nothing to do
+    if run.attempt >= MAX_RUN_ATTEMPTS:
+        _store_run_result(run=run, result=RunResult(
+            status="platform_error", error=TAKEOVERS_EXHAUSTED.format(attempts=run.attempt)), final=True)
+        return None
+    # Redelivered after the worker died mid-run: restart it, recorded as the next attempt.
+    details = dict(run.details, restarted_from=run.worker, restarted_at=now.isoformat())
+    moved = ProbeRun.objects.filter(pk=run_id, status=RUN_RUNNING, worker=run.worker).update(
+        worker=_worker_name(), started_at=now, attempt=run.attempt + 1, details=details
+    )
+    return ProbeRun.objects.select_related("submission__challenge").get(pk=run_id) if moved else None
+
+
+def run_execute(*, run_id: str) -> str:
+    """Execute one probe run in the sandbox and store its outcome. Returns what happened."""
+    with Lease("run", run_id) as lease:
+        if not lease.acquired:
+            return "lease held by a live worker"
+        run = _claim_run(run_id)
+        if run is None:
+            return "nothing to do"
+        submission = run.submission
+        rerun = _is_rerun(run)
+        if submission.state == states.CANCELLED and not rerun:
+            ProbeRun.objects.filter(pk=run_id).update(status=RUN_CANCELLED, finished_at=timezone.now())
+            return "cancelled"
+        if not rerun:  # a judge's re-run leaves the submission where it is
+            services.submission_transition(
+                submission_id=submission.pk, from_states=(states.QUEUED, states.RUNNING), to_state=states.RUNNING,
+                reason="the probe is running in the sandbox",
+            )
+        out_dir = settings.RUNS_DIR / str(run.pk)
+        shutil.rmtree(out_dir, ignore_errors=True)  # a previous attempt's leftovers
+        limits = bounty_selectors.challenge_limits(challenge=submission.challenge)
+
+        def should_cancel() -> bool:
+            return not rerun and Submission.objects.filter(pk=submission.pk, state=states.CANCELLED).exists()
+
+        try:
+            result = run_probe(
+                Path(submission.probe.path), backend=run.backend, limits=limits, out_dir=out_dir,
+                run_id=f"{run.pk}-{run.attempt}",  # one sandbox per attempt
+                should_cancel=should_cancel,
+            )
+        except PLATFORM_FAULTS:
+            raise  # the task retries with backoff
+        except Exception as exc:  # noqa: BLE001 - an unforeseen fault of the platform: retried, then final
+            logger.exception("run %s: the sandbox runner failed", run_id)
+            result = RunResult(status="platform_error", error=f"internal error in the runner ({type(exc).__name__})")
+        return _store_run_result(run=run, result=result)
+
+
+def _is_rerun(run: ProbeRun) -> bool:
+    return bool(run.details.get("rerun_of"))
+
+
+def _image_set_create(*, run: ProbeRun, path: Path, n_images: int) -> ImageSet:
+    """The stored image set's row; its facts are read back with the challenge's own caps."""
+    limits = bounty_selectors.challenge_limits(challenge=run.submission.challenge)
+    image_set = validate_image_set(path, max_images=limits.max_images, max_pixels=limits.max_pixels, decode=False)
+    relative = Path(path).resolve().relative_to(settings.VAR_DIR)
+    return ImageSet.objects.create(
+        run=run, path=str(relative), n_images=n_images or len(image_set.items), title=image_set.title[:300],
+        attribute=image_set.attribute[:100], groups=list(image_set.groups), manifest_sha256=image_set.manifest_sha256,
+    )
+
+
+def _run_fields(run: ProbeRun, result: RunResult) -> dict:
+    return dict(
+        status=result.status, exit_code=result.exit_code, wall_s=result.wall_s,
+        stdout_tail=result.stdout_tail or "", stderr_tail=result.stderr_tail or "",
+        error=result.error or "", details=dict(run.details, **(result.details or {})), finished_at=timezone.now(),
+    )
+
+
+def _store_rerun_result(*, run: ProbeRun, result: RunResult, fields: dict) -> str:
+    """A judge's re-run: store its run and measure it beside the original; no state moves."""
+    with transaction.atomic():
+        if not ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields):
+            return "already stored"
+        if result.status != "ok":
+            return result.status
+        image_set = _image_set_create(run=run, path=result.image_set_path, n_images=result.n_images)
+        measurement = grading_services.measurement_create(
+            submission=run.submission, image_set=image_set, rerun_of_id=run.details["rerun_of"])
+        transaction.on_commit(lambda: enqueue_measurement(measurement_id=measurement.pk))
+    return "ok"
+
+
+def _store_run_result(*, run: ProbeRun, result: RunResult, final: bool = False) -> str:
+    submission = run.submission
+    fields = _run_fields(run, result)
+    if _is_rerun(run):
+        return _store_rerun_result(run=run, result=result, fields=fields)
+    if Submission.objects.filter(pk=submission.pk, state=states.CANCELLED).exists():
+        fields["status"] = RUN_CANCELLED
+        ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields)
+        return "cancelled"
+    if result.status == "ok":
+        try:
+            return _store_image_set(run=run, result=result, fields=fields)
+        except ImageSetRejected as exc:  # the copied-out set no longer passes with the challenge's caps
+            result = RunResult(status="rejected", exit_code=result.exit_code, wall_s=result.wall_s,
+                               stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail, error=str(exc))
+            fields = _run_fields(run, result)
+    if result.status == "platform_error":
+        return _store_platform_error(run=run, result=result, fields=fields, final=final)
+    with transaction.atomic():
+        if not ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields):
+            return "already stored"
+        reason = FAILED_REASONS.get(result.status, "{error}").format(exit_code=result.exit_code, error=result.error)
+        services.submission_transition(
+            submission_id=submission.pk, from_states=(states.RUNNING,), to_state=states.FAILED, reason=reason,
+        )
+    return result.status
+
+
+def _store_image_set(*, run: ProbeRun, result: RunResult, fields: dict) -> str:
+    submission = run.submission
+    with transaction.atomic():
+        if not ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields):
+            return "already stored"
+        image_set = _image_set_create(run=run, path=result.image_set_path, n_images=result.n_images)
+        measurement = grading_services.measurement_create(submission=submission, image_set=image_set)
+        services.submission_transition(
+            submission_id=submission.pk, from_states=(states.RUNNING,), to_state=states.MEASURING,
+            reason=f"the probe emitted {image_set.n_images} images; measuring the target model",
+        )
+        transaction.on_commit(lambda: enqueue_measurement(measurement_id=measurement.pk))
+    return "ok"
+
+
+def _store_platform_error(*, run: ProbeRun, result: RunResult, fields: dict, final: bool) -> str:
+    """Not the probe's fault: retried as a new run with backoff, at most MAX_RUN_ATTEMPTS in all."""
+    submission = run.submission
+    with transaction.atomic():
+        if not ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields):
+            return "already stored"
+        services.submission_transition(
+            submission_id=submission.pk, from_states=(states.RUNNING,), to_state=states.PLATFORM_ERROR,
+            reason=f"The platform could not run the sandbox ({result.error}). This is not your probe's fault "
+            "and does not count against your quota.",
+        )
+        attempts = max(run.attempt, submission.runs.count())
+        if not final and attempts < MAX_RUN_ATTEMPTS:
+            services.submission_transition(
+                submission_id=submission.pk, from_states=(states.PLATFORM_ERROR,), to_state=states.QUEUED,
+                reason=f"retrying after a platform error (attempt {attempts + 1} of {MAX_RUN_ATTEMPTS})",
+            )
+            services.run_enqueue(submission=submission, countdown=5 * (attempts + 1))
+    return "platform_error"
+
+

@@ -1,0 +1,42 @@
+"""Celery tasks of the pipeline: ids in, one orchestration call, which checks state first."""
+from celery import shared_task
+from celery.utils.log import get_task_logger
+
+from pipeline import measurements, reconcile as recovery, runs
+from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, RUN_TASK, TASK_RETRY
+
+logger = get_task_logger(__name__)
+
+
+@shared_task(name=RUN_TASK, acks_late=True, reject_on_worker_lost=True, **TASK_RETRY)
+def run_submission(run_id: str) -> str:
+    outcome = runs.run_execute(run_id=run_id)
+    logger.info("run %s: %s", run_id, outcome)
+    return outcome
+
+
+@shared_task(name=MEASURE_TASK, acks_late=True, reject_on_worker_lost=True, **TASK_RETRY)
+def measure_submission(measurement_id: int) -> str:
+    outcome = measurements.measurement_execute(measurement_id=measurement_id)
+    logger.info("measurement %s: %s", measurement_id, outcome)
+    return outcome
+
+
+@shared_task(name=CHUNK_TASK, acks_late=True, reject_on_worker_lost=True, **TASK_RETRY)
+def measure_chunk(measurement_id: int, model: str, start: int, stop: int) -> int:
+    return measurements.measurement_chunk(measurement_id=measurement_id, model=model, start=start, stop=stop)
+
+
+@shared_task(name=MERGE_TASK, acks_late=True, reject_on_worker_lost=True, **TASK_RETRY)
+def measure_merge(measurement_id: int) -> str:
+    outcome = measurements.measurement_execute(measurement_id=measurement_id, chunks_done=True)
+    logger.info("measurement %s (merged): %s", measurement_id, outcome)
+    return outcome
+
+
+@shared_task(name="pipeline.tasks.reconcile", acks_late=True, reject_on_worker_lost=True, **TASK_RETRY)
+def reconcile() -> dict:
+    report = recovery.reconcile()
+    if any(report.values()):
+        logger.warning("reconcile: %s", report)
+    return report

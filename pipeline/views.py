@@ -1,0 +1,19 @@
+"""The organizer's workers page: is anything stuck without anyone noticing?"""
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from bounty.selectors import user_is_organizer
+from pipeline.health import worker_health as health_of_workers
+
+
+@login_required
+@require_GET
+def worker_health(request):
+    if not user_is_organizer(user=request.user):
+        raise Http404("No such page.")
+    health = health_of_workers()
+    if request.GET.get("format") == "json":
+        return JsonResponse(health)
+    return render(request, "bounty/worker_health.html", {"health": health})

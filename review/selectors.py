@@ -1,0 +1,424 @@
+"""Reads of the judge console: the queue, one submission's evidence, agreement, duplicate hints."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import Http404
+
+from bounty import states
+from bounty.models import Challenge, Submission
+from bounty.selectors import user_can_judge
+from grading.models import MEASUREMENT_DONE, Review, ReviewAssignment, Score
+from grading.selectors import artifact_file, artifact_names, document_of, measurement_of_record
+from grading.rubric import (
+    Rubric,
+    RubricError,
+    aggregate_scores,
+    default_rubric,
+    factor_parts,
+    krippendorff_alpha,
+    measurement_evidence,
+    provisional_ratings,
+    rubric_for_challenge,
+    score_finding,
+    scores_disagree,
+    significant_tests,
+)
+
+# Blind review lifts once a decision is made; needs_info is a question, not a decision.
+DECIDED_STATES = (states.ACCEPTED, states.DUPLICATE, states.NOT_REPRODUCIBLE, states.OUT_OF_SCOPE, states.PUBLISHED)
+HIDDEN_NAME = "Participant (hidden until decided)"
+QUEUE_LIMIT = 200
+PROBE_SHOW_BYTES = 200_000
+
+
+def judge_challenges(*, user) -> QuerySet[Challenge]:
+    """Challenges the user may judge (as judge, organizer or superuser)."""
+    if not user.is_authenticated:
+        return Challenge.objects.none()
+    if user.is_superuser:
+        return Challenge.objects.all()
+    return Challenge.objects.filter(Q(judges=user) | Q(organizers=user)).distinct()
+
+
+def check_is_judge(*, user) -> None:
+    """404 for anyone who judges no challenge: the console does not exist for them."""
+    if not judge_challenges(user=user).exists():
+        raise Http404("No such page.")
+
+
+def submission_get_for_judge(*, submission_id: int, user) -> Submission:
+    """A submission of a challenge the user judges (not their own); 404 otherwise."""
+    submission = Submission.objects.select_related("challenge", "participant", "team", "duplicate_of").filter(
+        pk=submission_id
+    ).first()
+    if submission is None or not user_can_judge(user=user, challenge=submission.challenge):
+        raise Http404("No such submission.")
+    if submission.participant_id == user.pk:
+        raise Http404("No such submission.")
+    return submission
+
+
+def rubric_of(challenge: Challenge) -> Rubric:
+    try:
+        return rubric_for_challenge(challenge)
+    except RubricError:
+        return default_rubric()
+
+
+def identity_hidden(*, submission: Submission, rubric: Rubric) -> bool:
+    return rubric.blind and submission.state not in DECIDED_STATES
+
+
+def participant_label(*, submission: Submission, rubric: Rubric) -> str:
+    if identity_hidden(submission=submission, rubric=rubric):
+        return HIDDEN_NAME
+    name = submission.participant.get_username()
+    return f"{name} ({submission.team.name})" if submission.team_id else name
+
+
+def review_summary(*, submission: Submission, rubric: Rubric, reviews=None) -> dict:
+    """Counted scores, their aggregate by the rubric's method, and the disagreement flag."""
+    reviews = list(submission.reviews.all() if reviews is None else reviews)
+    scores = [r.score for r in reviews if r.score is not None and not r.conflict_of_interest]
+    spec = rubric.aggregation
+    return {
+        "n": len(scores),
+        "scores": scores,
+        "conflicts": sum(1 for r in reviews if r.conflict_of_interest),
+        "method": spec["method"],
+        "aggregate": aggregate_scores(scores, method=spec["method"]),
+        "threshold": spec["disagreement_threshold"],
+        "disagreement": scores_disagree(scores, threshold=spec["disagreement_threshold"]),
+        "spread": round(max(scores) - min(scores), 2) if scores else None,
+    }
+
+
+def judge_queue(*, user, challenge_slug: str = "", state: str = "", assigned_to_me: bool = False,
+                disagreement_only: bool = False) -> list[dict]:
+    """The submissions a judge may review, filtered; a fixed number of queries whatever the length."""
+    qs = Submission.objects.filter(challenge__in=judge_challenges(user=user)).exclude(participant=user)
+    if challenge_slug:
+        qs = qs.filter(challenge__slug=challenge_slug)
+    if state:
+        qs = qs.filter(state=state)
+    if assigned_to_me:
+        qs = qs.filter(assignments__judge=user)
+    qs = (
+        qs.select_related("challenge", "participant", "team")
+        .prefetch_related(
+            Prefetch("reviews", queryset=Review.objects.only("id", "submission_id", "judge_id", "score", "conflict_of_interest")),
+            Prefetch("assignments", queryset=ReviewAssignment.objects.select_related("judge")),
+        )
+        .order_by("state_changed_at", "pk")
+    )
+    rubrics: dict[int, Rubric] = {}
+    rows = []
+    for submission in qs[:QUEUE_LIMIT]:
+        rubric = rubrics.setdefault(submission.challenge_id, rubric_of(submission.challenge))
+        summary = review_summary(submission=submission, rubric=rubric, reviews=submission.reviews.all())
+        if disagreement_only and not summary["disagreement"]:
+            continue
+        assignees = [a.judge for a in submission.assignments.all()]
+        rows.append({
+            "submission": submission,
+            "participant": participant_label(submission=submission, rubric=rubric),
+            "summary": summary,
+            "assignees": [j.get_username() for j in assignees],
+            "assigned_to_me": any(j.pk == user.pk for j in assignees),
+            "reviewed_by_me": any(r.judge_id == user.pk for r in submission.reviews.all()),
+        })
+    return rows
+
+
+def challenge_agreement(*, challenge: Challenge) -> dict:
+    """Krippendorff's alpha of the judges' scores (interval) and of each factor's levels (ordinal)."""
+    reviews = list(
+        Review.objects.filter(submission__challenge=challenge, conflict_of_interest=False, score__isnull=False)
+        .order_by("judge_id", "submission_id")
+    )
+    judges = sorted({r.judge_id for r in reviews})
+    units = sorted({r.submission_id for r in reviews})
+    by_cell = {(r.judge_id, r.submission_id): r for r in reviews}
+
+    def matrix(value) -> list[list[float | None]]:
+        return [[value(by_cell[(j, u)]) if (j, u) in by_cell else None for u in units] for j in judges]
+
+    rubric = rubric_of(challenge)
+    factors = {}
+    for factor in rubric.data["factors"]:
+        for part in factor_parts(factor):
+            order = {level["id"]: index for index, level in enumerate(part["levels"])}
+            factors[part["label"]] = krippendorff_alpha(
+                matrix(lambda r, pid=part["id"], order=order: order.get(r.ratings.get(pid))), level="ordinal"
+            )
+    return {
+        "n_judges": len(judges), "n_submissions": len(units),
+        "score_alpha": krippendorff_alpha(matrix(lambda r: r.score), level="interval"),
+        "factor_alpha": factors,
+    }
+
+
+def _directions(document: dict, alpha: float) -> dict[tuple[str, str], float]:
+    """(favoured group, other group) → largest |effect size| among significant base-model tests."""
+    found: dict[tuple[str, str], float] = {}
+    for test in significant_tests(document, alpha):
+        groups = test.get("groups") or []
+        if test.get("variant") or len(groups) != 2 or test.get("kind") == "position":
+            continue
+        signed = test.get("parity_gap", test.get("estimate")) or 0
+        direction = (groups[0], groups[1]) if signed >= 0 else (groups[1], groups[0])
+        size = abs(test.get("effect_size") or 0.0)
+        found[direction] = max(found.get(direction, 0.0), size)
+    return found
+
+
+def duplicate_candidates(*, submission: Submission, document: dict | None, limit: int = 5) -> list[dict]:
+    """Earlier findings on the same attribute and direction, the closest effect size first."""
+    if document is None:
+        return []
+    rubric = rubric_of(submission.challenge)
+    alpha = rubric.data["measurement"]["alpha"]
+    mine = _directions(document, alpha)
+    measurement = measurement_of_record(submission=submission)
+    attribute = (measurement.image_set.attribute if measurement else "").strip().lower()
+    earlier = (
+        Submission.objects.filter(challenge=submission.challenge, created_at__lt=submission.created_at)
+        .exclude(pk=submission.pk)
+        .exclude(state__in=(states.FAILED, states.CANCELLED, states.PLATFORM_ERROR, *states.ACTIVE_STATES))
+        .select_related("participant")
+        .prefetch_related("measurements__image_set")
+        .order_by("-created_at")[:QUEUE_LIMIT]
+    )
+    hints = []
+    for other in earlier:
+        done = [m for m in other.measurements.all()
+                if m.status == MEASUREMENT_DONE and m.document_json and m.rerun_of_id is None]
+        if not done:
+            continue
+        theirs = _directions(document_of(done[0]), alpha)
+        same_attribute = bool(attribute) and done[0].image_set.attribute.strip().lower() == attribute
+        common = sorted(set(mine) & set(theirs))
+        if not common and not same_attribute:
+            continue
+        distance = min((abs(mine[d] - theirs[d]) for d in common), default=None)
+        hints.append({
+            "submission": other, "same_attribute": same_attribute,
+            "directions": [f"{a} over {b}" for a, b in common], "effect_distance": distance,
+        })
+    # Same direction first, then the closest effect size, then the first reporter.
+    hints.sort(key=lambda h: (h["effect_distance"] is None, h["effect_distance"] or 0.0, h["submission"].created_at))
+    return hints[:limit]
+
+
+def variant_comparison(*, document: dict | None) -> dict:
+    """Each test of the base model beside the same test on each compressed variant."""
+    if not document:
+        return {"variants": [], "rows": []}
+    variants = sorted({t["variant"] for t in document.get("tests", []) if t.get("variant")})
+    if not variants:
+        return {"variants": [], "rows": []}
+    table: dict[tuple, dict] = {}
+    for test in document.get("tests", []):
+        if test.get("kind") == "amplification":
+            continue
+        key = (test.get("kind"), tuple(test.get("groups") or []), test.get("ratio"))
+        table.setdefault(key, {})[test.get("variant")] = test
+    rows = []
+    for (kind, groups, ratio), cells in table.items():
+        if len(cells) < 2:
+            continue
+        rows.append({
+            "kind": kind, "groups": " > ".join(groups), "ratio": ratio,
+            "cells": [cells.get(v) for v in [None, *variants]],
+        })
+    return {"variants": variants, "rows": rows}
+
+
+def probe_source(*, submission: Submission) -> dict:
+    """The probe's Python files highlighted by Pygments (a .zip shows each .py inside)."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
+    formatter = HtmlFormatter(linenos="inline", cssclass="highlight")
+    try:
+        with submission.probe.open("rb") as handle:
+            content = handle.read()
+    except (OSError, ValueError):
+        return {"files": [], "css": "", "error": "The probe file is not available on this server."}
+    sources: list[tuple[str, bytes]] = []
+    if submission.probe.name.lower().endswith(".zip"):
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            names = sorted(n for n in archive.namelist() if n.endswith(".py"))
+            names.sort(key=lambda n: n != "probe.py")  # probe.py first: it is what runs
+            for name in names[:20]:
+                sources.append((name, archive.read(name)[:PROBE_SHOW_BYTES]))
+    else:
+        sources.append((submission.probe_name, content[:PROBE_SHOW_BYTES]))
+    files = [{"name": name, "html": highlight(data.decode("utf-8", "replace"), PythonLexer(), formatter),
+              "truncated": len(data) >= PROBE_SHOW_BYTES} for name, data in sources]
+    return {"files": files, "css": formatter.get_style_defs(".highlight"), "error": ""}
+
+
+def manifest_summary(*, image_set) -> dict | None:
+    """Title, hypothesis, attribute, groups and items per group of an image set's manifest."""
+    if image_set is None:
+        return None
+    summary = {"title": image_set.title, "attribute": image_set.attribute, "groups": image_set.groups,
+               "n_images": image_set.n_images, "hypothesis": "", "compose": "none", "per_group": {}, "n_bases": 0}
+    path = Path(settings.VAR_DIR) / image_set.path / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return summary
+    per_group: dict[str, int] = {}
+    for item in manifest.get("items", []):
+        for region in item.get("regions", []):
+            per_group[region.get("group", "?")] = per_group.get(region.get("group", "?"), 0) + 1
+    summary.update(
+        hypothesis=str(manifest.get("hypothesis", "")), compose=str(manifest.get("compose", "none")),
+        per_group=per_group, n_bases=len({i.get("base") for i in manifest.get("items", []) if i.get("base")}),
+    )
+    return summary
+
+
+def artifact_path(*, submission: Submission, measurement_id: int, filename: str) -> Path:
+    """The file of one artifact of one of this submission's measurements; 404 for anything else."""
+    measurement = submission.measurements.filter(pk=measurement_id).first()
+    path = artifact_file(measurement=measurement, filename=filename) if measurement else None
+    if path is None:
+        raise Http404("No such artifact.")
+    return path
+
+
+def audit_trail(*, submission: Submission, rubric: Rubric) -> list[dict]:
+    hidden = identity_hidden(submission=submission, rubric=rubric)
+    rows = []
+    for event in submission.events.select_related("actor"):
+        if event.actor_id is None:
+            who = "platform"
+        elif hidden and event.actor_id == submission.participant_id:
+            who = "participant"
+        else:
+            who = event.actor.get_username()
+        rows.append({"at": event.at, "who": who, "from": event.from_state, "to": event.to_state, "reason": event.reason})
+    return rows
+
+
+def comments_for_judges(*, submission: Submission, rubric: Rubric) -> list[dict]:
+    hidden = identity_hidden(submission=submission, rubric=rubric)
+    rows = []
+    for comment in submission.comments.select_related("author"):
+        by_participant = comment.author_id == submission.participant_id
+        who = "participant" if by_participant and hidden else comment.author.get_username()
+        rows.append({"comment": comment, "who": who, "by_participant": by_participant})
+    return rows
+
+
+def thread_for_participant(*, submission: Submission) -> QuerySet:
+    """The messages of the needs_info thread the participant sees (never judges-only notes)."""
+    return submission.comments.filter(to_participant=True).select_related("author")
+
+
+def rerun_comparison(*, measurement) -> dict | None:
+    """The latest re-run of `measurement` beside it: per test, both estimates and Holm p-values.
+
+    `identical` is the strong check: the same probe, images, model version and seed must give a
+    byte-identical document, so the two document hashes match.
+    """
+    if measurement is None:
+        return None
+    rerun = measurement.reruns.order_by("-created_at").first()
+    if rerun is None:
+        return None
+    if rerun.status != MEASUREMENT_DONE or measurement.status != MEASUREMENT_DONE:
+        return {"rerun": rerun, "done": False, "rows": [], "identical": False}
+    first, second = document_of(measurement), document_of(rerun)
+    again = {t["id"]: t for t in second.get("tests", [])}
+    rows = []
+    for test in first.get("tests", []):
+        twin = again.get(test["id"], {})
+        rows.append({"id": test["id"], "estimate": test.get("estimate"), "p_holm": test.get("p_holm"),
+                     "rerun_estimate": twin.get("estimate"), "rerun_p_holm": twin.get("p_holm"),
+                     "same": twin.get("estimate") == test.get("estimate") and twin.get("p_holm") == test.get("p_holm")})
+    return {"rerun": rerun, "done": True, "rows": rows,
+            "identical": measurement.document_sha256 == rerun.document_sha256}
+
+
+def judge_page(*, submission: Submission, user) -> dict:
+    """Everything the judge submission page shows, in one place."""
+    rubric = rubric_of(submission.challenge)
+    measurement = measurement_of_record(submission=submission)
+    document = document_of(measurement)
+    evidence = measurement_evidence(rubric, document or {})
+    reviews = list(submission.reviews.select_related("judge"))
+    mine = next((r for r in reviews if r.judge_id == user.pk), None)
+    harm = submission.harm_type if submission.harm_type in rubric.harms else rubric.data["default_harm"]
+    if mine and mine.ratings:
+        initial = {"harm_type": mine.harm_type or harm, "ratings": mine.ratings, "justifications": mine.justifications,
+                   "comment": mine.comment}
+    else:
+        initial = {"harm_type": harm, "ratings": provisional_ratings(rubric, harm_type=harm, evidence=evidence),
+                   "justifications": {}, "comment": ""}
+    provisional = Score.objects.filter(submission=submission, kind=Score.PROVISIONAL).first()
+    run = submission.runs.exclude(details__has_key="rerun_of").order_by("-queued_at").first()
+    return {
+        "submission": submission,
+        "rubric": rubric,
+        "participant": participant_label(submission=submission, rubric=rubric),
+        "identity_hidden": identity_hidden(submission=submission, rubric=rubric),
+        "run": run,
+        "measurement": measurement,
+        "document": document,
+        "evidence": evidence,
+        "manifest": manifest_summary(image_set=measurement.image_set if measurement else None),
+        "probe": probe_source(submission=submission),
+        "variants": variant_comparison(document=document),
+        "rerun": rerun_comparison(measurement=measurement),
+        "artifacts": artifact_names(measurement=measurement),
+        "reviews": reviews,
+        "my_review": mine,
+        # Other judges' ratings are shown once this judge has rated, so nobody anchors on them.
+        "show_others": bool(mine and (mine.score is not None or mine.conflict_of_interest)),
+        "summary": review_summary(submission=submission, rubric=rubric, reviews=reviews),
+        "initial": initial,
+        "provisional": provisional,
+        "duplicates": duplicate_candidates(submission=submission, document=document),
+        "comments": comments_for_judges(submission=submission, rubric=rubric),
+        "events": audit_trail(submission=submission, rubric=rubric),
+        "assigned": [a.judge.get_username() for a in submission.assignments.select_related("judge")],
+        "self_assessment": submission.self_assessment or {},
+    }
+
+
+def score_preview(*, submission: Submission, harm_type: str, ratings: dict[str, str]) -> dict:
+    """The live score of the judge's rubric form, computed by the engine (the page shows only this).
+
+    Same rule as a saved review: the submission's measurement of record gates the justification.
+    """
+    rubric = rubric_of(submission.challenge)
+    if harm_type not in rubric.harms:
+        harm_type = rubric.data["default_harm"]
+    applicable = rubric.factors_for(rubric.harm(harm_type))
+    missing = [part["label"] for factor in applicable for part in factor_parts(factor) if not ratings.get(part["id"])]
+    preview = {"harm_type": harm_type, "applicable": [f["id"] for f in applicable], "score": None,
+               "formula": "", "flags": [], "missing": missing}
+    if missing:
+        preview["formula"] = "rate: " + ", ".join(missing)
+        return preview
+    try:
+        result = score_finding(rubric, harm_type=harm_type, ratings=ratings,
+                               document=document_of(measurement_of_record(submission=submission)) or {})
+    except RubricError as exc:
+        preview["formula"] = str(exc)
+        return preview
+    product = result.formula_short.split(" = ")[0]
+    preview.update(score=f"{result.value:.2f}", formula=f"{result.formula}  ({product})",
+                   flags=list(result.flags) + list(result.capped.values()))
+    return preview

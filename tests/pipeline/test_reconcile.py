@@ -1,0 +1,77 @@
+"""Reconcile re-sends only work no live worker holds: leases decide, not age alone."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import redis
+from django.conf import settings
+from django.utils import timezone
+
+from grading import services as grading_services
+from grading.models import MEASUREMENT_PENDING, MEASUREMENT_RUNNING, Measurement
+from pipeline.leases import Lease, lease_held
+from pipeline.reconcile import reconcile
+from sandbox.models import RUN_RUNNING, ImageSet, ProbeRun
+from tests.factories import challenge_create, submission_create, user_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def empty_queue():
+    """Reconcile sends real tasks to the test broker; nobody should run them after this test."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    yield client
+    client.delete("celery")
+
+
+def _old(model, pk, field):
+    model.objects.filter(pk=pk).update(**{field: timezone.now() - timedelta(seconds=settings.REAPER_GRACE_S + 60)})
+
+
+@pytest.fixture
+def measurement():
+    submission = submission_create(challenge=challenge_create(slug="recon"), participant=user_create("rae"))
+    run = submission.runs.get()
+    ProbeRun.objects.filter(pk=run.pk).update(status="ok")
+    image_set = ImageSet.objects.create(run=run, path="runs/none", n_images=2, groups=["a", "b"], manifest_sha256="x")
+    m = grading_services.measurement_create(submission=submission, image_set=image_set)
+    Measurement.objects.filter(pk=m.pk).update(status=MEASUREMENT_RUNNING)
+    _old(Measurement, m.pk, "created_at")
+    return m
+
+
+def test_a_long_measurement_whose_lease_is_held_is_not_resent(measurement, empty_queue):
+    with Lease("measurement", measurement.pk) as lease:
+        assert lease.acquired and lease_held("measurement", measurement.pk)
+        before = empty_queue.llen("celery")
+        report = reconcile()
+        assert report["measurements_requeued"] == 0
+        assert empty_queue.llen("celery") == before
+        assert Measurement.objects.get(pk=measurement.pk).status == MEASUREMENT_RUNNING
+
+
+def test_a_second_worker_cannot_take_a_held_lease():
+    with Lease("measurement", 987654) as first:
+        with Lease("measurement", 987654) as second:
+            assert first.acquired and not second.acquired
+    assert not lease_held("measurement", 987654)
+
+
+def test_a_measurement_whose_lease_expired_is_released_and_resent(measurement, empty_queue):
+    before = empty_queue.llen("celery")
+    report = reconcile()
+    assert report["measurements_requeued"] == 1
+    assert empty_queue.llen("celery") == before + 1
+    assert Measurement.objects.get(pk=measurement.pk).status == MEASUREMENT_PENDING
+
+
+def test_a_running_run_is_taken_over_only_when_its_lease_expired(empty_queue):
+    submission = submission_create(challenge=challenge_create(slug="recon-run"), participant=user_create("ron"))
+    run = submission.runs.get()
+    ProbeRun.objects.filter(pk=run.pk).update(status=RUN_RUNNING, started_at=timezone.now())
+    _old(ProbeRun, run.pk, "started_at")
+    with Lease("run", run.pk):
+        assert reconcile()["runs_restarted"] == 0
+    assert reconcile()["runs_restarted"] == 1
