@@ -27,6 +27,10 @@ class Measurement(models.Model):
     status = models.CharField(max_length=20, choices=MEASUREMENT_STATUSES, default=MEASUREMENT_PENDING, db_index=True)
     # Deliveries that started computing it (a worker lost mid-way makes the next one attempt 2).
     attempts = models.PositiveIntegerField(default=0)
+    # The lease: who computes it and until when (renewed while it works). Kept in the database,
+    # not the broker, so a Redis restart cannot hand a live measurement to a second worker.
+    lease_holder = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
     # Stored as text, byte for byte as produced, so the document's hash stays checkable.

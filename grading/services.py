@@ -6,8 +6,9 @@ The pipeline calls these with rows it already holds; each status move is a compa
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from grading.models import (
@@ -31,21 +32,50 @@ def measurement_create(*, submission, image_set, rerun_of_id: int | None = None)
     )
 
 
-def measurement_claim(*, measurement_id: int, new_attempt: bool = True) -> Measurement | None:
-    """pending/running → running, counted as an attempt; None when it already finished (a
-    redelivery has nothing to do). The caller holds the measurement's lease."""
-    fields = {"status": MEASUREMENT_RUNNING}
-    if new_attempt:
-        fields["attempts"] = F("attempts") + 1
-    if not Measurement.objects.filter(pk=measurement_id, status__in=MEASUREMENT_IN_FLIGHT).update(**fields):
+# The holder name of a split measurement while its chunk tasks run (they renew it together).
+SPLIT_HOLDER = "chunks"
+
+
+def _until(seconds: float):
+    return timezone.now() + timedelta(seconds=seconds)
+
+
+def measurement_claim(*, measurement_id: int, holder: str, ttl_s: float) -> Measurement | None:
+    """Take the measurement's lease and count an attempt: pending, or running with an expired lease.
+
+    None when it finished or a live holder has it (a redelivery then has nothing to do)."""
+    now = timezone.now()
+    free = Q(status=MEASUREMENT_PENDING) | Q(status=MEASUREMENT_RUNNING) & (Q(lease_until__lt=now) | Q(lease_until=None))
+    if not Measurement.objects.filter(free, pk=measurement_id).update(
+            status=MEASUREMENT_RUNNING, attempts=F("attempts") + 1, lease_holder=holder, lease_until=_until(ttl_s)):
         return None
     return Measurement.objects.select_related("submission__challenge", "image_set").get(pk=measurement_id)
 
 
-def measurement_release(*, measurement_id: int) -> bool:
-    """running → pending, so the next delivery claims it again (reconcile, after a lease expired)."""
-    return bool(Measurement.objects.filter(pk=measurement_id, status=MEASUREMENT_RUNNING)
-                .update(status=MEASUREMENT_PENDING))
+def measurement_claim_merge(*, measurement_id: int, holder: str, ttl_s: float) -> Measurement | None:
+    """The chord's callback takes the lease over from the chunks (not a new attempt)."""
+    if not Measurement.objects.filter(pk=measurement_id, status=MEASUREMENT_RUNNING, lease_holder=SPLIT_HOLDER).update(
+            lease_holder=holder, lease_until=_until(ttl_s)):
+        return None
+    return Measurement.objects.select_related("submission__challenge", "image_set").get(pk=measurement_id)
+
+
+def measurement_renew(*, measurement_id: int, holder: str, ttl_s: float) -> bool:
+    """Extend the lease; False when it was lost (expired and taken over)."""
+    return bool(Measurement.objects.filter(pk=measurement_id, status=MEASUREMENT_RUNNING, lease_holder=holder)
+                .update(lease_until=_until(ttl_s)))
+
+
+def measurement_split(*, measurement_id: int, holder: str, horizon_s: float) -> bool:
+    """Hand the lease to the chunk tasks, which renew it as they run."""
+    return bool(Measurement.objects.filter(pk=measurement_id, status=MEASUREMENT_RUNNING, lease_holder=holder)
+                .update(lease_holder=SPLIT_HOLDER, lease_until=_until(horizon_s)))
+
+
+def measurement_release(*, measurement_id: int, holder: str) -> bool:
+    """Give the lease back at once (for a retry with backoff): the next delivery claims it."""
+    return bool(Measurement.objects.filter(pk=measurement_id, status=MEASUREMENT_RUNNING, lease_holder=holder)
+                .update(status=MEASUREMENT_PENDING, lease_holder="", lease_until=None))
 
 
 def measurement_progress(*, measurement_id: int, done: int | None = None, total: int | None = None,
@@ -62,16 +92,26 @@ def measurement_progress(*, measurement_id: int, done: int | None = None, total:
 
 
 def measurement_fail(*, measurement_id: int, error: str) -> bool:
-    return bool(Measurement.objects.filter(pk=measurement_id, status__in=MEASUREMENT_IN_FLIGHT)
-                .update(status=MEASUREMENT_FAILED, error=error[:2000], finished_at=timezone.now()))
+    return bool(Measurement.objects.filter(pk=measurement_id, status__in=MEASUREMENT_IN_FLIGHT).update(
+        status=MEASUREMENT_FAILED, error=error[:2000], finished_at=timezone.now(), lease_holder="", lease_until=None))
 
 
-def measurement_store(*, measurement_id: int, text: str, model_version: str) -> bool:
-    """running → done with the document stored byte for byte; False if another delivery stored it."""
-    return bool(Measurement.objects.filter(pk=measurement_id, status=MEASUREMENT_RUNNING).update(
+def measurement_store(*, measurement_id: int, holder: str, text: str, model_version: str) -> bool:
+    """running → done with the document stored byte for byte, by the lease's holder only."""
+    return bool(Measurement.objects.filter(pk=measurement_id, status=MEASUREMENT_RUNNING, lease_holder=holder).update(
         status=MEASUREMENT_DONE, document_json=text, model_version=model_version,
         document_sha256="sha256:" + hashlib.sha256(text.encode()).hexdigest(), finished_at=timezone.now(),
+        lease_until=None,
     ))
+
+
+def measurements_to_resend(*, older_than) -> list[int]:
+    """Measurements nobody holds: pending past the grace, or running with an expired lease."""
+    now = timezone.now()
+    return list(Measurement.objects.filter(
+        Q(status=MEASUREMENT_PENDING, created_at__lt=older_than)
+        | Q(status=MEASUREMENT_RUNNING) & (Q(lease_until__lt=now) | Q(lease_until=None))
+    ).values_list("pk", flat=True))
 
 
 def score_provisional_create(*, submission, document: dict) -> Score:

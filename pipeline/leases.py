@@ -1,6 +1,10 @@
-"""Leases: a Redis key that says "a live worker is doing this", renewed while it works.
+"""Leases: "a live worker is doing this", renewed while it works.
 
-Built on redis-py's `Lock` (its acquire, extend and release are atomic Lua scripts, so a renewal
+Runs hold a Redis lease (`Lease`); measurements hold theirs in their own row
+(grading.services.measurement_claim / measurement_renew, renewed by `RenewedInBackground`), so a
+Redis restart during a long measurement cannot hand it to a second worker.
+
+The Redis lease is built on redis-py's `Lock` (its acquire, extend and release are atomic Lua scripts, so a renewal
 never revives a lease another worker took over). A worker that dies stops renewing; the lease
 expires after `ttl_s` and reconcile hands the work to the next worker.
 """
@@ -11,6 +15,7 @@ import threading
 
 import redis
 from django.conf import settings
+from django.db import connection
 from redis.exceptions import LockError
 
 logger = logging.getLogger(__name__)
@@ -50,6 +55,10 @@ class Lease:
             try:
                 self._lock.reacquire()
             except LockError:
+                # Gone (a Redis restart) or taken over: take it again only if nobody else holds it.
+                if self._lock.acquire(blocking=False):
+                    logger.warning("lease %s was gone and is taken again", self._lock.name)
+                    continue
                 logger.warning("lease %s was lost (expired and taken over)", self._lock.name)
                 self.lost.set()
                 return
@@ -70,3 +79,37 @@ class Lease:
 def lease_held(kind: str, ident) -> bool:
     """True while some live worker holds the lease."""
     return bool(redis_client().exists(lease_key(kind, ident)))
+
+
+class RenewedInBackground:
+    """Call `renew()` every `every_s` seconds in a thread while the block runs (a DB-held lease).
+
+    `renew` returns False once the lease is lost; the thread then stops and sets `lost`.
+    """
+
+    def __init__(self, renew, *, every_s: float, name: str):
+        self._renew_once, self.every_s, self.name = renew, every_s, name
+        self._stop = threading.Event()
+        self.lost = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.every_s):
+                try:
+                    if not self._renew_once():
+                        logger.warning("%s: the lease was lost", self.name)
+                        self.lost.set()
+                        return
+                except Exception:  # noqa: BLE001 - a database blip: try again at the next beat
+                    logger.warning("%s: could not renew the lease; retrying", self.name, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self) -> "RenewedInBackground":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)

@@ -1,16 +1,22 @@
 """Measurement orchestration: the image set on the challenge's target → metrics document → score.
 
-A measurement in progress holds its lease (pipeline.leases), renewed while it works; reconcile
-re-sends only measurements whose lease expired, so a long measurement is computed once. A big
-set is split into chunk tasks (a chord) that fill the content-keyed observation cache; while
-they run, the split holds a lease of its own that each chunk renews. The chord's callback runs
-`measurement_execute` again (`chunks_done`) and reads every observation back in the plan's
-fixed order, so the document is byte-identical to an unsplit one.
+A measurement in progress holds a lease in its own row (who, until when), renewed while it
+works; a delivery that finds a live lease leaves, reconcile re-sends only measurements whose
+lease expired, and only the holder may store the document — so a long measurement is computed
+once, whatever the broker does. A big set is split into chunk tasks (a chord) that fill the
+content-keyed observation cache; while they run, the lease belongs to the chunks, which renew
+it. The chord's callback runs `measurement_execute` again (`chunks_done`), takes the lease back
+and reads every observation in the plan's fixed order, so the document is byte-identical to an
+unsplit one.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import socket
+import uuid
 
 from celery import chord, current_app
 from django.conf import settings
@@ -23,13 +29,14 @@ from grading.measurement import document_dumps, measure_chunk, measure_image_set
 from grading.models import MEASUREMENT_RUNNING, Measurement
 from grading.selectors import artifacts_dir
 from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, PLATFORM_FAULTS
-from pipeline.leases import Lease, lease_key, redis_client
+from pipeline.leases import RenewedInBackground
 from probekit.imageset import ImageSetRejected
 
 logger = logging.getLogger(__name__)
 
 MAX_MEASURE_ATTEMPTS = 3
-# While chunk tasks are queued or running, the split's lease lives this long past each renewal.
+LEASE_TTL_S = 30
+# While chunk tasks are queued or running, the lease lives this long past each chunk's renewal.
 SPLIT_LEASE_S = 600
 REJECTED_AT_MEASUREMENT = "The image set was rejected when it was measured: {error}"
 PLATFORM_FAILED = ("The measurement failed on the platform's side ({error}) after {attempts} attempts. "
@@ -55,66 +62,78 @@ def _chunks(measurement: Measurement, set_dir, options: dict) -> list[tuple[str,
             for name in plan["models"] for start in range(0, plan["n_units"], size)]
 
 
-def split_lease_held(measurement_id: int) -> bool:
-    return bool(redis_client().exists(lease_key("measurement-split", measurement_id)))
-
-
-def _renew_split_lease(measurement_id: int) -> None:
-    redis_client().set(lease_key("measurement-split", measurement_id), "1", ex=SPLIT_LEASE_S)
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def measurement_execute(*, measurement_id: int, chunks_done: bool = False) -> str:
     """Measure an image set on the challenge's target and score it provisionally."""
-    with Lease("measurement", measurement_id) as lease:
-        if not lease.acquired:
-            return "lease held by a live worker"
-        measurement = grading_services.measurement_claim(measurement_id=measurement_id, new_attempt=not chunks_done)
-        if measurement is None:
-            return "nothing to do"
-        if measurement.attempts > MAX_MEASURE_ATTEMPTS:
-            return _fail(measurement, probe_fault=False,
-                         error=ATTEMPTS_EXHAUSTED.format(attempts=measurement.attempts - 1))
-        set_dir = settings.VAR_DIR / measurement.image_set.path
-        options = _settings_of(measurement)
+    holder = _holder()
+    if chunks_done:
+        measurement = grading_services.measurement_claim_merge(measurement_id=measurement_id, holder=holder,
+                                                               ttl_s=LEASE_TTL_S)
+    else:
+        measurement = grading_services.measurement_claim(measurement_id=measurement_id, holder=holder,
+                                                         ttl_s=LEASE_TTL_S)
+    if measurement is None:
+        return "nothing to do (finished, or a live worker holds it)"
+    if measurement.attempts > MAX_MEASURE_ATTEMPTS:
+        return _fail(measurement, probe_fault=False, error=ATTEMPTS_EXHAUSTED.format(attempts=measurement.attempts - 1))
 
-        def progress(done: int, total: int) -> None:
-            grading_services.measurement_progress(measurement_id=measurement_id, done=done, total=total)
+    def renew() -> bool:
+        return grading_services.measurement_renew(measurement_id=measurement_id, holder=holder, ttl_s=LEASE_TTL_S)
 
-        try:
-            chunks = [] if chunks_done else _chunks(measurement, set_dir, options)
-            if chunks:
-                _renew_split_lease(measurement_id)
-                progress(0, sum(stop - start for _m, start, stop in chunks))
-                chord(current_app.signature(CHUNK_TASK, args=(measurement_id, name, start, stop), immutable=True)
-                      for name, start, stop in chunks)(current_app.signature(MERGE_TASK, args=(measurement_id,),
-                                                                             immutable=True))
-                return f"split into {len(chunks)} chunks"
-            document = measure_image_set(
-                set_dir, seed=measurement.seed, probe_sha256=measurement.submission.probe_sha256, workers=1,
-                cache_dir=settings.MEASURE_CACHE_DIR, progress=progress,
-                artifacts_dir=artifacts_dir(measurement_id=measurement_id), **options,
-            )
-        except PLATFORM_FAULTS:
-            raise  # the task retries with backoff; the lease ends with this delivery
-        except ImageSetRejected as exc:
-            return _fail(measurement, probe_fault=True, error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - an unforeseen platform fault: bounded retries, then final
-            logger.exception("measurement %s failed (attempt %s)", measurement_id, measurement.attempts)
-            if measurement.attempts < MAX_MEASURE_ATTEMPTS and grading_services.measurement_release(
-                    measurement_id=measurement_id):
-                enqueue_measurement(measurement_id=measurement_id, countdown=5 * measurement.attempts)
-                return "retrying"
-            return _fail(measurement, probe_fault=False, error=f"{type(exc).__name__}: {exc}")
-        return _store(measurement, document)
+    with RenewedInBackground(renew, every_s=LEASE_TTL_S / 3, name=f"measurement {measurement_id}"):
+        return _compute(measurement, holder=holder, chunks_done=chunks_done)
 
 
-def _store(measurement: Measurement, document: dict) -> str:
+def _compute(measurement: Measurement, *, holder: str, chunks_done: bool) -> str:
+    measurement_id = measurement.pk
+    set_dir = settings.VAR_DIR / measurement.image_set.path
+    options = _settings_of(measurement)
+
+    def progress(done: int, total: int) -> None:
+        grading_services.measurement_progress(measurement_id=measurement_id, done=done, total=total)
+
+    try:
+        chunks = [] if chunks_done else _chunks(measurement, set_dir, options)
+        if chunks:
+            progress(0, sum(stop - start for _m, start, stop in chunks))
+            if not grading_services.measurement_split(measurement_id=measurement_id, holder=holder,
+                                                      horizon_s=SPLIT_LEASE_S):
+                return "lease lost before the split"
+            chord(current_app.signature(CHUNK_TASK, args=(measurement_id, name, start, stop), immutable=True)
+                  for name, start, stop in chunks)(current_app.signature(MERGE_TASK, args=(measurement_id,),
+                                                                         immutable=True))
+            return f"split into {len(chunks)} chunks"
+        document = measure_image_set(
+            set_dir, seed=measurement.seed, probe_sha256=measurement.submission.probe_sha256, workers=1,
+            cache_dir=settings.MEASURE_CACHE_DIR, progress=progress,
+            artifacts_dir=artifacts_dir(measurement_id=measurement_id), **options,
+        )
+    except PLATFORM_FAULTS:
+        with contextlib.suppress(*PLATFORM_FAULTS):  # when the database is away the lease just expires
+            grading_services.measurement_release(measurement_id=measurement_id, holder=holder)
+        raise  # the task retries with backoff and claims it again
+    except ImageSetRejected as exc:
+        return _fail(measurement, probe_fault=True, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - an unforeseen platform fault: bounded retries, then final
+        logger.exception("measurement %s failed (attempt %s)", measurement_id, measurement.attempts)
+        if measurement.attempts < MAX_MEASURE_ATTEMPTS and grading_services.measurement_release(
+                measurement_id=measurement_id, holder=holder):
+            enqueue_measurement(measurement_id=measurement_id, countdown=5 * measurement.attempts)
+            return "retrying"
+        return _fail(measurement, probe_fault=False, error=f"{type(exc).__name__}: {exc}")
+    return _store(measurement, document, holder=holder)
+
+
+def _store(measurement: Measurement, document: dict, *, holder: str) -> str:
     text = document_dumps(document)
     submission = measurement.submission
     with transaction.atomic():
-        if not grading_services.measurement_store(measurement_id=measurement.pk, text=text,
+        if not grading_services.measurement_store(measurement_id=measurement.pk, holder=holder, text=text,
                                                   model_version=document.get("model_version", "")):
-            return "already stored"
+            return "not stored: the lease was lost (another delivery holds it)"
         if measurement.rerun_of_id:
             return "done (re-run)"
         moved = services.submission_transition(
@@ -150,15 +169,19 @@ def _fail(measurement: Measurement, *, probe_fault: bool, error: str) -> str:
 
 
 def measurement_chunk(*, measurement_id: int, model: str, start: int, stop: int) -> int:
-    """One chunk of a split measurement: observe units [start, stop) on `model` into the cache."""
-    with Lease("measurement-chunk", f"{measurement_id}:{model}:{start}") as lease:
-        if not lease.acquired:
-            return 0  # the same chunk is being computed by a live worker
-        measurement = Measurement.objects.select_related("submission__challenge", "image_set").get(pk=measurement_id)
-        if measurement.status != MEASUREMENT_RUNNING:
-            return 0
-        _renew_split_lease(measurement_id)
-        options = _settings_of(measurement)
+    """One chunk of a split measurement: observe units [start, stop) on `model` into the cache.
+
+    A chunk run twice (a redelivery) writes the same cache files: the merge reads them once."""
+    measurement = Measurement.objects.select_related("submission__challenge", "image_set").get(pk=measurement_id)
+    if measurement.status != MEASUREMENT_RUNNING or measurement.lease_holder != grading_services.SPLIT_HOLDER:
+        return 0
+
+    def renew() -> bool:
+        return grading_services.measurement_renew(measurement_id=measurement_id, holder=grading_services.SPLIT_HOLDER,
+                                                  ttl_s=SPLIT_LEASE_S)
+
+    options = _settings_of(measurement)
+    with RenewedInBackground(renew, every_s=LEASE_TTL_S / 3, name=f"measurement {measurement_id} chunk {start}"):
         try:
             done = measure_chunk(settings.VAR_DIR / measurement.image_set.path, model=model, start=start, stop=stop,
                                  ratios=options["ratios"], seed=measurement.seed,
@@ -170,6 +193,5 @@ def measurement_chunk(*, measurement_id: int, model: str, start: int, stop: int)
             logger.exception("measurement %s: chunk %s[%s:%s] failed", measurement_id, model, start, stop)
             _fail(measurement, probe_fault=isinstance(exc, ImageSetRejected), error=f"{type(exc).__name__}: {exc}")
             return 0
-        _renew_split_lease(measurement_id)
-        grading_services.measurement_progress(measurement_id=measurement_id, add=done)
-        return done
+    grading_services.measurement_progress(measurement_id=measurement_id, add=done)
+    return done

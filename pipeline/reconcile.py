@@ -1,5 +1,9 @@
 """The main recovery path: re-send work the database says is pending but no live worker holds.
 
+Runs: queued past the grace, or running without their Redis lease (the worker died: the task
+takes the run over as the next attempt). Measurements: pending past the grace, or running with an
+expired lease in their row. Stray sandboxes whose supervisor died are reaped.
+
 Re-sending is always safe: the tasks take a lease and compare-and-set before acting, so a task
 that was in the broker after all finds the row moved (or the lease held) and leaves.
 """
@@ -12,9 +16,8 @@ from django.utils import timezone
 
 from bounty import services
 from grading import services as grading_services
-from grading.models import MEASUREMENT_IN_FLIGHT, Measurement
 from pipeline.leases import lease_held
-from pipeline.measurements import enqueue_measurement, split_lease_held
+from pipeline.measurements import enqueue_measurement
 from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
 from sandbox.runner import reap_stray_sandboxes
 
@@ -29,11 +32,8 @@ def reconcile() -> dict:
         if not lease_held("run", run.pk):
             services.enqueue_run(run_id=str(run.pk))  # its worker died: the task takes it over (an attempt)
             report["runs_restarted"] += 1
-    stuck = Measurement.objects.filter(status__in=MEASUREMENT_IN_FLIGHT, created_at__lt=grace)
-    for measurement_id in stuck.values_list("pk", flat=True):
-        if lease_held("measurement", measurement_id) or split_lease_held(measurement_id):
-            continue  # a live worker (or its chunk tasks) is on it
-        grading_services.measurement_release(measurement_id=measurement_id)
+    # Only measurements nobody holds: a live lease (renewed by its worker or its chunks) is left alone.
+    for measurement_id in grading_services.measurements_to_resend(older_than=grace):
         enqueue_measurement(measurement_id=measurement_id)
         report["measurements_requeued"] += 1
     max_age = settings.SANDBOX_MAX_WALL_S + settings.REAPER_GRACE_S

@@ -112,14 +112,19 @@ def _is_rerun(run: ProbeRun) -> bool:
     return bool(run.details.get("rerun_of"))
 
 
-def _image_set_create(*, run: ProbeRun, path: Path, n_images: int) -> ImageSet:
-    """The stored image set's row; its facts are read back with the challenge's own caps."""
+def _image_set_read(*, run: ProbeRun, path: Path):
+    """The copied-out set's facts, read back with the challenge's own caps (outside any transaction)."""
     limits = bounty_selectors.challenge_limits(challenge=run.submission.challenge)
-    image_set = validate_image_set(path, max_images=limits.max_images, max_pixels=limits.max_pixels, decode=False)
+    return validate_image_set(path, max_images=limits.max_images, max_pixels=limits.max_pixels, decode=False)
+
+
+def _image_set_create(*, run: ProbeRun, path: Path, n_images: int, facts=None) -> ImageSet:
+    """The stored image set's row."""
+    facts = facts or _image_set_read(run=run, path=path)
     relative = Path(path).resolve().relative_to(settings.VAR_DIR)
     return ImageSet.objects.create(
-        run=run, path=str(relative), n_images=n_images or len(image_set.items), title=image_set.title[:300],
-        attribute=image_set.attribute[:100], groups=list(image_set.groups), manifest_sha256=image_set.manifest_sha256,
+        run=run, path=str(relative), n_images=n_images or len(facts.items), title=facts.title[:300],
+        attribute=facts.attribute[:100], groups=list(facts.groups), manifest_sha256=facts.manifest_sha256,
     )
 
 
@@ -133,12 +138,19 @@ def _run_fields(run: ProbeRun, result: RunResult) -> dict:
 
 def _store_rerun_result(*, run: ProbeRun, result: RunResult, fields: dict) -> str:
     """A judge's re-run: store its run and measure it beside the original; no state moves."""
+    facts = None
+    if result.status == "ok":
+        try:
+            facts = _image_set_read(run=run, path=result.image_set_path)
+        except ImageSetRejected as exc:
+            fields = dict(fields, status="rejected", error=str(exc))
+            result = RunResult(status="rejected", error=str(exc))
     with transaction.atomic():
         if not ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields):
             return "already stored"
         if result.status != "ok":
             return result.status
-        image_set = _image_set_create(run=run, path=result.image_set_path, n_images=result.n_images)
+        image_set = _image_set_create(run=run, path=result.image_set_path, n_images=result.n_images, facts=facts)
         measurement = grading_services.measurement_create(
             submission=run.submission, image_set=image_set, rerun_of_id=run.details["rerun_of"])
         transaction.on_commit(lambda: enqueue_measurement(measurement_id=measurement.pk))
@@ -156,8 +168,9 @@ def _store_run_result(*, run: ProbeRun, result: RunResult, final: bool = False) 
         return "cancelled"
     if result.status == "ok":
         try:
-            return _store_image_set(run=run, result=result, fields=fields)
-        except ImageSetRejected as exc:  # the copied-out set no longer passes with the challenge's caps
+            facts = _image_set_read(run=run, path=result.image_set_path)
+            return _store_image_set(run=run, result=result, fields=fields, facts=facts)
+        except ImageSetRejected as exc:  # the copied-out set does not pass with the challenge's caps
             result = RunResult(status="rejected", exit_code=result.exit_code, wall_s=result.wall_s,
                                stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail, error=str(exc))
             fields = _run_fields(run, result)
@@ -173,12 +186,12 @@ def _store_run_result(*, run: ProbeRun, result: RunResult, final: bool = False) 
     return result.status
 
 
-def _store_image_set(*, run: ProbeRun, result: RunResult, fields: dict) -> str:
+def _store_image_set(*, run: ProbeRun, result: RunResult, fields: dict, facts) -> str:
     submission = run.submission
-    with transaction.atomic():
+    with transaction.atomic():  # rows only: the set was read and hashed before
         if not ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields):
             return "already stored"
-        image_set = _image_set_create(run=run, path=result.image_set_path, n_images=result.n_images)
+        image_set = _image_set_create(run=run, path=result.image_set_path, n_images=result.n_images, facts=facts)
         measurement = grading_services.measurement_create(submission=submission, image_set=image_set)
         services.submission_transition(
             submission_id=submission.pk, from_states=(states.RUNNING,), to_state=states.MEASURING,

@@ -43,28 +43,45 @@ def measurement():
 
 
 def test_a_long_measurement_whose_lease_is_held_is_not_resent(measurement, empty_queue):
-    with Lease("measurement", measurement.pk) as lease:
-        assert lease.acquired and lease_held("measurement", measurement.pk)
-        before = empty_queue.llen("celery")
-        report = reconcile()
-        assert report["measurements_requeued"] == 0
-        assert empty_queue.llen("celery") == before
-        assert Measurement.objects.get(pk=measurement.pk).status == MEASUREMENT_RUNNING
+    Measurement.objects.filter(pk=measurement.pk).update(status=MEASUREMENT_PENDING)
+    assert grading_services.measurement_claim(measurement_id=measurement.pk, holder="w1", ttl_s=60)
+    before = empty_queue.llen("celery")
+    report = reconcile()
+    assert report["measurements_requeued"] == 0
+    assert empty_queue.llen("celery") == before
+    assert Measurement.objects.get(pk=measurement.pk).status == MEASUREMENT_RUNNING
 
 
-def test_a_second_worker_cannot_take_a_held_lease():
-    with Lease("measurement", 987654) as first:
-        with Lease("measurement", 987654) as second:
-            assert first.acquired and not second.acquired
-    assert not lease_held("measurement", 987654)
+def test_a_second_delivery_cannot_take_a_live_lease_nor_store_the_document(measurement):
+    Measurement.objects.filter(pk=measurement.pk).update(status=MEASUREMENT_PENDING)
+    assert grading_services.measurement_claim(measurement_id=measurement.pk, holder="w1", ttl_s=60)
+    assert grading_services.measurement_claim(measurement_id=measurement.pk, holder="w2", ttl_s=60) is None
+    assert not grading_services.measurement_store(measurement_id=measurement.pk, holder="w2", text="{}", model_version="")
+    assert grading_services.measurement_store(measurement_id=measurement.pk, holder="w1", text="{}", model_version="")
+    assert Measurement.objects.get(pk=measurement.pk).attempts == 1
 
 
-def test_a_measurement_whose_lease_expired_is_released_and_resent(measurement, empty_queue):
+def test_an_expired_lease_is_taken_over_as_the_next_attempt(measurement):
+    Measurement.objects.filter(pk=measurement.pk).update(status=MEASUREMENT_PENDING)
+    assert grading_services.measurement_claim(measurement_id=measurement.pk, holder="w1", ttl_s=60)
+    Measurement.objects.filter(pk=measurement.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    taken = grading_services.measurement_claim(measurement_id=measurement.pk, holder="w2", ttl_s=60)
+    assert taken is not None and taken.attempts == 2 and taken.lease_holder == "w2"
+    assert not grading_services.measurement_renew(measurement_id=measurement.pk, holder="w1", ttl_s=60)
+
+
+def test_a_measurement_whose_lease_expired_is_resent(measurement, empty_queue):
     before = empty_queue.llen("celery")
     report = reconcile()
     assert report["measurements_requeued"] == 1
     assert empty_queue.llen("celery") == before + 1
-    assert Measurement.objects.get(pk=measurement.pk).status == MEASUREMENT_PENDING
+
+
+def test_a_second_worker_cannot_take_a_held_run_lease():
+    with Lease("run", "987654") as first:
+        with Lease("run", "987654") as second:
+            assert first.acquired and not second.acquired
+    assert not lease_held("run", "987654")
 
 
 def test_a_running_run_is_taken_over_only_when_its_lease_expired(empty_queue):
