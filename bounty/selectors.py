@@ -6,7 +6,6 @@ import json
 import re
 import zipfile
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -134,17 +133,6 @@ def team_get_for_member(*, team_id: int, user) -> Team:
     if team is None:
         raise Http404("No such team.")
     return team
-
-
-def quota_status(*, challenge: Challenge, user, team: Team | None = None) -> dict:
-    """How much of the challenge's quota is used (failed runs count, platform errors and cancellations don't)."""
-    owner = {"team": team} if team is not None else {"participant": user}
-    counted = Submission.objects.filter(challenge=challenge, **owner).exclude(
-        state__in=(states.PLATFORM_ERROR, states.CANCELLED))
-    since = timezone.now() - timedelta(days=1)
-    totals = counted.aggregate(total=Count("pk"), today=Count("pk", filter=Q(created_at__gte=since)))
-    return {"total": totals["total"], "total_limit": challenge.total_limit,
-            "today": totals["today"], "daily_limit": challenge.daily_limit}
 
 
 # --- the leaderboard --------------------------------------------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -11,9 +12,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_ratelimit.decorators import ratelimit
 
-from bounty import accounts, selectors, services
+from bounty import accounts, limits, selectors, services, uploads
 from bounty.errors import BountyError
-from bounty.forms import RATING_PREFIX, SignupForm, SubmissionForm, TeamCreateForm, TeamMemberForm
+from bounty.forms import (
+    RATING_PREFIX, CappedAuthenticationForm, SignupForm, SubmissionForm, TeamCreateForm, TeamMemberForm, ThrottledPasswordResetForm,
+)
 
 
 def _nosniff(response):
@@ -32,7 +35,7 @@ def challenge_detail(request, slug: str):
     challenge = selectors.challenge_get(slug=slug)
     context = {"challenge": challenge, **selectors.challenge_card(challenge=challenge)}
     if request.user.is_authenticated:
-        context["quota"] = selectors.quota_status(challenge=challenge, user=request.user)
+        context["quota"] = services.quota_usage(challenge=challenge, participant=request.user)
     return render(request, "bounty/challenge_detail.html", context)
 
 
@@ -48,13 +51,23 @@ def _submission_form(request, challenge, initial=None):
 
 def rate_limited(request, exception):
     """Too many attempts (RATELIMIT_VIEW): a plain 429 saying when to try again."""
-    return render(request, "bounty/rate_limited.html", status=429)
+    response = render(request, "bounty/rate_limited.html", {"message": getattr(exception, "message", "")},
+                      status=429)
+    if isinstance(exception, limits.LimitReached):
+        response["Retry-After"] = str(exception.retry_after)
+    return response
 
 
 @login_required
-@ratelimit(key="user", rate=settings.RATE_SUBMIT, method="POST", block=True)
 def challenge_submit(request, slug: str):
     challenge = selectors.challenge_get(slug=slug)
+    upload_error = None
+    if request.method == "POST":
+        limits.check_submit_rate(request)  # before the body is read
+        try:
+            uploads.check_upload(request)
+        except BountyError as exc:
+            upload_error = exc
     initial = None
     if request.method == "GET" and request.GET.get("from"):
         # Resubmit: start from an earlier submission's text (the probe is uploaded again).
@@ -65,7 +78,12 @@ def challenge_submit(request, slug: str):
                        "self_justification": assessment.get("justification", ""), "team": earlier.team_id,
                        **{f"{RATING_PREFIX}{k}": v for k, v in assessment.get("ratings", {}).items()}}
     form = _submission_form(request, challenge, initial)
-    if request.method == "POST" and form.is_valid():
+    if upload_error is not None:
+        # The parse stopped at the file, so later fields are missing: the cap is the one reason to give.
+        form.is_valid()
+        form.errors.clear()
+        form.add_error("probe", upload_error.message)
+    elif request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["probe"]
         try:
             submission = services.submission_create(
@@ -82,7 +100,7 @@ def challenge_submit(request, slug: str):
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
             return redirect("submission-detail", submission_id=submission.pk)
-    quota = selectors.quota_status(challenge=challenge, user=request.user)
+    quota = services.quota_usage(challenge=challenge, participant=request.user)
     return render(request, "bounty/submit.html", {"challenge": challenge, "form": form, "quota": quota})
 
 
@@ -198,6 +216,30 @@ def finding_image_set(request, submission_id: int):
 # --- accounts and teams -------------------------------------------------------------------------
 
 
+class LoginView(auth_views.LoginView):
+    """Django's login, counted by the limiter the token API shares (per address, per account)."""
+
+    form_class = CappedAuthenticationForm
+
+    def post(self, request, *args, **kwargs):
+        limits.check_login_allowed(request, username=request.POST.get("username", ""))
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        limits.record_login_failure(self.request, username=form.data.get("username", ""))
+        return super().form_invalid(form)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset, throttled per client and per address; the page never says if an account exists."""
+
+    form_class = ThrottledPasswordResetForm
+
+    def post(self, request, *args, **kwargs):
+        limits.check_reset_rate(request)
+        return super().post(request, *args, **kwargs)
+
+
 @ratelimit(key="ip", rate=settings.RATE_SIGNUP, method="POST", block=True)
 def signup(request):
     if request.user.is_authenticated:
@@ -211,8 +253,8 @@ def signup(request):
             )
         except BountyError as exc:
             form.add_error(exc.field, exc.message)
-        else:
-            return render(request, "registration/signup_done.html", {"email": form.cleaned_data["email"]})
+        else:  # the same page, byte for byte, for a fresh and a registered address; the mail tells which
+            return render(request, "registration/signup_done.html")
     return render(request, "registration/signup.html", {"form": form})
 
 
@@ -228,6 +270,8 @@ def signup_confirm(request, uidb64: str, token: str):
 
 @login_required
 def team_list(request):
+    if request.method == "POST":
+        limits.check_team_rate(request)
     form = TeamCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -244,6 +288,7 @@ def team_list(request):
 @login_required
 @require_POST
 def team_add_member(request, team_id: int):
+    limits.check_team_rate(request)
     team = selectors.team_get_for_member(team_id=team_id, user=request.user)
     form = TeamMemberForm(request.POST)
     try:
@@ -268,8 +313,14 @@ def team_leave(request, team_id: int):
 
 def submission_thread_reply(request, submission_id: int):
     """/submissions/<id>/thread/: the needs_info thread, answered through the judge console's view."""
+    from grading.forms import CommentForm
     from grading.views import participant_thread_reply
 
+    if request.method == "POST" and request.user.is_authenticated:
+        form = CommentForm(request.POST)
+        if not form.is_valid():  # say why a too-long reply was refused instead of dropping it
+            messages.error(request, "Your reply: " + " ".join(form.errors.get("body", ["is not valid."])))
+            return redirect("submission-detail", submission_id=submission_id)
     return participant_thread_reply(request, submission_id=submission_id)
 
 
