@@ -19,9 +19,11 @@ from bounty.forms import (
 )
 
 
-def _nosniff(response):
-    # Files come from probes' output: never let a browser reinterpret them as HTML or script.
-    response["X-Content-Type-Options"] = "nosniff"
+def _served_file(response, *, filename: str, attachment: bool = False):
+    """A file made from a probe's output: a fixed type, a name, and a policy that runs nothing even if
+    opened on its own (nosniff is on every response, set by SecurityMiddleware)."""
+    response["Content-Disposition"] = f'{"attachment" if attachment else "inline"}; filename="{filename}"'
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox; frame-ancestors 'none'"
     return response
 
 
@@ -122,8 +124,13 @@ def submission_list(request):
 @require_GET
 def submission_detail(request, submission_id: int):
     submission = selectors.submission_get_for_user(submission_id=submission_id, user=request.user)
+    from grading.selectors import identity_hidden, rubric_of
+
     context = selectors.submission_page(submission=submission)
     context["thread_url"] = reverse("submission-thread", args=[submission.pk])
+    # A judge opening the participant's page sees no more of who sent it than the judge console shows.
+    context["identity_hidden"] = submission.participant_id != request.user.pk and identity_hidden(
+        submission=submission, rubric=rubric_of(submission.challenge))
     template = "bounty/_submission_state.html" if request.GET.get("partial") else "bounty/submission_detail.html"
     return render(request, template, context)
 
@@ -146,7 +153,8 @@ def submission_log(request, submission_id: int, stream: str):
     if run is None or stream not in ("stdout", "stderr"):
         raise Http404("No such log.")
     text = run.stdout_tail if stream == "stdout" else run.stderr_tail
-    return _nosniff(HttpResponse(text, content_type="text/plain; charset=utf-8"))
+    return _served_file(HttpResponse(text, content_type="text/plain; charset=utf-8"),
+                        filename=f"submission-{submission.pk}-{stream}.txt")
 
 
 @require_GET
@@ -154,7 +162,7 @@ def submission_artifact(request, submission_id: int, name: str):
     """A measurement's plot or contact sheet: to its owner and judges, to everyone once published."""
     submission = selectors.submission_get_visible(submission_id=submission_id, user=request.user)
     path = selectors.artifact_path(submission=submission, name=name)
-    return _nosniff(FileResponse(path.open("rb"), content_type="image/png"))
+    return _served_file(FileResponse(path.open("rb"), content_type="image/png"), filename=f"{name}.png")
 
 
 @login_required
@@ -201,16 +209,14 @@ def finding_metrics(request, submission_id: int):
     if measurement is None or not measurement.document_json:
         raise Http404("This finding has no metrics document.")
     response = HttpResponse(measurement.document_json, content_type="application/json")
-    response["Content-Disposition"] = f'attachment; filename="{selectors.download_name(submission, "-metrics.json")}"'
-    return _nosniff(response)
+    return _served_file(response, filename=selectors.download_name(submission, "-metrics.json"), attachment=True)
 
 
 @require_GET
 def finding_image_set(request, submission_id: int):
     submission = selectors.finding_get(submission_id=submission_id)
     response = HttpResponse(selectors.image_set_zip(submission=submission), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="{selectors.download_name(submission, "-images.zip")}"'
-    return _nosniff(response)
+    return _served_file(response, filename=selectors.download_name(submission, "-images.zip"), attachment=True)
 
 
 # --- accounts and teams -------------------------------------------------------------------------
