@@ -131,7 +131,7 @@ class RunSerializer(serializers.Serializer):
 
 
 class SubmissionStatusSerializer(serializers.Serializer):
-    """The live state the pages poll, plus links; `metrics` is the DESIGN §5 document once measured."""
+    """The live state the pages poll, plus links; `metrics` is the metrics document once measured."""
 
     id = serializers.IntegerField()
     challenge = serializers.CharField()

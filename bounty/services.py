@@ -1,4 +1,4 @@
-"""Writes of the bounty app: submissions and their state machine (DESIGN §6).
+"""Writes of the bounty app: submissions and their state machine (bounty.states).
 
 Every state move is a compare-and-set on the row (`UPDATE … WHERE state IN (…)`), so two
 workers or a redelivered task can never both make the same move.

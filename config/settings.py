@@ -134,7 +134,7 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "bounty@localhost")
 # Redis: `make run` starts its own on this port (data under var/redis) unless REDIS_URL is set.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/0")
 
-# The sandbox (DESIGN §7).
+# The sandbox (sandbox/backends, docs/security.md).
 SANDBOX_BACKEND = os.environ.get("SANDBOX_BACKEND", "bwrap")
 # No challenge may allow a run longer than this; broker visibility and task limits derive from it.
 SANDBOX_MAX_WALL_S = int(os.environ.get("SANDBOX_MAX_WALL_S", 1800))
