@@ -1,4 +1,4 @@
-"""Writes about people: sign-up with email confirmation, and teams that share a quota.
+"""Writes about people: sign-up with email confirmation, and teams (which add no quota).
 
 Roles: every confirmed account is a participant; judges and organizers are assigned per
 challenge (`Challenge.judges`, `Challenge.organizers`); organizers who set challenges up in
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -15,17 +16,14 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
-from bounty import errors
+from bounty import errors, limits
 from bounty.errors import BountyError
 from bounty.models import Team
 
 
-def check_signup(*, username: str, email: str) -> None:
-    User = get_user_model()
-    if User.objects.filter(username__iexact=username).exists():
+def check_signup(*, username: str) -> None:
+    if get_user_model().objects.filter(username__iexact=username).exists():
         raise BountyError(errors.USERNAME_TAKEN, field="username")
-    if User.objects.filter(email__iexact=email).exists():
-        raise BountyError(errors.EMAIL_TAKEN, field="email")
 
 
 def confirmation_path(*, user) -> str:
@@ -35,16 +33,35 @@ def confirmation_path(*, user) -> str:
     return reverse("signup-confirm", kwargs={"uidb64": uidb64, "token": token})
 
 
-def user_signup(*, username: str, email: str, password: str, site_url: str) -> object:
-    """Create an inactive account and email its confirmation link; it can log in once confirmed."""
-    check_signup(username=username, email=email)
+def user_signup(*, username: str, email: str, password: str, site_url: str):
+    """Create an inactive account and email its confirmation link; it can log in once confirmed.
+
+    An address that already has an account gets a mail saying so instead, and the caller shows
+    the same page either way: the answer never tells whether an address is registered. Returns
+    the new user, or None when the address was taken.
+    """
+    check_signup(username=username)
     User = get_user_model()
+    site = site_url.rstrip("/")
+    if User.objects.filter(email__iexact=email).exists():
+        make_password(password)  # the same work as a real sign-up, so timing tells nothing either
+        if limits.account_mail_allowed(email):
+            transaction.on_commit(lambda: send_mail(
+                subject="Your crop-bias bounty account",
+                message=f"Someone (perhaps you) tried to sign up as {username!r} with this address, which "
+                        f"already has an account. You already have an account: log in at {site}{reverse('login')}, "
+                        f"or reset your password at {site}{reverse('password_reset')}.\n\n"
+                        "If this was not you, ignore this message; nothing was changed.\n",
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=[email],
+            ))
+        return None
     try:
         with transaction.atomic():
             user = User.objects.create_user(username=username, email=email, password=password, is_active=False)
     except IntegrityError:  # a concurrent sign-up took the name between the check and the insert
         raise BountyError(errors.USERNAME_TAKEN, field="username") from None
-    link = site_url.rstrip("/") + confirmation_path(user=user)
+    link = site + confirmation_path(user=user)
     transaction.on_commit(lambda: send_mail(
         subject="Confirm your crop-bias bounty account",
         message=f"Hello {username},\n\nOpen this link to confirm your email address and activate your account:\n"
@@ -71,9 +88,18 @@ def user_confirm_email(*, uidb64: str, token: str):
     return user
 
 
+def _check_can_join(*, user, field: str) -> None:
+    """Teams add no quota, but each is a leaderboard identity: an account may hold only a few."""
+    limit = settings.MAX_TEAMS_PER_USER
+    if user.teams.count() >= limit:
+        raise BountyError(errors.TEAM_MEMBERSHIPS_REACHED.format(username=user.get_username(), limit=limit),
+                          field=field)
+
+
 @transaction.atomic
 def team_create(*, name: str, creator) -> Team:
     name = name.strip()
+    _check_can_join(user=creator, field="name")
     if Team.objects.filter(name__iexact=name).exists():
         raise BountyError(errors.TEAM_NAME_TAKEN.format(name=name), field="name")
     team = Team.objects.create(name=name)
@@ -95,6 +121,9 @@ def team_add_member(*, team: Team, username: str, actor) -> None:
         raise BountyError(errors.TEAM_NO_SUCH_USER.format(username=username.strip()), field="username")
     if team.members.filter(pk=user.pk).exists():
         raise BountyError(errors.TEAM_ALREADY_MEMBER.format(username=user.username, team=team.name), field="username")
+    if team.members.count() >= settings.MAX_TEAM_MEMBERS:
+        raise BountyError(errors.TEAM_FULL.format(team=team.name, limit=settings.MAX_TEAM_MEMBERS), field="username")
+    _check_can_join(user=user, field="username")
     team.members.add(user)
 
 

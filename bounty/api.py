@@ -16,17 +16,22 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView, exception_handler
 
-from bounty import selectors, services
+from bounty import limits, selectors, services, uploads
 from bounty.errors import BountyError
-from bounty.forms import MAX_WRITEUP_CHARS
+from bounty.forms import (
+    MAX_JUSTIFICATION_CHARS, MAX_TITLE_CHARS, MAX_WRITEUP_CHARS, RATING_PREFIX, rubric_self_assessment_fields,
+)
 from grading.rubric import rubric_for_challenge
 
 
 def bounty_exception_handler(exc, context):
-    """BountyError and validation errors → 400 `{"error", "field", "extra"}`; the rest as DRF does."""
+    """BountyError and validation errors → 400 `{"error", "field", "extra"}`, a limit → 429 with the
+    same body and Retry-After; the rest as DRF does."""
+    if isinstance(exc, limits.LimitReached):
+        return Response({"error": exc.message, "field": None, "extra": {"retry_after": exc.retry_after}},
+                        status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, BountyError):
         return Response({"error": exc.message, "field": exc.field, "extra": exc.extra},
                         status=status.HTTP_400_BAD_REQUEST)
@@ -125,7 +130,7 @@ class RunSerializer(serializers.Serializer):
 
 
 class SubmissionStatusSerializer(serializers.Serializer):
-    """The live state the pages poll, plus links; `metrics` is the DESIGN §5 document once measured."""
+    """The live state the pages poll, plus links; `metrics` is the metrics document once measured."""
 
     id = serializers.IntegerField()
     challenge = serializers.CharField()
@@ -158,6 +163,15 @@ def _submission_payload(request, submission) -> dict:
     return payload
 
 
+def _with_quota(response, *, challenge, user):
+    """How many submissions the person has left now (a refusal carries the same in extra.quota)."""
+    usage = services.quota_usage(challenge=challenge, participant=user)
+    response["X-Quota-Left"] = str(usage["left"])
+    response["X-Quota-Today"] = f"{usage['today']}/{usage['daily_limit']}"
+    response["X-Quota-Total"] = f"{usage['total']}/{usage['total_limit']}"
+    return response
+
+
 class ChallengeSubmissionsApi(BountyApiView):
     """GET: your submissions to the challenge. POST (multipart): submit a probe."""
 
@@ -165,11 +179,11 @@ class ChallengeSubmissionsApi(BountyApiView):
     parser_classes = [MultiPartParser, FormParser]
 
     class InputSerializer(serializers.Serializer):
-        title = serializers.CharField(max_length=200)
+        title = serializers.CharField(max_length=MAX_TITLE_CHARS)
         probe = serializers.FileField(help_text="A .py file, or a .zip with probe.py at its root.")
         writeup = serializers.CharField(required=False, allow_blank=True, max_length=MAX_WRITEUP_CHARS)
         harm_type = serializers.CharField(max_length=40, help_text="one of the challenge's harm_types")
-        self_justification = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+        self_justification = serializers.CharField(required=False, allow_blank=True, max_length=MAX_JUSTIFICATION_CHARS)
         self_ratings = serializers.JSONField(required=False, help_text='{"<rubric part>": "<level>"}, shown to judges')
         team = serializers.IntegerField(required=False, allow_null=True, help_text="id of one of your teams")
 
@@ -185,6 +199,14 @@ class ChallengeSubmissionsApi(BountyApiView):
         def validate_self_ratings(self, value):
             if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
                 raise serializers.ValidationError("Give self_ratings as a JSON object of strings.")
+            # The form's choices are the rule: known rubric parts, each rated with one of its levels.
+            fields = dict(rubric_self_assessment_fields(rubric_for_challenge(self.context["challenge"])))
+            for part, level in value.items():
+                field = fields.get(f"{RATING_PREFIX}{part}")
+                if field is None:
+                    raise serializers.ValidationError(f"Unknown rubric part {part[:60]!r} in self_ratings.")
+                if level not in {choice for choice, _label in field.choices if choice}:
+                    raise serializers.ValidationError(f"Unknown level {level[:60]!r} for {part!r} in self_ratings.")
             return value
 
         def validate_team(self, value):
@@ -212,17 +234,14 @@ class ChallengeSubmissionsApi(BountyApiView):
     def get(self, request, slug: str):
         challenge = selectors.challenge_get(slug=slug)
         submissions = selectors.submission_list_for_participant(user=request.user, challenge=challenge)
-        return Response(self.OutputSerializer(submissions, many=True, context={"request": request}).data)
-
-    throttle_scope = "submit"
-
-    def get_throttles(self):
-        # Only submitting is rate-limited (per user, RATE_SUBMIT); reading your list is not.
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+        response = Response(self.OutputSerializer(submissions, many=True, context={"request": request}).data)
+        return _with_quota(response, challenge=challenge, user=request.user)
 
     @extend_schema(operation_id="challenge_submissions_create", request={"multipart/form-data": InputSerializer},
                    responses={201: SubmissionStatusSerializer})
     def post(self, request, slug: str):
+        limits.check_submit_rate(request)  # the submit form's counter, before the body is read
+        uploads.check_upload(request)
         challenge = selectors.challenge_get(slug=slug)
         serializer = self.InputSerializer(data=request.data, context={"challenge": challenge, "user": request.user})
         serializer.is_valid(raise_exception=True)
@@ -237,7 +256,7 @@ class ChallengeSubmissionsApi(BountyApiView):
         payload = _submission_payload(request, submission)
         response = Response(SubmissionStatusSerializer(payload).data, status=status.HTTP_201_CREATED)
         response["Location"] = _absolute(request, "api-submission-detail", submission.pk)
-        return response
+        return _with_quota(response, challenge=challenge, user=request.user)
 
 
 class SubmissionDetailApi(BountyApiView):
@@ -325,10 +344,23 @@ class LeaderboardApi(BountyApiView):
 
 
 class TokenApi(ObtainAuthToken):
-    """POST username and password, get the token for `Authorization: Token <key>`."""
+    """POST username and password, get the token for `Authorization: Token <key>`.
+
+    Counted by the login form's limiter: per client address, and failures per account (lockout).
+    """
 
     def get_exception_handler(self):
         return bounty_exception_handler
+
+    def post(self, request, *args, **kwargs):
+        data = request.data if hasattr(request.data, "get") else {}
+        username = str(data.get("username", ""))
+        limits.check_login_allowed(request, username=username)
+        try:
+            return super().post(request, *args, **kwargs)
+        except ValidationError:
+            limits.record_login_failure(request, username=username)
+            raise
 
 
 urlpatterns = [

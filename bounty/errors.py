@@ -21,13 +21,22 @@ CANNOT_CANCEL = "Only a submission that has not been measured yet can be cancell
 DEADLINE_PASSED = "The deadline of this challenge ({deadline}) has passed; submissions are closed."
 NOT_A_TEAM_MEMBER = "You are not a member of the team {team!r}; submit on your own or ask a member to add you."
 # Accounts and teams (bounty.accounts).
-EMAIL_TAKEN = "An account with this email address already exists; log in or reset your password."
 USERNAME_TAKEN = "This username is taken; choose another."
 CONFIRMATION_INVALID = "This confirmation link is invalid or has expired; sign up again or ask for a new link."
 TEAM_NAME_TAKEN = "A team called {name!r} already exists; choose another name."
 TEAM_NO_SUCH_USER = "There is no confirmed account called {username!r}."
 TEAM_ALREADY_MEMBER = "{username} is already a member of {team}."
 TEAM_NOT_MEMBER = "Only members of {team} can change it."
+TEAM_MEMBERSHIPS_REACHED = "{username} is already in {limit} teams, the most one account may be in; leave one first."
+TEAM_FULL = "{team} already has {limit} members, the most a team may have."
 RERUN_NEEDS_MEASUREMENT = "Only a measured submission can be re-run."
 RERUN_IN_PROGRESS = "A re-run of this submission is already in progress."
 PUBLISH_NEEDS_SCORE = "This finding has no score yet: rate it (or wait for its measurement) before publishing."
+# Rate limits and lockouts (bounty.limits); {seconds} is when the counter resets.
+LOGIN_RATE_LIMITED = "Too many login attempts from your address; try again in {seconds} s."
+LOGIN_LOCKED = "Too many failed logins for this account or from your address; logins are locked for {seconds} s."
+SUBMIT_RATE_LIMITED = "Too many submissions in a short time; try again in {seconds} s."
+TEAM_RATE_LIMITED = "Too many team changes in a short time; try again in {seconds} s."
+RESET_RATE_LIMITED = "Too many password-reset requests from your address; try again in {seconds} s."
+# Uploads and texts a participant controls (bounty.uploads, bounty.forms).
+UPLOAD_TOO_LARGE = "The upload is too large: the limit is {limit} bytes. Nothing was stored."

@@ -3,12 +3,21 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, UserCreationForm
+from django.core.validators import MaxLengthValidator
 
+from bounty import limits
 from bounty.models import Team
 from grading.rubric import factor_parts, level_choices
 
+# The caps of participant-typed text, checked at the door by these forms and the API's serializers
+# (docs/security.md lists them); a longer value is refused with the field's name and the limit.
+MAX_TITLE_CHARS = 200
 MAX_WRITEUP_CHARS = 20_000
+MAX_JUSTIFICATION_CHARS = 1000
+MAX_TEAM_NAME_CHARS = 100
+MAX_USERNAME_CHARS = 150
+MAX_PASSWORD_CHARS = 256  # hashing is the costly step: no reason to hash a megabyte
 # Self-ratings are named apart from the free-text fields (a rubric part may be called `justification`).
 RATING_PREFIX = "self_rate_"
 
@@ -25,7 +34,7 @@ def rubric_self_assessment_fields(rubric) -> list[tuple[str, forms.Field]]:
 
 
 class SubmissionForm(forms.Form):
-    title = forms.CharField(max_length=200)
+    title = forms.CharField(max_length=MAX_TITLE_CHARS)
     probe = forms.FileField(help_text="A .py file, or a .zip with probe.py at its root.")
     writeup = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 8}), required=False, max_length=MAX_WRITEUP_CHARS,
@@ -33,11 +42,11 @@ class SubmissionForm(forms.Form):
     )
     harm_type = forms.ChoiceField(choices=(), label="Harm (self-assessment)")
     self_justification = forms.CharField(
-        max_length=1000, required=False, label="Why this harm (self-assessment)",
+        max_length=MAX_JUSTIFICATION_CHARS, required=False, label="Why this harm (self-assessment)",
         widget=forms.Textarea(attrs={"rows": 3}),
     )
     team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False, empty_label="Myself",
-                                  label="Submit as", help_text="A team's members share one quota.")
+                                  label="Submit as", help_text="Counts against your own quota either way.")
 
     def __init__(self, *args, harm_choices=(), rubric=None, teams=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -70,6 +79,11 @@ class SubmissionForm(forms.Form):
         return [self[name] for name in self.fields if name not in self.rating_fields]
 
 
+def _cap_passwords(form, *names: str) -> None:
+    for name in names:
+        form.fields[name].validators.append(MaxLengthValidator(MAX_PASSWORD_CHARS))
+
+
 class SignupForm(UserCreationForm):
     email = forms.EmailField(help_text="We send a confirmation link there.")
 
@@ -77,10 +91,28 @@ class SignupForm(UserCreationForm):
         model = get_user_model()
         fields = ("username", "email")
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _cap_passwords(self, "password1", "password2")
+
+
+class CappedAuthenticationForm(AuthenticationForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _cap_passwords(self, "password")
+
+
+class ThrottledPasswordResetForm(PasswordResetForm):
+    """Django's reset form; past RATE_ACCOUNT_MAIL mails to one address it sends nothing, silently."""
+
+    def save(self, *args, **kwargs):
+        if limits.account_mail_allowed(self.cleaned_data["email"]):
+            super().save(*args, **kwargs)
+
 
 class TeamCreateForm(forms.Form):
-    name = forms.CharField(max_length=100)
+    name = forms.CharField(max_length=MAX_TEAM_NAME_CHARS)
 
 
 class TeamMemberForm(forms.Form):
-    username = forms.CharField(max_length=150, label="Add a member (username)")
+    username = forms.CharField(max_length=MAX_USERNAME_CHARS, label="Add a member (username)")

@@ -6,7 +6,6 @@ import json
 import re
 import zipfile
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -19,7 +18,7 @@ from django.utils import timezone
 from bounty import states
 from bounty.models import Challenge, Submission, Team
 from grading import selectors as grading_selectors
-from grading.rubric import default_rubric, rubric_for_challenge, rubric_summary
+from grading.rubric import Rubric, RubricError, default_rubric, rubric_for_challenge, rubric_summary
 from probekit import get_model
 from sandbox.limits import Limits
 
@@ -34,6 +33,9 @@ LEADERBOARD_SORTS = {
     "-title": (F("title").desc(), F("id").desc()),
     "provisional": (F("provisional_score").desc(nulls_last=True), "published_at", "id"),
 }
+# Blind review lifts once a decision is made; needs_info is a question, not a decision.
+DECIDED_STATES = (states.ACCEPTED, states.DUPLICATE, states.NOT_REPRODUCIBLE, states.OUT_OF_SCOPE, states.PUBLISHED)
+HIDDEN_NAME = "Participant (hidden until decided)"
 TERMINAL_STATES = (states.FAILED, states.PLATFORM_ERROR, states.CANCELLED, states.PUBLISHED,
                    states.DUPLICATE, states.NOT_REPRODUCIBLE, states.OUT_OF_SCOPE)
 
@@ -105,6 +107,27 @@ def finding_get(*, submission_id: int) -> Submission:
     return submission
 
 
+# --- blind review: one rule for the judge console and every page a judge can open ------------------
+
+
+def rubric_of(challenge: Challenge) -> Rubric:
+    try:
+        return rubric_for_challenge(challenge)
+    except RubricError:
+        return default_rubric()
+
+
+def identity_hidden(*, submission: Submission, rubric: Rubric) -> bool:
+    return rubric.blind and submission.state not in DECIDED_STATES
+
+
+def participant_label(*, submission: Submission, rubric: Rubric) -> str:
+    if identity_hidden(submission=submission, rubric=rubric):
+        return HIDDEN_NAME
+    name = submission.participant.get_username()
+    return f"{name} ({submission.team.name})" if submission.team_id else name
+
+
 def user_can_judge(*, user, challenge: Challenge) -> bool:
     if not user.is_authenticated:
         return False
@@ -129,17 +152,6 @@ def team_get_for_member(*, team_id: int, user) -> Team:
     if team is None:
         raise Http404("No such team.")
     return team
-
-
-def quota_status(*, challenge: Challenge, user, team: Team | None = None) -> dict:
-    """How much of the challenge's quota is used (failed runs count, platform errors and cancellations don't)."""
-    owner = {"team": team} if team is not None else {"participant": user}
-    counted = Submission.objects.filter(challenge=challenge, **owner).exclude(
-        state__in=(states.PLATFORM_ERROR, states.CANCELLED))
-    since = timezone.now() - timedelta(days=1)
-    totals = counted.aggregate(total=Count("pk"), today=Count("pk", filter=Q(created_at__gte=since)))
-    return {"total": totals["total"], "total_limit": challenge.total_limit,
-            "today": totals["today"], "daily_limit": challenge.daily_limit}
 
 
 # --- the leaderboard --------------------------------------------------------------------------

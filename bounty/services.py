@@ -11,9 +11,11 @@ from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from bounty import errors, states
@@ -48,24 +50,40 @@ def check_challenge_transition(*, from_state: str, to_state: str) -> None:
             from_state=from_state, to_state=to_state, allowed=", ".join(sorted(allowed)) or "nothing"), field="state")
 
 
-def check_submission_allowed(*, challenge: Challenge, participant, team=None) -> None:
-    """The challenge is open and the participant (or their team) is within quota."""
+def quota_usage(*, challenge: Challenge, participant) -> dict:
+    """The person's use of the challenge's quota, over every team they submitted as.
+
+    A quota belongs to a person: a submission as a team counts against the member who sent it,
+    so joining or creating teams never adds submissions. Failed runs count; platform faults
+    and cancellations do not.
+    """
+    counted = Submission.objects.filter(challenge=challenge, participant=participant).exclude(
+        state__in=(states.PLATFORM_ERROR, states.CANCELLED)
+    )
+    since = timezone.now() - timedelta(days=1)
+    totals = counted.aggregate(total=Count("pk"), today=Count("pk", filter=Q(created_at__gte=since)))
+    left = max(0, min(challenge.total_limit - totals["total"], challenge.daily_limit - totals["today"]))
+    return {"total": totals["total"], "total_limit": challenge.total_limit,
+            "today": totals["today"], "daily_limit": challenge.daily_limit, "left": left}
+
+
+def check_submission_allowed(*, challenge: Challenge, participant, team=None) -> dict:
+    """The challenge is open and the participant is within their own quota; returns the usage.
+
+    A refusal carries the usage in `extra["quota"]`, so the form and the API can say what is left.
+    """
     if challenge.state != states.OPEN:
         raise BountyError(errors.CHALLENGE_NOT_OPEN.format(state=challenge.get_state_display().lower()))
     if challenge.closes_at and timezone.now() >= challenge.closes_at:
         raise BountyError(errors.DEADLINE_PASSED.format(deadline=challenge.closes_at.strftime("%Y-%m-%d %H:%M UTC")))
     if team is not None and not team.members.filter(pk=participant.pk).exists():
         raise BountyError(errors.NOT_A_TEAM_MEMBER.format(team=team.name), field="team")
-    # A team's members share one quota; platform faults and cancellations never count against it.
-    owner = {"team": team} if team is not None else {"participant": participant}
-    counted = Submission.objects.filter(challenge=challenge, **owner).exclude(
-        state__in=(states.PLATFORM_ERROR, states.CANCELLED)
-    )
-    if counted.count() >= challenge.total_limit:
-        raise BountyError(errors.TOTAL_LIMIT_REACHED.format(limit=challenge.total_limit))
-    since = timezone.now() - timedelta(days=1)
-    if counted.filter(created_at__gte=since).count() >= challenge.daily_limit:
-        raise BountyError(errors.DAILY_LIMIT_REACHED.format(limit=challenge.daily_limit))
+    usage = quota_usage(challenge=challenge, participant=participant)
+    if usage["total"] >= challenge.total_limit:
+        raise BountyError(errors.TOTAL_LIMIT_REACHED.format(limit=challenge.total_limit), extra={"quota": usage})
+    if usage["today"] >= challenge.daily_limit:
+        raise BountyError(errors.DAILY_LIMIT_REACHED.format(limit=challenge.daily_limit), extra={"quota": usage})
+    return usage
 
 
 def submission_create(
@@ -84,6 +102,9 @@ def submission_create(
     check_probe_upload(name=probe_name, content=probe_content)
     digest = "sha256:" + hashlib.sha256(probe_content).hexdigest()
     with transaction.atomic():
+        # One person's submissions queue on their row, so parallel requests cannot all pass the quota.
+        get_user_model().objects.select_for_update().filter(pk=participant.pk).first()
+        check_submission_allowed(challenge=challenge, participant=participant, team=team)
         submission = Submission(
             challenge=challenge,
             participant=participant,

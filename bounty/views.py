@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -11,15 +12,19 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_ratelimit.decorators import ratelimit
 
-from bounty import accounts, selectors, services
+from bounty import accounts, limits, selectors, services, uploads
 from bounty.errors import BountyError
-from bounty.forms import RATING_PREFIX, SignupForm, SubmissionForm, TeamCreateForm, TeamMemberForm
+from bounty.forms import (
+    RATING_PREFIX, CappedAuthenticationForm, SignupForm, SubmissionForm, TeamCreateForm, TeamMemberForm, ThrottledPasswordResetForm,
+)
 from grading.rubric import rubric_for_challenge
 
 
-def _nosniff(response):
-    # Files come from probes' output: never let a browser reinterpret them as HTML or script.
-    response["X-Content-Type-Options"] = "nosniff"
+def _served_file(response, *, filename: str, attachment: bool = False):
+    """A file made from a probe's output: a fixed type, a name, and a policy that runs nothing even if
+    opened on its own (nosniff is on every response, set by SecurityMiddleware)."""
+    response["Content-Disposition"] = f'{"attachment" if attachment else "inline"}; filename="{filename}"'
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox; frame-ancestors 'none'"
     return response
 
 
@@ -33,7 +38,7 @@ def challenge_detail(request, slug: str):
     challenge = selectors.challenge_get(slug=slug)
     context = {"challenge": challenge, **selectors.challenge_card(challenge=challenge)}
     if request.user.is_authenticated:
-        context["quota"] = selectors.quota_status(challenge=challenge, user=request.user)
+        context["quota"] = services.quota_usage(challenge=challenge, participant=request.user)
     return render(request, "bounty/challenge_detail.html", context)
 
 
@@ -47,13 +52,23 @@ def _submission_form(request, challenge, initial=None):
 
 def rate_limited(request, exception):
     """Too many attempts (RATELIMIT_VIEW): a plain 429 saying when to try again."""
-    return render(request, "bounty/rate_limited.html", status=429)
+    response = render(request, "bounty/rate_limited.html", {"message": getattr(exception, "message", "")},
+                      status=429)
+    if isinstance(exception, limits.LimitReached):
+        response["Retry-After"] = str(exception.retry_after)
+    return response
 
 
 @login_required
-@ratelimit(key="user", rate=settings.RATE_SUBMIT, method="POST", block=True)
 def challenge_submit(request, slug: str):
     challenge = selectors.challenge_get(slug=slug)
+    upload_error = None
+    if request.method == "POST":
+        limits.check_submit_rate(request)  # before the body is read
+        try:
+            uploads.check_upload(request)
+        except BountyError as exc:
+            upload_error = exc
     initial = None
     if request.method == "GET" and request.GET.get("from"):
         # Resubmit: start from an earlier submission's text (the probe is uploaded again).
@@ -64,7 +79,12 @@ def challenge_submit(request, slug: str):
                        "self_justification": assessment.get("justification", ""), "team": earlier.team_id,
                        **{f"{RATING_PREFIX}{k}": v for k, v in assessment.get("ratings", {}).items()}}
     form = _submission_form(request, challenge, initial)
-    if request.method == "POST" and form.is_valid():
+    if upload_error is not None:
+        # The parse stopped at the file, so later fields are missing: the cap is the one reason to give.
+        form.is_valid()
+        form.errors.clear()
+        form.add_error("probe", upload_error.message)
+    elif request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["probe"]
         try:
             submission = services.submission_create(
@@ -81,7 +101,7 @@ def challenge_submit(request, slug: str):
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
             return redirect("submission-detail", submission_id=submission.pk)
-    quota = selectors.quota_status(challenge=challenge, user=request.user)
+    quota = services.quota_usage(challenge=challenge, participant=request.user)
     return render(request, "bounty/submit.html", {"challenge": challenge, "form": form, "quota": quota})
 
 
@@ -105,6 +125,9 @@ def submission_detail(request, submission_id: int):
     submission = selectors.submission_get_for_user(submission_id=submission_id, user=request.user)
     context = selectors.submission_page(submission=submission)
     context["thread_url"] = reverse("submission-thread", args=[submission.pk])
+    # A judge opening the participant's page sees no more of who sent it than the judge console shows.
+    context["identity_hidden"] = submission.participant_id != request.user.pk and selectors.identity_hidden(
+        submission=submission, rubric=selectors.rubric_of(submission.challenge))
     template = "bounty/_submission_state.html" if request.GET.get("partial") else "bounty/submission_detail.html"
     return render(request, template, context)
 
@@ -127,7 +150,8 @@ def submission_log(request, submission_id: int, stream: str):
     if run is None or stream not in ("stdout", "stderr"):
         raise Http404("No such log.")
     text = run.stdout_tail if stream == "stdout" else run.stderr_tail
-    return _nosniff(HttpResponse(text, content_type="text/plain; charset=utf-8"))
+    return _served_file(HttpResponse(text, content_type="text/plain; charset=utf-8"),
+                        filename=f"submission-{submission.pk}-{stream}.txt")
 
 
 @require_GET
@@ -135,7 +159,7 @@ def submission_artifact(request, submission_id: int, name: str):
     """A measurement's plot or contact sheet: to its owner and judges, to everyone once published."""
     submission = selectors.submission_get_visible(submission_id=submission_id, user=request.user)
     path = selectors.artifact_path(submission=submission, name=name)
-    return _nosniff(FileResponse(path.open("rb"), content_type="image/png"))
+    return _served_file(FileResponse(path.open("rb"), content_type="image/png"), filename=f"{name}.png")
 
 
 @login_required
@@ -182,19 +206,41 @@ def finding_metrics(request, submission_id: int):
     if measurement is None or not measurement.document_json:
         raise Http404("This finding has no metrics document.")
     response = HttpResponse(measurement.document_json, content_type="application/json")
-    response["Content-Disposition"] = f'attachment; filename="{selectors.download_name(submission, "-metrics.json")}"'
-    return _nosniff(response)
+    return _served_file(response, filename=selectors.download_name(submission, "-metrics.json"), attachment=True)
 
 
 @require_GET
 def finding_image_set(request, submission_id: int):
     submission = selectors.finding_get(submission_id=submission_id)
     response = HttpResponse(selectors.image_set_zip(submission=submission), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="{selectors.download_name(submission, "-images.zip")}"'
-    return _nosniff(response)
+    return _served_file(response, filename=selectors.download_name(submission, "-images.zip"), attachment=True)
 
 
 # --- accounts and teams -------------------------------------------------------------------------
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login, counted by the limiter the token API shares (per address, per account)."""
+
+    form_class = CappedAuthenticationForm
+
+    def post(self, request, *args, **kwargs):
+        limits.check_login_allowed(request, username=request.POST.get("username", ""))
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        limits.record_login_failure(self.request, username=form.data.get("username", ""))
+        return super().form_invalid(form)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset, throttled per client and per address; the page never says if an account exists."""
+
+    form_class = ThrottledPasswordResetForm
+
+    def post(self, request, *args, **kwargs):
+        limits.check_reset_rate(request)
+        return super().post(request, *args, **kwargs)
 
 
 @ratelimit(key="ip", rate=settings.RATE_SIGNUP, method="POST", block=True)
@@ -210,8 +256,8 @@ def signup(request):
             )
         except BountyError as exc:
             form.add_error(exc.field, exc.message)
-        else:
-            return render(request, "registration/signup_done.html", {"email": form.cleaned_data["email"]})
+        else:  # the same page, byte for byte, for a fresh and a registered address; the mail tells which
+            return render(request, "registration/signup_done.html")
     return render(request, "registration/signup.html", {"form": form})
 
 
@@ -227,6 +273,8 @@ def signup_confirm(request, uidb64: str, token: str):
 
 @login_required
 def team_list(request):
+    if request.method == "POST":
+        limits.check_team_rate(request)
     form = TeamCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -243,6 +291,7 @@ def team_list(request):
 @login_required
 @require_POST
 def team_add_member(request, team_id: int):
+    limits.check_team_rate(request)
     team = selectors.team_get_for_member(team_id=team_id, user=request.user)
     form = TeamMemberForm(request.POST)
     try:

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "csp",
     "bounty",
     "grading",
     "sandbox",
@@ -63,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_ratelimit.middleware.RatelimitMiddleware",  # a rate-limited request gets RATELIMIT_VIEW (429)
 ]
 
@@ -116,10 +118,17 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
-# Probe uploads are capped before anything is stored (DESIGN §8).
+# Uploads are capped while they stream in, before anything is stored (bounty.uploads, docs/security.md).
 MAX_PROBE_UPLOAD_BYTES = int(os.environ.get("MAX_PROBE_UPLOAD_BYTES", 5 * 1024 * 1024))
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "bounty.uploads.CappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+# Form fields (not files) held in memory per request: the longest text field is 20,000 characters.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = 5
+FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # larger files spool to a temporary file
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "bounty@localhost")
@@ -127,7 +136,7 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "bounty@localhost")
 # Redis: `make run` starts its own on this port (data under var/redis) unless REDIS_URL is set.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/0")
 
-# The sandbox (DESIGN §7).
+# The sandbox (sandbox/backends, docs/security.md).
 SANDBOX_BACKEND = os.environ.get("SANDBOX_BACKEND", "bwrap")
 # No challenge may allow a run longer than this; broker visibility and task limits derive from it.
 SANDBOX_MAX_WALL_S = int(os.environ.get("SANDBOX_MAX_WALL_S", 1800))
@@ -146,11 +155,19 @@ CACHES = {
         "OPTIONS": {"socket_timeout": 5, "socket_connect_timeout": 5},
     }
 }
-# Rate limits (django-ratelimit), per client IP for logins and sign-ups, per user for submissions.
+# Rate limits (django-ratelimit, one counter per limit for the pages and the API: bounty.limits).
 RATELIMIT_VIEW = "bounty.views.rate_limited"
-RATE_LOGIN = os.environ.get("RATE_LOGIN", "10/m")
+RATE_LOGIN = os.environ.get("RATE_LOGIN", "10/m")  # login attempts per client address
+RATE_LOGIN_FAILURES = os.environ.get("RATE_LOGIN_FAILURES", "5/15m")  # failures per account, then locked
+RATE_LOGIN_IP_FAILURES = os.environ.get("RATE_LOGIN_IP_FAILURES", "20/h")  # failures per client address
 RATE_SIGNUP = os.environ.get("RATE_SIGNUP", "5/m")
-RATE_SUBMIT = os.environ.get("RATE_SUBMIT", "20/m")
+RATE_SUBMIT = os.environ.get("RATE_SUBMIT", "20/m")  # per account
+RATE_TEAMS = os.environ.get("RATE_TEAMS", "10/h")  # team creations and member additions per account
+RATE_RESET = os.environ.get("RATE_RESET", "10/h")  # password-reset requests per client address
+RATE_ACCOUNT_MAIL = os.environ.get("RATE_ACCOUNT_MAIL", "5/d")  # reset and sign-up mails per address
+# Teams add no quota; these keep them from multiplying leaderboard identities.
+MAX_TEAMS_PER_USER = int(os.environ.get("MAX_TEAMS_PER_USER", 5))
+MAX_TEAM_MEMBERS = int(os.environ.get("MAX_TEAM_MEMBERS", 10))
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
@@ -181,7 +198,6 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_THROTTLE_RATES": {"submit": os.environ.get("RATE_SUBMIT", "20/m")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Crop-bias bounty API",
@@ -196,13 +212,26 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 
-# Production hardening (README: Deploying); `manage.py check --deploy` is clean with these on.
-if not DEBUG:
-    SESSION_COOKIE_HTTPONLY = True
-    CSRF_COOKIE_HTTPONLY = False
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    X_FRAME_OPTIONS = "DENY"
-    SECURE_REFERRER_POLICY = "same-origin"
+# Headers on every response (docs/security.md), whatever DEBUG says.
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# No inline script or style anywhere: the pages load theirs from static/ (django-csp).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Production (README: Deploying): `manage.py check --deploy` is clean with HTTPS on.
 if env_bool("HTTPS"):
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

@@ -1,9 +1,8 @@
-from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth.views import LoginView
 from django.urls import include, path
-from django_ratelimit.decorators import ratelimit
+from django.views.generic import RedirectView
 
+from bounty import views as bounty_views
 from review.urls import participant_urlpatterns
 
 urlpatterns = [
@@ -12,9 +11,11 @@ urlpatterns = [
     path("", include(participant_urlpatterns)),
     path("", include("pipeline.urls")),
     path("judge/", include("review.urls")),
-    # Logins are rate-limited per client address; the rest of the auth views come from Django.
-    path("accounts/login/", ratelimit(key="ip", rate=settings.RATE_LOGIN, method="POST", block=True)(
-        LoginView.as_view()), name="login"),
+    # Login and password reset go through the platform's limiter; the rest of the auth views are Django's.
+    path("accounts/login/", bounty_views.LoginView.as_view(), name="login"),
+    path("accounts/password_reset/", bounty_views.PasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
+    # The admin's own login form would bypass that limiter: it sends people to the one above.
+    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("admin/", admin.site.urls),
 ]

@@ -12,7 +12,7 @@ from django.http import Http404
 
 from bounty import states
 from bounty.models import Challenge, Submission
-from bounty.selectors import user_can_judge
+from bounty.selectors import HIDDEN_NAME, identity_hidden, participant_label, rubric_of, user_can_judge
 from grading.models import MEASUREMENT_DONE, Review, ReviewAssignment, Score
 from grading.selectors import artifact_file, artifact_names, document_of, measurement_of_record
 from grading.rubric import (
@@ -30,9 +30,6 @@ from grading.rubric import (
     significant_tests,
 )
 
-# Blind review lifts once a decision is made; needs_info is a question, not a decision.
-DECIDED_STATES = (states.ACCEPTED, states.DUPLICATE, states.NOT_REPRODUCIBLE, states.OUT_OF_SCOPE, states.PUBLISHED)
-HIDDEN_NAME = "Participant (hidden until decided)"
 QUEUE_LIMIT = 200
 PROBE_SHOW_BYTES = 200_000
 
@@ -62,24 +59,6 @@ def submission_get_for_judge(*, submission_id: int, user) -> Submission:
     if submission.participant_id == user.pk:
         raise Http404("No such submission.")
     return submission
-
-
-def rubric_of(challenge: Challenge) -> Rubric:
-    try:
-        return rubric_for_challenge(challenge)
-    except RubricError:
-        return default_rubric()
-
-
-def identity_hidden(*, submission: Submission, rubric: Rubric) -> bool:
-    return rubric.blind and submission.state not in DECIDED_STATES
-
-
-def participant_label(*, submission: Submission, rubric: Rubric) -> str:
-    if identity_hidden(submission=submission, rubric=rubric):
-        return HIDDEN_NAME
-    name = submission.participant.get_username()
-    return f"{name} ({submission.team.name})" if submission.team_id else name
 
 
 def review_summary(*, submission: Submission, rubric: Rubric, reviews=None) -> dict:

@@ -208,7 +208,7 @@ def judge_artifact(request, submission_id: int, measurement_id: int, filename: s
     """Contact sheets and plots of a measurement, for the judges of its challenge only."""
     submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
     path = selectors.artifact_path(submission=submission, measurement_id=measurement_id, filename=filename)
-    return FileResponse(path.open("rb"), content_type="image/png")
+    return FileResponse(path.open("rb"), content_type="image/png", filename=path.name)
 
 
 @login_required
@@ -220,7 +220,9 @@ def participant_thread_reply(request, submission_id: int):
     if submission.participant_id != request.user.pk:
         raise Http404("No such submission.")
     form = CommentForm(request.POST)
-    form.is_valid()
+    if not form.is_valid():  # say why a too-long reply was refused instead of dropping it
+        messages.error(request, "Your reply: " + " ".join(form.errors.get("body", ["is not valid."])))
+        return redirect("submission-detail", submission_id=submission.pk)
     try:
         services.thread_reply(submission=submission, participant=request.user, body=form.cleaned_data.get("body", ""))
     except BountyError as exc:

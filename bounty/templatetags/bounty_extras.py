@@ -40,3 +40,12 @@ def pvalue(value) -> str:
         return ""
     value = float(value)
     return "<0.0001" if value < 0.0001 else f"{value:.4f}"
+
+
+@register.filter
+def cap(value, limit: int = 200) -> str:
+    """A participant-controlled text cut to `limit` characters for display: the second layer behind
+    the caps at the door, so no page grows with what a probe or a participant wrote."""
+    text = str(value if value is not None else "")
+    limit = int(limit)
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters not shown)"

@@ -1,4 +1,4 @@
-"""Sign-up with email confirmation, argon2 passwords, password reset, teams sharing a quota."""
+"""Sign-up with email confirmation, argon2 passwords, password reset, teams and the per-person quota."""
 import re
 
 import pytest
@@ -28,7 +28,7 @@ def confirmation_link(message) -> str:
 
 def test_signing_up_sends_a_confirmation_link_and_the_account_waits_for_it(client):
     response = sign_up(client)
-    assert response.status_code == 200 and "new@example.org" in response.content.decode()
+    assert response.status_code == 200 and "We sent a message" in response.content.decode()
     user = get_user_model().objects.get(username="newcomer")
     assert not user.is_active
     assert [m.to for m in mail.outbox] == [["new@example.org"]]
@@ -50,11 +50,14 @@ def test_a_tampered_confirmation_link_is_refused(client):
     assert not get_user_model().objects.get(username="newcomer").is_active
 
 
-def test_an_email_address_can_only_sign_up_once(client):
+def test_an_email_address_can_only_sign_up_once_and_the_mail_says_so(client):
     user_create("alice", email="taken@example.org")
     response = sign_up(client, email="TAKEN@example.org")
-    assert errors.EMAIL_TAKEN in response.content.decode()
+    assert response.status_code == 200
     assert not get_user_model().objects.filter(username="newcomer").exists()
+    [message] = mail.outbox
+    assert message.to == ["TAKEN@example.org"] and "already has an account" in message.body
+    assert "/accounts/password_reset/" in message.body
 
 
 @override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.Argon2PasswordHasher",
@@ -92,16 +95,18 @@ def test_only_members_change_a_team(alice, bob):
     assert caught.value.message == errors.TEAM_NOT_MEMBER.format(team="Closed shop")
 
 
-def test_team_members_share_the_quota(challenge, alice, bob):
+def test_a_team_submission_counts_against_the_member_who_sends_it(challenge, alice, bob):
     challenge.daily_limit = 2
     challenge.save()
     team = accounts.team_create(name="Shared", creator=alice)
     accounts.team_add_member(team=team, username="bob", actor=alice)
     submission_create(challenge=challenge, participant=alice, team=team)
-    submission_create(challenge=challenge, participant=bob, team=team)
-    with pytest.raises(BountyError) as caught:
-        submission_create(challenge=challenge, participant=bob, team=team)
+    submission_create(challenge=challenge, participant=alice)
+    with pytest.raises(BountyError) as caught:  # alice's own two are spent, as herself or as the team
+        submission_create(challenge=challenge, participant=alice, team=team)
     assert caught.value.message == errors.DAILY_LIMIT_REACHED.format(limit=2)
+    assert caught.value.extra["quota"]["left"] == 0
+    submission_create(challenge=challenge, participant=bob, team=team)  # bob's quota is his own
 
 
 def test_submitting_for_a_team_one_is_not_in_is_refused(challenge, alice, bob):

@@ -80,7 +80,9 @@ def test_the_daily_limit_is_a_400_with_the_exact_message(client, alice, auth):
     submission_create(challenge=limited, participant=alice)
     response = submit(client, limited, auth)
     assert response.status_code == 400
-    assert response.json() == {"error": errors.DAILY_LIMIT_REACHED.format(limit=1), "field": None, "extra": {}}
+    quota = {"total": 1, "total_limit": 100, "today": 1, "daily_limit": 1, "left": 0}
+    assert response.json() == {"error": errors.DAILY_LIMIT_REACHED.format(limit=1), "field": None,
+                               "extra": {"quota": quota}}
 
 
 def test_a_closed_challenge_refuses_submissions(client, auth):

@@ -112,6 +112,7 @@ def test_a_failed_probe_shows_the_reason_and_its_stderr(client, challenge, alice
 
 def test_a_platform_error_says_it_is_not_the_participants_fault(client, challenge, alice):
     submission = submission_create(challenge=challenge, participant=alice)
+    move_through(submission, states.RUNNING)
     move_through(submission, states.PLATFORM_ERROR, reason="The platform could not run the sandbox (engine down).")
     client.force_login(alice)
     page = client.get(reverse("submission-detail", args=[submission.pk])).content.decode()

@@ -180,7 +180,7 @@ def test_judge_page_shows_the_evidence_and_hides_the_participant(client, people,
     document = json.loads(submission.measurements.get().document_json)
     assert escape(document["tests"][0]["id"]) in page
     assert "24 of 24 composites, both orders." in page  # self-assessment beside the form
-    assert 'id="rubric-data"' in page and "20 × 3.042 = 60.84" in page
+    assert 'data-preview-url="' in page and "20 × 3.042 = 60.84" in page
     assert "waiting for the judges" in page  # audit trail
 
 
