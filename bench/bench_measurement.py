@@ -1,4 +1,4 @@
-"""Measurement throughput against its floor, and how it scales (issue 6, DESIGN §5).
+"""Measurement throughput against its floor, and how it scales.
 
 Floor = decode the PNG + the bare model call, run on the same process pool in the same run.
 End-to-end = `measure_image_set` (validation, decode, model, crop windows, region facts,
@@ -20,8 +20,8 @@ from PIL import Image  # noqa: E402
 
 from grading.measurement import measure_image_set  # noqa: E402
 from probekit import get_model  # noqa: E402
-from tests.imagesets import flat_square, textured_square  # noqa: E402
 from probekit.writer import ImageSetWriter  # noqa: E402
+from tests.imagesets import flat_square, textured_square  # noqa: E402
 
 MODEL = "spectral-residual"
 SIZE = (1024, 768)

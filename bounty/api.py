@@ -21,7 +21,11 @@ from rest_framework.views import APIView, exception_handler
 from bounty import limits, selectors, services, uploads
 from bounty.errors import BountyError
 from bounty.forms import (
-    MAX_JUSTIFICATION_CHARS, MAX_TITLE_CHARS, MAX_WRITEUP_CHARS, RATING_PREFIX, rubric_self_assessment_fields,
+    MAX_JUSTIFICATION_CHARS,
+    MAX_TITLE_CHARS,
+    MAX_WRITEUP_CHARS,
+    RATING_PREFIX,
+    rubric_self_assessment_fields,
 )
 from grading.rubric import rubric_for_challenge
 

@@ -38,7 +38,7 @@ def demo_load(*, model_name: str = "u2netp") -> Challenge:
             title="Saliency crop bias bounty (demo)",
             summary="Show that the image cropper treats groups of people differently.",
             rules=(
-                "Submit a probe that emits a counterfactual image set (DESIGN §4). The platform runs the "
+                "Submit a probe that emits a counterfactual image set. The platform runs the "
                 "target model itself and measures crop disparities; numbers your probe prints are never used.\n"
                 "Findings are scored with the 2021 algorithmic bias bounty rubric."
             ),

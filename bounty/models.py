@@ -24,7 +24,7 @@ class Challenge(models.Model):
     model_variants = models.JSONField(default=list, blank=True, help_text='e.g. ["u2netp@int8"]')
     aspect_ratios = models.JSONField(default=default_ratios)
     compose_options = models.JSONField(default=dict, blank=True, help_text="background, padding, layout for compose: pairs")
-    limits = models.JSONField(default=dict, blank=True, help_text="overrides of the sandbox limits (DESIGN §7)")
+    limits = models.JSONField(default=dict, blank=True, help_text="overrides of the sandbox limits")
     measure_generalization = models.BooleanField(default=True)
     rubric_name = models.CharField(max_length=100, default="twitter-2021")
     rubric_version = models.CharField(max_length=20, default="1")

@@ -15,7 +15,13 @@ from django_ratelimit.decorators import ratelimit
 from bounty import accounts, limits, selectors, services, uploads
 from bounty.errors import BountyError
 from bounty.forms import (
-    RATING_PREFIX, CappedAuthenticationForm, SignupForm, SubmissionForm, TeamCreateForm, TeamMemberForm, ThrottledPasswordResetForm,
+    RATING_PREFIX,
+    CappedAuthenticationForm,
+    SignupForm,
+    SubmissionForm,
+    TeamCreateForm,
+    TeamMemberForm,
+    ThrottledPasswordResetForm,
 )
 from grading.rubric import rubric_for_challenge
 

@@ -1,4 +1,4 @@
-"""The Celery application: Redis as broker and result backend (DESIGN §8)."""
+"""The Celery application: Redis as broker and result backend."""
 import os
 
 from celery import Celery

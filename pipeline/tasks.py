@@ -2,7 +2,8 @@
 from celery import shared_task
 from celery.utils.log import get_task_logger
 
-from pipeline import measurements, reconcile as recovery, runs
+from pipeline import measurements, runs
+from pipeline import reconcile as recovery
 from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, RUN_TASK, TASK_RETRY
 
 logger = get_task_logger(__name__)

@@ -1,4 +1,4 @@
-"""`python -m probekit models|crop|run` (DESIGN §3)."""
+"""`python -m probekit models|crop|run`."""
 from __future__ import annotations
 
 import argparse

@@ -12,23 +12,21 @@ from django.http import Http404
 
 from bounty import states
 from bounty.models import Challenge, Submission
-from bounty.selectors import HIDDEN_NAME, identity_hidden, participant_label, rubric_of, user_can_judge
+from bounty.selectors import identity_hidden, participant_label, rubric_of, user_can_judge
 from grading.models import MEASUREMENT_DONE, Review, ReviewAssignment, Score
-from grading.selectors import artifact_file, artifact_names, document_of, measurement_of_record
 from grading.rubric import (
     Rubric,
     RubricError,
     aggregate_scores,
-    default_rubric,
     factor_parts,
     krippendorff_alpha,
     measurement_evidence,
     provisional_ratings,
-    rubric_for_challenge,
     score_finding,
     scores_disagree,
     significant_tests,
 )
+from grading.selectors import artifact_file, artifact_names, document_of, measurement_of_record
 
 QUEUE_LIMIT = 200
 PROBE_SHOW_BYTES = 200_000

@@ -181,7 +181,7 @@ def render(entries: list[dict]) -> str:
         "- amplification — the variant's estimate minus the base model's on the same images (does compression",
         "  amplify the finding?), paired bootstrap CI and p.",
         "",
-        "p (Holm) is adjusted over every p-value of that probe's document on that target (DESIGN §5);",
+        "p (Holm) is adjusted over every p-value of that probe's document on that target;",
         "`*` marks Holm p < 0.05. n counts the composites where one group's region held the point",
         "(preference, position) or the tuples (paired). The probes' docstrings say what each synthetic",
         "design can and cannot show; read the numbers with them.",

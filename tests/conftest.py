@@ -16,26 +16,40 @@ ROOT = Path(__file__).resolve().parent.parent
 class WorkerProcess:
     """A `celery worker` subprocess using the test database; can be killed and restarted."""
 
-    def __init__(self, env: dict, log_path: Path, concurrency: int = 2):
+    def __init__(self, env: dict, log_path: Path, concurrency: int = 2, extra_args: tuple = (), name: str = "test"):
         self.env, self.log_path, self.concurrency = env, log_path, concurrency
+        self.extra_args, self.name = tuple(extra_args), name
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        from config.celery import app
-
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "INFO", "-c", str(self.concurrency),
-             "--without-gossip", "--without-mingle", "-n", f"test-{os.getpid()}@%h"],
+             "--without-gossip", "--without-mingle", "-n", f"{self.name}-{os.getpid()}@%h", *self.extra_args],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the Celery worker exited at start:\n{self.log_tail()}")
-            if app.control.ping(timeout=1.0):
+            if self._answers():
                 return
         raise RuntimeError(f"the Celery worker did not answer a ping in 90 s:\n{self.log_tail()}")
+
+    def _answers(self) -> bool:
+        """The worker answers a ping on its own broker (which may not be this process's)."""
+        from celery import Celery
+
+        broker = self.env.get("REDIS_URL")
+        if not broker:
+            from config.celery import app
+
+            return bool(app.control.ping(timeout=1.0))
+        probe = Celery(broker=broker)
+        try:
+            return any(self.name in name for reply in probe.control.ping(timeout=1.0) for name in reply)
+        finally:
+            probe.close()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Kill the whole worker process group (main process and its pool children)."""

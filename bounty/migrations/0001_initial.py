@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
                 ('model_variants', models.JSONField(blank=True, default=list, help_text='e.g. ["u2netp@int8"]')),
                 ('aspect_ratios', models.JSONField(default=bounty.models.default_ratios)),
                 ('compose_options', models.JSONField(blank=True, default=dict, help_text='background, padding, layout for compose: pairs')),
-                ('limits', models.JSONField(blank=True, default=dict, help_text='overrides of the sandbox limits (DESIGN §7)')),
+                ('limits', models.JSONField(blank=True, default=dict, help_text='overrides of the sandbox limits')),
                 ('measure_generalization', models.BooleanField(default=True)),
                 ('rubric_name', models.CharField(default='twitter-2021', max_length=100)),
                 ('rubric_version', models.CharField(default='1', max_length=20)),

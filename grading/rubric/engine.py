@@ -96,7 +96,7 @@ def format_points(value: Decimal) -> str:
 
 
 def significant_tests(document: dict, alpha: float = 0.05) -> list[dict]:
-    """Tests of a metrics document (DESIGN §5) whose Holm-adjusted p-value is below alpha."""
+    """Tests of a metrics document whose Holm-adjusted p-value is below alpha."""
     return [t for t in document.get("tests", []) if t.get("p_holm") is not None and t["p_holm"] < alpha]
 
 
@@ -181,7 +181,7 @@ def score_finding(rubric: Rubric, *, harm_type: str, ratings: dict[str, str], do
     ratings : dict
         Part id → level id for every part of every factor that applies to the harm.
     document : dict or None
-        The metrics document (DESIGN §5).
+        The metrics document.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Registry of target models. Names are `model` or `model@variant` (DESIGN §3a)."""
+"""Registry of target models. Names are `model` or `model@variant`."""
 from __future__ import annotations
 
 import re

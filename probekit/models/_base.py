@@ -40,7 +40,7 @@ class CropResult:
     saliency: np.ndarray | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
-        """The fields of `python -m probekit crop --json` (DESIGN §3)."""
+        """The fields of `python -m probekit crop --json`."""
         return {
             "model": self.model,
             "model_version": self.model_version,

@@ -110,7 +110,7 @@ class SmartCrop(TargetModel):
         return {ratio_key(r): self._window(image, features, float(r)) for r in ratios}
 
     def salient_point(self, image: Image.Image, saliency: np.ndarray) -> tuple[int, int]:
-        """The centre of its square (1.0) window (DESIGN §3)."""
+        """The centre of its square (1.0) window."""
         left, top, crop_w, crop_h = self._window(image, self._features(image), 1.0)
         return left + crop_w // 2, top + crop_h // 2
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
-from django.utils.html import escape
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils.html import escape
 from rest_framework.authtoken.models import Token
 
 from bounty import accounts, errors

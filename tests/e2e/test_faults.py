@@ -1,4 +1,4 @@
-"""Faults on real parts: a worker killed mid-run, and work the broker lost (DESIGN §8)."""
+"""Faults on real parts: a worker killed mid-run, and work the broker lost."""
 from __future__ import annotations
 
 import json

@@ -8,12 +8,12 @@ hand-written input for the rubric-gating cases only (the judge UI is under test 
 from __future__ import annotations
 
 import hashlib
-from html import escape
 import json
 import os
 import subprocess
 import sys
 import uuid
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -29,15 +29,16 @@ from PIL import Image
 from bounty import services as bounty_services
 from bounty import states
 from bounty.models import Challenge, Submission
+from bounty.selectors import HIDDEN_NAME
 from grading import selectors as grading_selectors
+from grading.models import Measurement, Review, ReviewAssignment, SubmissionComment
 from grading.services import score_provisional_create
 from review import selectors, services
 from review.views import participant_thread_reply
-from grading.models import Measurement, Review, ReviewAssignment, SubmissionComment
 from sandbox.models import ImageSet, ProbeRun
 from tests.factories import EXAMPLE_PROBE, ROOT, user_create
 
-# A hand-made metrics document (DESIGN §5) for when the real measurement is not importable.
+# A hand-made metrics document for when the real measurement is not importable.
 TEST_FIXTURE_METRICS_DOCUMENT = {
     "schema": 1, "model": "spectral-residual", "model_version": "test", "seed": 0,
     "tests": [
@@ -173,7 +174,7 @@ def test_judge_page_shows_the_evidence_and_hides_the_participant(client, people,
     _, submission = judged
     client.force_login(people["jules"])
     page = client.get(reverse("judge-submission", args=[submission.pk])).content.decode()
-    assert selectors.HIDDEN_NAME in page and "alice" not in page
+    assert HIDDEN_NAME in page and "alice" not in page
     assert '<div class="highlight">' in page and "subject" in page  # Pygments-highlighted probe source
     assert "wrote 24 composites to out" in page and "a test stderr line" in page
     assert "High-contrast vs low-contrast subject in one image" in page and "Regions per group" in page

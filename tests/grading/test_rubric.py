@@ -18,11 +18,11 @@ from grading.rubric import (
     load_rubric,
     measurement_evidence,
     provisional_score,
+    schema,
     score_finding,
     scores_disagree,
     validate_rubric,
 )
-from grading.rubric import schema
 from grading.rubric.loader import DATA_DIR, available_rubrics
 
 WORKED = {"identity_axes": "several", "wellbeing": "moderate", "affected_users": "about_1b",

@@ -1,4 +1,4 @@
-"""The crop rule of Twitter's image-crop-analysis (DESIGN §3a), for any size, point and ratio."""
+"""The crop rule of Twitter's image-crop-analysis, for any size, point and ratio."""
 from __future__ import annotations
 
 import numpy as np

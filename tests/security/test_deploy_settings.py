@@ -1,4 +1,4 @@
-"""Production settings pass Django's deployment checklist (issue 10: security settings)."""
+"""Production settings pass Django's deployment checklist."""
 from __future__ import annotations
 
 import os

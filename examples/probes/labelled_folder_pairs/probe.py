@@ -19,7 +19,7 @@ Method
     `labels.json` may give the order of the groups (`"groups": ["lighter", "darker"]`; the
     first is "A" in every test id) and a subject box per image (`"boxes": {"lighter/p01.jpg":
     [x, y, w, h]}`); without it the groups are the sub-folders in alphabetical order and each
-    subject is the whole image. Group names follow DESIGN §4: 1–64 characters, no '<', '>',
+    subject is the whole image. Group names follow the manifest rules (docs/probekit.md): 1–64 characters, no '<', '>',
     '@' or '#'. Images are EXIF-rotated, converted to RGB and re-encoded as PNG; nothing else
     is changed.
 
