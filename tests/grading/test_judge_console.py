@@ -38,7 +38,7 @@ from review.views import participant_thread_reply
 from sandbox.models import ImageSet, ProbeRun
 from tests.factories import EXAMPLE_PROBE, ROOT, user_create
 
-# A hand-made metrics document for when the real measurement is not importable.
+# A hand-made metrics document, for tests that need exact values rather than a measured set.
 TEST_FIXTURE_METRICS_DOCUMENT = {
     "schema": 1, "model": "spectral-residual", "model_version": "test", "seed": 0,
     "tests": [
