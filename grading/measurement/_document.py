@@ -21,6 +21,7 @@ ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
 PARITY = {"preference": 0.5, "position": 0.5}  # the value of "no disparity" per kind; 0 for the rest
 SMALL_H, SMALL_DZ = 0.2, 0.2
+TWO_WAY = "two-way cluster-robust t test (pairs share images), clustered by the image of each group"
 
 
 def test_id(kind: str, first: str, second: str, ratio: str | None = None, variant: str | None = None) -> str:
@@ -146,10 +147,9 @@ def _proportion_test(kind, first, second, variant, clusters, unit, used, wins_ke
         {"labels_a": labels[0], "labels_b": labels[1]} if labels else {}))
     if labels:
         # pairs that share images are dependent: two-way clustering by the image of each group
-        _estimate, variance = stats.cluster_ratio(wins, decided, labels_a=labels[0], labels_b=labels[1])
-        z = 0.0 if estimate is None or variance <= 0 else abs(estimate - 0.5) / math.sqrt(variance)
-        p_value = 1.0 if z == 0.0 else float(min(1.0, 2.0 * norm.sf(z)))
-        method = "two-way cluster-robust z test (pairs share images), clustered by the image of each group"
+        _estimate, _ci, p_value = stats.cluster_ratio_test(wins, decided, null=0.5, labels_a=labels[0],
+                                                           labels_b=labels[1])
+        method = TWO_WAY
     else:
         p_value, how = stats.sign_flip_test(2.0 * wins - decided)
         method = f"sign-flip permutation test on wins minus losses per {unit} ({how})"
@@ -220,6 +220,7 @@ def _paired_test(first, second, ratio, variant, rows, used, seed):
 def _rate_clusters(observations, first, second, ratio):
     """Per cluster: kept count and region count of each group (kept = at least half inside the crop)."""
     clusters: dict[str, list[int]] = {}
+    facts: dict[str, dict] = {}
     units, used = set(), []
     crops = {"first_only": 0, "second_only": 0, "both": 0, "neither": 0}
     for obs in _head_to_head(observations, first, second, both=False):
@@ -227,6 +228,7 @@ def _rate_clusters(observations, first, second, ratio):
         units.add(unit)
         used.append(obs)
         counts = clusters.setdefault(key, [0, 0, 0, 0])
+        facts.setdefault(key, {"parts": obs.get("parts"), "first_group": obs.get("first_group")})
         kept_here = {first: False, second: False}
         for region in obs["regions"]:
             kept = region["kept"][ratio] >= KEPT_THRESHOLD
@@ -238,14 +240,22 @@ def _rate_clusters(observations, first, second, ratio):
             crops[{(True, False): "first_only", (False, True): "second_only", (True, True): "both",
                    (False, False): "neither"}[(kept_here[first], kept_here[second])]] += 1
     keys = list(clusters)
-    return keys, np.array([clusters[k] for k in keys], dtype=float).reshape(-1, 4), _unit_name(units), used, crops
+    labels = _image_labels(facts, first) if units == {"pair"} else None
+    return keys, np.array([clusters[k] for k in keys], dtype=float).reshape(-1, 4), _unit_name(units), used, crops, labels
 
 
-def _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops):
+def _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, labels):
     x1, n1, x2, n2 = (rows[:, i] for i in range(4))
     r1, r2 = x1.sum() / n1.sum(), x2.sum() / n2.sum()
     paired = bool(np.all(n1 > 0) and np.all(n2 > 0))
-    if paired:
+    if paired and labels and np.array_equal(n1, n2):
+        # one region of each group per layout, pairs sharing images: the difference is a ratio
+        # estimate (kept first − kept second over layouts), clustered two ways
+        difference, ci, p_value = stats.cluster_ratio_test(x1 - x2, n1, null=0.0, labels_a=labels[0],
+                                                           labels_b=labels[1])
+        method = TWO_WAY
+        power = (len(keys), stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", unit, False)
+    elif paired:
         # both groups sit in every cluster (one composite keeps one region or the other): a paired test
         p_value, how = stats.sign_flip_test(x1 / n1 - x2 / n2)
         difference, ci, _p = stats.cluster_rate_difference(x1, n1, x2, n2)
@@ -300,9 +310,9 @@ def build_tests(observations, *, groups, ratios, variant, seed, base_observation
                 test, sums = _paired_test(first, second, ratio, variant, rows, used, seed)
                 tests.append(test)
                 units[test["id"]] = sums
-            keys, rows, unit, used, crops = _rate_clusters(observations, first, second, ratio)
+            keys, rows, unit, used, crops, labels = _rate_clusters(observations, first, second, ratio)
             if len(keys) and rows[:, 1].sum() and rows[:, 3].sum():
-                test, sums = _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops)
+                test, sums = _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, labels)
                 tests.append(test)
                 units[test["id"]] = sums
     return tests, units

@@ -11,6 +11,7 @@ from ._clustered import (
     cluster_proportion_interval,
     cluster_rate_difference,
     cluster_ratio,
+    cluster_ratio_test,
     effective_wilson_interval,
 )
 from ._multiple import holm
@@ -71,6 +72,7 @@ __all__ = [
     "cluster_proportion_interval",
     "cluster_rate_difference",
     "cluster_ratio",
+    "cluster_ratio_test",
     "cohen_dz",
     "cohen_h",
     "effective_wilson_interval",

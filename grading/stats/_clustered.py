@@ -189,3 +189,28 @@ def cluster_rate_difference(x1, n1, x2, n2, *, confidence: float = 0.95) -> tupl
     quantile = float(stats.t.ppf(1.0 - (1.0 - confidence) / 2.0, g - 1))
     p_value = float(2.0 * stats.t.sf(abs(difference) / se, g - 1))
     return difference, (max(-1.0, difference - quantile * se), min(1.0, difference + quantile * se)), p_value
+
+
+def cluster_ratio_test(numerators, denominators, *, null: float, labels_a, labels_b,
+                       confidence: float = 0.95) -> tuple[float | None, tuple[float, float], float]:
+    """t test and interval of a ratio estimate whose clusters share members two ways.
+
+    The variance is :func:`cluster_ratio`'s two-way estimate; the reference is Student's t with
+    ``G - 1`` degrees of freedom, ``G`` the smaller number of distinct labels (the coarser
+    clustering sets the information, as Cameron, Gelbach and Miller 2011 advise).
+
+    Returns
+    -------
+    (estimate, (low, high), p_value) : ``(None, (-inf, inf), 1.0)`` when no cluster has a trial.
+    """
+    confidence = check_confidence(confidence)
+    estimate, variance = cluster_ratio(numerators, denominators, labels_a=labels_a, labels_b=labels_b)
+    if estimate is None:
+        return None, (-math.inf, math.inf), 1.0
+    df = max(1, min(len(set(labels_a)), len(set(labels_b))) - 1)
+    if variance <= 0.0:
+        return estimate, (estimate, estimate), 1.0 if estimate == null else 0.0
+    se = math.sqrt(variance)
+    quantile = float(stats.t.ppf(1.0 - (1.0 - confidence) / 2.0, df))
+    p_value = float(2.0 * stats.t.sf(abs(estimate - null) / se, df))
+    return estimate, (estimate - quantile * se, estimate + quantile * se), p_value

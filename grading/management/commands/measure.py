@@ -1,4 +1,8 @@
-"""`python manage.py measure IMAGE_SET_DIR [--model NAME] [--challenge SLUG] [--seed N] --json` (DESIGN §3)."""
+"""`python manage.py measure IMAGE_SET_DIR [--model NAME] [--variant NAME@V]... [--challenge SLUG] [--seed N] --json`.
+
+With `--challenge` and `--probe-sha256` it repeats the platform's measurement of a submission
+byte for byte: the finding page prints that command.
+"""
 from __future__ import annotations
 
 import sys
@@ -18,6 +22,9 @@ class Command(BaseCommand):
         parser.add_argument("directory")
         parser.add_argument("--model", help=f"target model (default: the challenge's, else {DEFAULT_MODEL})")
         parser.add_argument("--challenge", help="take model, variants, ratios and compose options from this challenge")
+        parser.add_argument("--variant", action="append", default=[], metavar="NAME@V",
+                            help="also measure this variant (added to the challenge's)")
+        parser.add_argument("--probe-sha256", help="the probe's hash, recorded in the document as the platform does")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--workers", type=int, default=1, help="processes for the model runs")
         parser.add_argument("--artifacts", help="also write plots and a contact sheet into this directory")
@@ -39,9 +46,11 @@ class Command(BaseCommand):
             if not options["json"] and (done == total or done % 50 == 0):
                 print(f"measured {done}/{total} images", file=sys.stderr)
 
+        variants += [v for v in options["variant"] if v not in variants]
         try:
             document = measure_image_set(
                 options["directory"], model=model, variants=variants, ratios=ratios, seed=options["seed"],
+                probe_sha256=options["probe_sha256"],
                 compose_options=compose, generalization=generalization, workers=options["workers"],
                 cache_dir=settings.MEASURE_CACHE_DIR, progress=progress, artifacts_dir=options["artifacts"],
             )
