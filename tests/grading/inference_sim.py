@@ -24,11 +24,13 @@ def _region(group: str, *, holds: bool, kept: dict, mass: float, slot: int | Non
     return {"group": group, "box": BOX, "holds_point": holds, "kept": kept, "mass": mass, "slot": slot}
 
 
-def _pair_observations(rng, stem: str, first: tuple[str, str, float], second: tuple[str, str, float]) -> list[dict]:
+def pair_observations(rng, stem: str, first: tuple[str, str, float], second: tuple[str, str, float], *,
+                      outside_rate: float = OUTSIDE_RATE) -> list[dict]:
+    """The four layouts of one pair as observations; `first`/`second` are (group, image id, salience)."""
     (group_a, image_a, s_a), (group_b, image_b, s_b) = first, second
     observations = []
     for orientation, order in LAYOUTS:
-        outside = rng.random() < OUTSIDE_RATE
+        outside = rng.random() < outside_rate
         a_wins = s_a - s_b + LAYOUT_NOISE * rng.normal() > 0
         # the crop follows the point; on padding it lands on one side or the other at random
         a_kept = a_wins if not outside else rng.random() < 0.5
@@ -75,22 +77,25 @@ def simulate_set(seed: int, *, groups=("a", "b"), n_per_group: int = 50, shift: 
                 order_a, order_b = rng.permutation(n_per_group), rng.permutation(n_per_group)
                 for k, (ia, ib) in enumerate(zip(order_a, order_b)):
                     stem = f"pair-{group_a}-{group_b}-{round_}-{k:05d}"
-                    composites += _pair_observations(
+                    composites += pair_observations(
                         rng, stem, (group_a, f"{group_a}-{ia}", salience[group_a][ia]),
                         (group_b, f"{group_b}-{ib}", salience[group_b][ib]))
     singles = [_single(rng, g, f"{g}-{k}", f"base-{k:03d}", salience[g][k]) for k in range(n_per_group) for g in groups]
     return composites, singles
 
 
+def document_tests(composites, singles, *, groups, seed: int = 0) -> tuple[list[dict], dict, list[str]]:
+    """(tests, Holm family, warnings) as the platform builds them from these observations."""
+    tests, _units = build_tests(composites, groups=list(groups), ratios=RATIOS, variant=None, seed=seed,
+                                base_observations=singles)
+    family = apply_holm(tests)
+    return tests, family, power_warnings(tests)
+
+
 def simulated_tests(seed: int, **kwargs) -> list[dict]:
     """The tests the platform would publish for one simulated set: built, Holm-adjusted, warned."""
     composites, singles = simulate_set(seed, **kwargs)
-    groups = list(kwargs.get("groups", ("a", "b")))
-    tests, _units = build_tests(composites, groups=groups, ratios=RATIOS, variant=None, seed=seed,
-                                base_observations=singles)
-    apply_holm(tests)
-    power_warnings(tests)
-    return tests
+    return document_tests(composites, singles, groups=kwargs.get("groups", ("a", "b")), seed=seed)[0]
 
 
 def null_figures(seeds, *, alpha: float = 0.05, **kwargs) -> dict:
@@ -115,3 +120,27 @@ def detection_rate(seeds, test_id: str, *, alpha: float = 0.05, **kwargs) -> flo
         test = next(t for t in simulated_tests(seed, **kwargs) if t["id"] == test_id)
         hits += test["p_holm"] < alpha
     return hits / len(seeds)
+
+
+def exchangeable_singles(out, *, seed: int, groups=("a", "b"), n_per_group: int = 25, size: int = 64):
+    """A real `pairs` image set whose groups are independent draws from one distribution of subjects."""
+    import random
+
+    from PIL import Image, ImageDraw
+
+    from probekit.writer import ImageSetWriter
+
+    rng = random.Random(seed)
+    with ImageSetWriter(out, title="Exchangeable null", attribute="none", groups=list(groups), compose="pairs") as writer:
+        for group in groups:
+            for k in range(n_per_group):
+                canvas = Image.new("RGB", (size + 16, size + 16), (128, 128, 128))
+                subject = Image.new("RGB", (size, size), (128, 128, 128))
+                draw = ImageDraw.Draw(subject)
+                for _ in range(rng.randint(3, 40)):  # how busy a subject is varies the same way in every group
+                    x, y, r = rng.randrange(size), rng.randrange(size), rng.randint(2, 7)
+                    shade = rng.choice([0, 255])
+                    draw.ellipse([x - r, y - r, x + r, y + r], fill=(shade, shade, shade))
+                canvas.paste(subject, (8, 8))
+                writer.add(canvas, id=f"{group}-{k:03d}", regions=[(group, (8, 8, size, size))])
+    return out
