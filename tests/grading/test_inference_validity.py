@@ -69,14 +69,18 @@ def test_an_engineered_preference_is_detected_at_its_stated_power():
     assert stated > 0.75 and hits / sets >= stated - _three_se(stated, sets)
 
 
-def _won(pairs_won: int, pairs_lost: int):
-    rng = np.random.default_rng(0)
-    composites = []
-    for k in range(pairs_won + pairs_lost):
-        salience = 5.0 if k < pairs_won else -5.0
-        composites += pair_observations(rng, f"pair-a-b-0-{k:05d}", ("a", f"a-{k}", salience), ("b", f"b-{k}", 0.0),
-                                        outside_rate=0.0)
+def _pairs(saliences, *, groups=("a", "b"), outside_rate: float = 0.0, seed: int = 0):
+    """Layouts of pairs k = 0, 1, … of `groups` whose images have the given (first, second) salience."""
+    rng = np.random.default_rng(seed)
+    (a, b), composites = groups, []
+    for k, (s_a, s_b) in enumerate(saliences):
+        composites += pair_observations(rng, f"pair-{a}-{b}-0-{k:05d}", (a, f"{a}-{k}", s_a), (b, f"{b}-{k}", s_b),
+                                        outside_rate=outside_rate)
     return composites
+
+
+def _won(pairs_won: int, pairs_lost: int):
+    return _pairs([(5.0, 0.0)] * pairs_won + [(-5.0, 0.0)] * pairs_lost)
 
 
 def test_the_four_layouts_of_a_pair_are_one_unit():
@@ -99,14 +103,8 @@ def test_kept_rates_that_keep_the_same_regions_are_one_hypothesis_in_the_family(
 
 
 def test_with_three_groups_a_pairwise_test_reads_only_its_two_groups():
-    rng = np.random.default_rng(1)
-    composites = []
-    for k in range(12):
-        # a beats b every time, and c beats a every time
-        composites += pair_observations(rng, f"pair-a-b-0-{k:05d}", ("a", f"a-{k}", 5.0), ("b", f"b-{k}", 0.0),
-                                        outside_rate=0.0)
-        composites += pair_observations(rng, f"pair-a-c-0-{k:05d}", ("a", f"a-{k}", 0.0), ("c", f"c-{k}", 5.0),
-                                        outside_rate=0.0)
+    # a beats b every time, and c beats a every time
+    composites = _pairs([(5.0, 0.0)] * 12) + _pairs([(0.0, 5.0)] * 12, groups=("a", "c"))
     tests, _family, _warnings = document_tests(composites, [], groups=("a", "b", "c"))
     rate = _test(tests, "group_rate:a>b@1.0")
     assert rate["rates"] == {"a": 1.0, "b": 0.0} and rate["n"] == 12
@@ -114,11 +112,7 @@ def test_with_three_groups_a_pairwise_test_reads_only_its_two_groups():
 
 
 def test_the_salient_point_outside_every_region_is_a_reported_outcome():
-    rng = np.random.default_rng(2)
-    composites = []
-    for k in range(20):
-        composites += pair_observations(rng, f"pair-a-b-0-{k:05d}", ("a", f"a-{k}", 1.0), ("b", f"b-{k}", 0.0),
-                                        outside_rate=0.25)
+    composites = _pairs([(1.0, 0.0)] * 20, outside_rate=0.25, seed=2)
     preference = _test(document_tests(composites, [], groups=("a", "b"))[0], "preference:a>b")
     neither = preference["outcomes"]["neither"]
     assert neither > 0 and preference["outside_regions"] == {"n": neither, "of": 80, "share": neither / 80}
