@@ -46,8 +46,8 @@ def _se(rate: float, n: int) -> float:
 
 
 def simulated_nulls() -> None:
-    cases = [("two groups, 50 pairs", ("a", "b"), 50, 1, 600), ("two groups, 12 pairs", ("a", "b"), 12, 1, 600),
-             ("three groups, 20 per group", ("a", "b", "c"), 20, 1, 400),
+    cases = [("two groups, 50 pairs", ("a", "b"), 50, 1, 500), ("two groups, 12 pairs", ("a", "b"), 12, 1, 500),
+             ("three groups, 20 per group", ("a", "b", "c"), 20, 1, 300),
              ("two groups, pairs_per_image 3", ("a", "b"), 20, 3, 400)]
     for label, groups, n, reuse, documents in cases:
         started = time.perf_counter()
@@ -68,7 +68,7 @@ def simulated_power() -> None:
         wins = np.arange(n_pairs + 1)
         rejects = np.array([stats.binomtest(int(k), n_pairs).pvalue <= ALPHA / family["size"] for k in wins])
         stated = float(stats.binom.pmf(wins[rejects], n_pairs, win).sum())
-        sets = _count(300)
+        sets = _count(200)
         hits = sum(next(t for t in simulated_tests(seed, shift={"a": shift}, n_per_group=n_pairs)
                         if t["id"] == "preference:a>b")["p_holm"] < ALPHA for seed in range(sets))
         print(json.dumps({"bench": "inference", "case": f"simulated effect: pair won {win:.0%}, {n_pairs} pairs",

@@ -115,7 +115,7 @@ def _composite_clusters(observations, first, second):
         unit, key = _cluster_of(obs)
         units.add(unit)
         used.append(obs)
-        facts = clusters.setdefault(key, {"first": 0, "second": 0, "neither": 0, "slot": 0, "layouts": 0,
+        facts = clusters.setdefault(key, {"first": 0, "second": 0, "neither": 0, "both": 0, "slot": 0, "layouts": 0,
                                           "parts": obs.get("parts"), "first_group": obs.get("first_group")})
         regions = [r for r in obs["regions"] if r["group"] in (first, second)]
         winners = {r["group"] for r in regions if r["holds_point"]}
@@ -125,7 +125,7 @@ def _composite_clusters(observations, first, second):
         elif winners == {second}:
             facts["second"] += 1
         else:
-            facts["neither"] += 1
+            facts["both" if winners else "neither"] += 1  # overlapping regions can both hold the point
             continue
         pair = [next(r for r in regions if r["group"] == first), next(r for r in regions if r["group"] == second)]
         facts["slot"] += int(_first_slot(obs, pair)["holds_point"])
@@ -142,6 +142,7 @@ def _proportion_test(kind, first, second, variant, clusters, unit, used, wins_ke
     else:
         outcomes = {"first": int(wins.sum()), "second": int(decided.sum() - wins.sum())}
     outcomes["neither"] = int(sum(clusters[k]["neither"] for k in keys))
+    outcomes["both"] = int(sum(clusters[k]["both"] for k in keys))
     labels = _image_labels(clusters, first) if unit == "pair" else None
     estimate, ci = stats.cluster_proportion_interval(wins, decided, **(
         {"labels_a": labels[0], "labels_b": labels[1]} if labels else {}))
@@ -157,7 +158,7 @@ def _proportion_test(kind, first, second, variant, clusters, unit, used, wins_ke
     tid = test_id(kind, first, second, variant=variant)
     test = {
         "id": tid, "kind": kind, "variant": variant, "ratio": None, "groups": [first, second], "unit": unit,
-        "n": n, "n_neither": len(keys) - n, "n_layouts": int(decided.sum()) + outcomes["neither"],
+        "n": n, "n_neither": len(keys) - n, "n_layouts": int(decided.sum()) + outcomes["neither"] + outcomes["both"],
         "outcomes": outcomes, "outside_regions": _outside(used), "estimate": estimate, "ci": list(ci),
         "parity_gap": None if estimate is None else estimate - 0.5, "p_value": p_value, "method": method,
         "effect_size": None if estimate is None else stats.cohen_h(estimate, 0.5),

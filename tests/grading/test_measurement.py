@@ -1,4 +1,4 @@
-"""The platform's measurement of an image set (DESIGN §5) on generated sets, on the fast model."""
+"""The platform's measurement of an image set (docs/statistics.md) on generated sets, on the fast model."""
 from __future__ import annotations
 
 import json
