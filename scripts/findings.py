@@ -144,7 +144,7 @@ def table(entry: dict) -> list[str]:
                     continue
                 lines.append(f"| | {variant} | {twin['n']} | {fmt(twin['estimate'])}"
                              f"{' *' if significant(twin) else ''} | {fmt_ci(twin['ci'])} | {fmt_p(twin['p_holm'])} | "
-                             f"{fmt(amp['estimate'])}{' *' if significant(amp) else ''} | {fmt_ci(amp['ci'])} | "
+                             f"{fmt(amp['signed_change'])}{' *' if significant(amp) else ''} | {fmt_ci(amp['signed_change_ci'])} | "
                              f"{fmt_p(amp['p_holm'])} |")
     return lines
 

@@ -1,4 +1,4 @@
-"""Measurement: the target model over an image set, and the metrics document (DESIGN §5).
+"""Measurement: the target model over an image set, and the metrics document (docs/statistics.md).
 
 The platform, never the probe, measures: `measure_image_set` validates the set, runs every
 image (or composite it builds itself) through the target and its variants, and returns the
@@ -24,6 +24,7 @@ from grading.measurement._document import (
     apply_holm,
     build_tests,
     power_warnings,
+    public,
     significant_direction,
 )
 from grading.measurement._observe import observe
@@ -112,7 +113,7 @@ def measure_image_set(
     max_pixels: int = 25_000_000,
     artifacts_dir=None,
 ) -> dict:
-    """Measure the image set in `directory` and return the metrics document (DESIGN §5).
+    """Measure the image set in `directory` and return the metrics document.
 
     Parameters
     ----------
@@ -164,11 +165,9 @@ def measure_image_set(
             if original is not None:
                 all_tests.append(amplification(original, base_units[original["id"]], test, variant_units[test["id"]],
                                                seed=seed))
-    apply_holm(all_tests)
     warnings = power_warnings(all_tests)
-    generalization_map = {}
+    holds, other_tests_by_model = {}, {}
     if generalization:
-        holds = {t["id"]: ([model] if significant_direction(t) else []) for t in base_tests}
         for other in others:
             target = get_model(other)
             versions[other] = target.version
@@ -176,7 +175,13 @@ def measure_image_set(
                 units, image_set, model_name=other, ratio_keys=ratio_keys, ratios=ratios, options=options,
                 seed=seed, cache_dir=cache_dir, workers=workers, progress=step)
             done_before += len(units)
-            apply_holm(other_tests)  # each model's tests are their own family here
+            other_tests_by_model[other] = other_tests
+    # one family: the document's tests and the generalization models' tests can all mark a finding
+    family = apply_holm(all_tests, also=[t for tests in other_tests_by_model.values() for t in tests])
+    generalization_map = {}
+    if generalization:
+        holds = {t["id"]: ([model] if significant_direction(t) else []) for t in base_tests}
+        for other, other_tests in other_tests_by_model.items():
             by_id = {t["id"]: t for t in other_tests}
             for test in base_tests:
                 twin = by_id.get(test["id"])
@@ -206,7 +211,8 @@ def measure_image_set(
             "models": versions,
         },
         "versions": _library_versions(),
-        "tests": all_tests,
+        "tests": [public(t) for t in all_tests],
+        "holm": family,
         "groups": _group_summary(base_tests, image_set.groups),
         "generalization": generalization_map,
         "warnings": warnings,

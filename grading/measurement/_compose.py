@@ -1,4 +1,4 @@
-"""`compose: "pairs"`: the platform builds the Twitter-paper comparison itself (DESIGN §4).
+"""`compose: "pairs"`: the platform builds the Twitter-paper comparison itself (docs/probekit.md).
 
 Single-subject images of two groups are paired by a seeded permutation (min(nA, nB) pairs per
 round, `pairs_per_image` rounds) and each pair is laid out four ways — A|B, B|A, A over B,
@@ -46,6 +46,7 @@ class Composite:
     second: object
     orientation: str  # "h" (side by side) or "v" (top to bottom)
     options_key: str
+    pair: str = ""  # the pair's id: its four layouts are one unit of analysis, not four
 
     @property
     def key(self) -> str:
@@ -76,8 +77,8 @@ def plan_composites(image_set, *, seed: int, options: dict) -> list[Composite]:
                     a, b = items_a[int(ia)], items_b[int(ib)]
                     stem = f"pair-{group_a}-{group_b}-{round_}-{k:05d}"
                     for orientation in ("h", "v"):
-                        plans.append(Composite(f"{stem}-{orientation}-ab", a, b, orientation, options_key))
-                        plans.append(Composite(f"{stem}-{orientation}-ba", b, a, orientation, options_key))
+                        plans.append(Composite(f"{stem}-{orientation}-ab", a, b, orientation, options_key, stem))
+                        plans.append(Composite(f"{stem}-{orientation}-ba", b, a, orientation, options_key, stem))
     return plans
 
 

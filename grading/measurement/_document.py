@@ -1,24 +1,31 @@
-"""From observations to the metrics document's tests (DESIGN §5).
+"""From observations to the metrics document's tests.
 
-Every test is built from "units" (an image, a composite, or a `base` tuple) holding numerator
-and denominator sums, so the same numbers feed the point estimate, the classical test and the
-paired bootstrap that compares a variant with the base model on the very same units.
+The unit of every test is a cluster of observations that are not independent of each other:
+the four layouts of one platform-built pair, the images of one `base` tuple, or else a single
+image. Counts are summed per cluster, so the same cluster sums feed the point estimate, the
+test, the interval and the cluster bootstrap that compares a variant with the base model on
+the very same units. docs/statistics.md explains each test for a reviewer.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
+from scipy.stats import norm
 
 from grading import stats
 from probekit.measure import KEPT_THRESHOLD
 
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
+PARITY = {"preference": 0.5, "position": 0.5}  # the value of "no disparity" per kind; 0 for the rest
+SMALL_H, SMALL_DZ = 0.2, 0.2
+TWO_WAY = "two-way cluster-robust t test (pairs share images), clustered by the image of each group"
 
 
 def test_id(kind: str, first: str, second: str, ratio: str | None = None, variant: str | None = None) -> str:
-    """`<kind>:<first>><second>[@<ratio>][#<variant>]` (DESIGN §5)."""
+    """`<kind>:<first>><second>[@<ratio>][#<variant>]`."""
     text = f"{kind}:{first}>{second}"
     if ratio is not None:
         text += f"@{ratio}"
@@ -29,6 +36,40 @@ def test_id(kind: str, first: str, second: str, ratio: str | None = None, varian
 
 def _group_pairs(groups: list[str]) -> list[tuple[str, str]]:
     return [(a, b) for i, a in enumerate(groups) for b in groups[i + 1:]]
+
+
+def _cluster_of(obs: dict) -> tuple[str, str]:
+    """(unit, key): the layouts of a platform pair, the images of a `base` tuple, or one image."""
+    if obs.get("pair"):
+        return "pair", obs["pair"]
+    if obs.get("base"):
+        return "base", obs["base"]
+    return "image", obs["id"]
+
+
+def _unit_name(units: set[str]) -> str:
+    return "/".join(sorted(units)) if units else "image"
+
+
+def _groups_in(obs: dict) -> set[str]:
+    return {r["group"] for r in obs["regions"]}
+
+
+def _head_to_head(observations, first, second, *, both: bool):
+    """Observations that are evidence about `first` against `second` only (no third group in them)."""
+    wanted = {first, second}
+    for obs in observations:
+        groups = _groups_in(obs)
+        if (groups == wanted) if both else (groups and groups <= wanted):
+            yield obs
+
+
+def _evidence_key(*parts) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray) else repr(part).encode())
+        digest.update(b"|")
+    return digest.hexdigest()
 
 
 def _first_slot(observation: dict, regions: list[dict]) -> dict:
@@ -43,35 +84,100 @@ def _first_slot(observation: dict, regions: list[dict]) -> dict:
     return a if dy >= 0 else b
 
 
-def _composite_units(observations, first, second):
-    """Per composite holding both groups: (first wins, second wins, first slot wins, decided)."""
-    rows = []
-    for obs in observations:
+def _outside(observations) -> dict:
+    """Observations whose salient point lies in no region: padding, separator or background."""
+    total = len(observations)
+    count = sum(1 for obs in observations if not any(r["holds_point"] for r in obs["regions"]))
+    return {"n": count, "of": total, "share": count / total if total else None}
+
+
+def _image_labels(clusters: dict, first: str):
+    """Per pair, the image of each group, when pairs reuse images (else None: the pairs are independent)."""
+    labels_a, labels_b, seen = [], [], {}
+    for facts in clusters.values():
+        parts = facts["parts"]
+        if parts is None:
+            return None
+        a, b = parts if facts["first_group"] == first else parts[::-1]
+        labels_a.append(a)
+        labels_b.append(b)
+        for image in (a, b):
+            seen[image] = seen.get(image, 0) + 1
+    return (labels_a, labels_b) if any(count > 1 for count in seen.values()) else None
+
+
+def _composite_clusters(observations, first, second):
+    """Per cluster of composites holding both groups: wins of each group and of the left/top slot."""
+    clusters: dict[str, dict] = {}
+    units: set[str] = set()
+    used = []
+    for obs in _head_to_head(observations, first, second, both=True):
+        unit, key = _cluster_of(obs)
+        units.add(unit)
+        used.append(obs)
+        facts = clusters.setdefault(key, {"first": 0, "second": 0, "neither": 0, "both": 0, "slot": 0, "layouts": 0,
+                                          "parts": obs.get("parts"), "first_group": obs.get("first_group")})
         regions = [r for r in obs["regions"] if r["group"] in (first, second)]
-        if {r["group"] for r in regions} != {first, second}:
-            continue
         winners = {r["group"] for r in regions if r["holds_point"]}
-        win_first = first in winners and second not in winners
-        win_second = second in winners and first not in winners
-        slot_win = 0
+        facts["layouts"] += 1
+        if winners == {first}:
+            facts["first"] += 1
+        elif winners == {second}:
+            facts["second"] += 1
+        else:
+            facts["both" if winners else "neither"] += 1  # overlapping regions can both hold the point
+            continue
         pair = [next(r for r in regions if r["group"] == first), next(r for r in regions if r["group"] == second)]
-        if win_first or win_second:
-            slot_region = _first_slot(obs, pair)
-            slot_win = int(slot_region["holds_point"])
-        rows.append((obs["id"], int(win_first), int(win_second), slot_win))
-    return rows
+        facts["slot"] += int(_first_slot(obs, pair)["holds_point"])
+    return clusters, _unit_name(units), used
+
+
+def _proportion_test(kind, first, second, variant, clusters, unit, used, wins_key):
+    """A share of decided layouts against 1/2, with the cluster (pair, base or image) as the unit."""
+    keys = list(clusters)
+    decided = np.array([clusters[k]["first"] + clusters[k]["second"] for k in keys], dtype=float)
+    wins = np.array([clusters[k][wins_key] for k in keys], dtype=float)
+    if kind == "position":
+        outcomes = {"first_slot": int(wins.sum()), "second_slot": int(decided.sum() - wins.sum())}
+    else:
+        outcomes = {"first": int(wins.sum()), "second": int(decided.sum() - wins.sum())}
+    outcomes["neither"] = int(sum(clusters[k]["neither"] for k in keys))
+    outcomes["both"] = int(sum(clusters[k]["both"] for k in keys))
+    labels = _image_labels(clusters, first) if unit == "pair" else None
+    estimate, ci = stats.cluster_proportion_interval(wins, decided, **(
+        {"labels_a": labels[0], "labels_b": labels[1]} if labels else {}))
+    if labels:
+        # pairs that share images are dependent: two-way clustering by the image of each group
+        _estimate, _ci, p_value = stats.cluster_ratio_test(wins, decided, null=0.5, labels_a=labels[0],
+                                                           labels_b=labels[1])
+        method = TWO_WAY
+    else:
+        p_value, how = stats.sign_flip_test(2.0 * wins - decided)
+        method = f"sign-flip permutation test on wins minus losses per {unit} ({how})"
+    n = int(np.count_nonzero(decided))
+    tid = test_id(kind, first, second, variant=variant)
+    test = {
+        "id": tid, "kind": kind, "variant": variant, "ratio": None, "groups": [first, second], "unit": unit,
+        "n": n, "n_neither": len(keys) - n, "n_layouts": int(decided.sum()) + outcomes["neither"] + outcomes["both"],
+        "outcomes": outcomes, "outside_regions": _outside(used), "estimate": estimate, "ci": list(ci),
+        "parity_gap": None if estimate is None else estimate - 0.5, "p_value": p_value, "method": method,
+        "effect_size": None if estimate is None else stats.cohen_h(estimate, 0.5),
+        "_power": (n, stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", unit, False),
+        "_evidence": [_evidence_key(kind, wins, decided)],
+    }
+    sums = np.column_stack([wins, decided, np.zeros_like(wins), np.zeros_like(wins)])
+    return test, (keys, sums)
 
 
 def _base_units(observations, first, second, ratio):
     """Per `base` tuple: mean kept share and saliency mass of each group's regions."""
     tuples: dict[str, dict[str, list]] = {}
-    for obs in observations:
+    for obs in _head_to_head(observations, first, second, both=False):
         if obs.get("base") is None:
             continue
         for region in obs["regions"]:
-            if region["group"] in (first, second):
-                slot = tuples.setdefault(obs["base"], {first: [], second: []})
-                slot[region["group"]].append((region["kept"][ratio], region["mass"] or 0.0))
+            slot = tuples.setdefault(obs["base"], {first: [], second: []})
+            slot[region["group"]].append((region["kept"][ratio], region["mass"] or 0.0))
     rows = []
     for base in sorted(tuples):
         values = tuples[base]
@@ -82,99 +188,134 @@ def _base_units(observations, first, second, ratio):
     return rows
 
 
-def _rate_units(observations, first, second, ratio):
-    """Per image: kept count and region count of each group (kept = at least half inside)."""
-    rows = []
-    for obs in observations:
-        counts = [0, 0, 0, 0]
+def _dz_note(test_id_: str, differences: np.ndarray) -> str | None:
+    if differences.size < 2:
+        return f"{test_id_}: d_z is undefined with fewer than two bases (no standard deviation); effect_size is null."
+    if np.all(differences == differences[0]) and differences[0] != 0:
+        return (f"{test_id_}: every base has the same difference {differences[0]:.6g}, so the standard deviation "
+                "is 0 and d_z is infinite; effect_size is null.")
+    return None
+
+
+def _paired_test(first, second, ratio, variant, rows, used, seed):
+    kept = np.array([r[1] for r in rows])
+    mass = np.array([r[2] for r in rows])
+    lo, hi = stats.bootstrap_mean_interval(kept, seed=seed, n_resamples=BOOTSTRAP_RESAMPLES)
+    mass_lo, mass_hi = stats.bootstrap_mean_interval(mass, seed=seed, n_resamples=BOOTSTRAP_RESAMPLES)
+    tid = test_id("paired", first, second, ratio, variant)
+    dz = stats.cohen_dz(kept)
+    test = {
+        "id": tid, "kind": "paired", "variant": variant, "ratio": ratio, "groups": [first, second], "unit": "base",
+        "n": len(rows), "outside_regions": _outside(used), "estimate": float(kept.mean()), "ci": [lo, hi],
+        "p_value": stats.wilcoxon_signed_rank(kept), "method": "Wilcoxon signed-rank test, exact with ties and zeros",
+        "effect_size": dz if math.isfinite(dz) else None, "effect_size_note": _dz_note(tid, kept),
+        "mass_difference": float(mass.mean()), "mass_ci": [mass_lo, mass_hi],
+        "mass_p_value": stats.wilcoxon_signed_rank(mass),
+        "_power": (len(rows), stats.required_n_paired(SMALL_DZ), f"d_z = {SMALL_DZ}", "base", False),
+        "_evidence": [_evidence_key("paired", kept), _evidence_key("mass", mass)],
+    }
+    ones = np.ones_like(kept)
+    return test, ([r[0] for r in rows], np.column_stack([kept, ones, np.zeros_like(kept), np.zeros_like(kept)]))
+
+
+def _rate_clusters(observations, first, second, ratio):
+    """Per cluster: kept count and region count of each group (kept = at least half inside the crop)."""
+    clusters: dict[str, list[int]] = {}
+    facts: dict[str, dict] = {}
+    units, used = set(), []
+    crops = {"first_only": 0, "second_only": 0, "both": 0, "neither": 0}
+    for obs in _head_to_head(observations, first, second, both=False):
+        unit, key = _cluster_of(obs)
+        units.add(unit)
+        used.append(obs)
+        counts = clusters.setdefault(key, [0, 0, 0, 0])
+        facts.setdefault(key, {"parts": obs.get("parts"), "first_group": obs.get("first_group")})
+        kept_here = {first: False, second: False}
         for region in obs["regions"]:
-            if region["group"] == first:
-                counts[0] += region["kept"][ratio] >= KEPT_THRESHOLD
-                counts[1] += 1
-            elif region["group"] == second:
-                counts[2] += region["kept"][ratio] >= KEPT_THRESHOLD
-                counts[3] += 1
-        if counts[1] or counts[3]:
-            rows.append((obs["id"], *counts))
-    return rows
+            kept = region["kept"][ratio] >= KEPT_THRESHOLD
+            slot = 0 if region["group"] == first else 2
+            counts[slot] += kept
+            counts[slot + 1] += 1
+            kept_here[region["group"]] |= kept
+        if len(_groups_in(obs)) == 2:
+            crops[{(True, False): "first_only", (False, True): "second_only", (True, True): "both",
+                   (False, False): "neither"}[(kept_here[first], kept_here[second])]] += 1
+    keys = list(clusters)
+    labels = _image_labels(facts, first) if units == {"pair"} else None
+    return keys, np.array([clusters[k] for k in keys], dtype=float).reshape(-1, 4), _unit_name(units), used, crops, labels
 
 
-def _clean(value):
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+def _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, labels):
+    x1, n1, x2, n2 = (rows[:, i] for i in range(4))
+    r1, r2 = x1.sum() / n1.sum(), x2.sum() / n2.sum()
+    paired = bool(np.all(n1 > 0) and np.all(n2 > 0))
+    if paired and labels and np.array_equal(n1, n2):
+        # one region of each group per layout, pairs sharing images: the difference is a ratio
+        # estimate (kept first − kept second over layouts), clustered two ways
+        difference, ci, p_value = stats.cluster_ratio_test(x1 - x2, n1, null=0.0, labels_a=labels[0],
+                                                           labels_b=labels[1])
+        method = TWO_WAY
+        power = (len(keys), stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", unit, False)
+    elif paired:
+        # both groups sit in every cluster (one composite keeps one region or the other): a paired test
+        p_value, how = stats.sign_flip_test(x1 / n1 - x2 / n2)
+        difference, ci, _p = stats.cluster_rate_difference(x1, n1, x2, n2)
+        method = f"sign-flip permutation test on the within-{unit} difference of kept shares ({how})"
+        power = (len(keys), stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", unit, False)
+    elif np.all(n1 + n2 == 1):
+        k1, m1, k2, m2 = int(x1.sum()), int(n1.sum()), int(x2.sum()), int(n2.sum())
+        difference, ci = stats.rate_difference(k1, m1, k2, m2), stats.newcombe_interval(k1, m1, k2, m2)
+        p_value = stats.two_proportion_test(k1, m1, k2, m2)
+        method = "two-proportion z test on independent images, Newcombe interval"
+        power = (min(m1, m2), stats.required_n_two_proportions(SMALL_H), f"h = {SMALL_H}", unit, True)
+    else:
+        difference, ci, p_value = stats.cluster_rate_difference(x1, n1, x2, n2)
+        method = f"cluster-robust t test of the rate difference, clustered by {unit}"
+        groups_n = (int(np.count_nonzero(n1)), int(np.count_nonzero(n2)))
+        power = (min(groups_n), stats.required_n_two_proportions(SMALL_H), f"h = {SMALL_H}", unit, True)
+    tid = test_id("group_rate", first, second, ratio, variant)
+    test = {
+        "id": tid, "kind": "group_rate", "variant": variant, "ratio": ratio, "groups": [first, second],
+        "unit": unit, "n": len(keys), "n_by_group": {first: int(n1.sum()), second: int(n2.sum())},
+        "clusters_by_group": {first: int(np.count_nonzero(n1)), second: int(np.count_nonzero(n2))},
+        "rates": {first: float(r1), second: float(r2)}, "estimate": float(difference),
+        "rate_ratio": float(r1 / r2) if r2 > 0 else None, "ci": list(ci), "p_value": p_value, "method": method,
+        "effect_size": stats.cohen_h(float(r1), float(r2)), "outside_regions": _outside(used),
+        "_power": power, "_evidence": [_evidence_key("group_rate", rows)],
+    }
+    if paired:
+        test["crops"] = crops
+    return test, (keys, rows)
 
 
 def build_tests(observations, *, groups, ratios, variant, seed, base_observations=None):
     """All tests of one model variant; returns (tests, units) where units feed amplification.
 
     `base_observations` are the single images of a `pairs` set (its composites carry no `base`);
-    by default the paired tests read `observations`.
+    by default the paired tests read `observations`. Every test of groups A and B reads only
+    observations holding no third group: head-to-head evidence.
     """
     base_observations = observations if base_observations is None else base_observations
     tests, units = [], {}
     for first, second in _group_pairs(groups):
-        rows = _composite_units(observations, first, second)
-        if rows:
-            wins_first = sum(r[1] for r in rows)
-            decided = sum(r[1] + r[2] for r in rows)
-            neither = len(rows) - decided
-            estimate = wins_first / decided if decided else None
-            lo, hi = stats.wilson_interval(wins_first, decided)
-            tid = test_id("preference", first, second, variant=variant)
-            tests.append({
-                "id": tid, "kind": "preference", "variant": variant, "ratio": None, "groups": [first, second],
-                "n": decided, "n_neither": neither, "estimate": estimate, "ci": [lo, hi],
-                "parity_gap": None if estimate is None else estimate - 0.5,
-                "p_value": stats.binomial_test(wins_first, decided), "effect_size":
-                None if estimate is None else stats.cohen_h(estimate, 0.5),
-            })
-            # numerator: first won; denominator: decided (one group's region held the point)
-            units[tid] = np.array([[r[1], r[1] + r[2], 0, 0] for r in rows], dtype=float)
-            slot_wins = sum(r[3] for r in rows)
-            estimate = slot_wins / decided if decided else None
-            lo, hi = stats.wilson_interval(slot_wins, decided)
-            tid = test_id("position", first, second, variant=variant)
-            tests.append({
-                "id": tid, "kind": "position", "variant": variant, "ratio": None, "groups": [first, second],
-                "n": decided, "n_neither": neither, "estimate": estimate, "ci": [lo, hi],
-                "parity_gap": None if estimate is None else estimate - 0.5,
-                "p_value": stats.binomial_test(slot_wins, decided),
-                "effect_size": None if estimate is None else stats.cohen_h(estimate, 0.5),
-            })
-            units[tid] = np.array([[r[3], r[1] + r[2], 0, 0] for r in rows], dtype=float)
+        clusters, unit, used = _composite_clusters(observations, first, second)
+        if clusters:
+            for kind, wins_key in (("preference", "first"), ("position", "slot")):
+                test, sums = _proportion_test(kind, first, second, variant, clusters, unit, used, wins_key)
+                tests.append(test)
+                units[test["id"]] = sums
         for ratio in ratios:
             rows = _base_units(base_observations, first, second, ratio)
             if rows:
-                kept = np.array([r[1] for r in rows])
-                mass = np.array([r[2] for r in rows])
-                lo, hi = stats.bootstrap_mean_interval(kept, seed=seed, n_resamples=BOOTSTRAP_RESAMPLES)
-                mass_lo, mass_hi = stats.bootstrap_mean_interval(mass, seed=seed, n_resamples=BOOTSTRAP_RESAMPLES)
-                tid = test_id("paired", first, second, ratio, variant)
-                tests.append({
-                    "id": tid, "kind": "paired", "variant": variant, "ratio": ratio, "groups": [first, second],
-                    "n": len(rows), "estimate": float(kept.mean()), "ci": [lo, hi],
-                    "p_value": stats.wilcoxon_signed_rank(kept), "effect_size": stats.cohen_dz(kept),
-                    "mass_difference": float(mass.mean()), "mass_ci": [mass_lo, mass_hi],
-                    "mass_p_value": stats.wilcoxon_signed_rank(mass),
-                })
-                units[tid] = np.array([[r[1], 1, 0, 0] for r in rows], dtype=float)
-            rows = _rate_units(observations, first, second, ratio)
-            x1, n1 = sum(r[1] for r in rows), sum(r[2] for r in rows)
-            x2, n2 = sum(r[3] for r in rows), sum(r[4] for r in rows)
-            if n1 and n2:
-                r1, r2 = x1 / n1, x2 / n2
-                lo, hi = stats.newcombe_interval(x1, n1, x2, n2)
-                tid = test_id("group_rate", first, second, ratio, variant)
-                tests.append({
-                    "id": tid, "kind": "group_rate", "variant": variant, "ratio": ratio, "groups": [first, second],
-                    "n": n1 + n2, "n_by_group": {first: n1, second: n2}, "rates": {first: r1, second: r2},
-                    "estimate": stats.rate_difference(x1, n1, x2, n2), "rate_ratio": stats.rate_ratio(x1, n1, x2, n2),
-                    "ci": [lo, hi], "p_value": stats.two_proportion_test(x1, n1, x2, n2),
-                    "effect_size": stats.cohen_h(r1, r2),
-                })
-                units[tid] = np.array([r[1:] for r in rows], dtype=float)
+                used = [o for o in _head_to_head(base_observations, first, second, both=False) if o.get("base")]
+                test, sums = _paired_test(first, second, ratio, variant, rows, used, seed)
+                tests.append(test)
+                units[test["id"]] = sums
+            keys, rows, unit, used, crops, labels = _rate_clusters(observations, first, second, ratio)
+            if len(keys) and rows[:, 1].sum() and rows[:, 3].sum():
+                test, sums = _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, labels)
+                tests.append(test)
+                units[test["id"]] = sums
     return tests, units
 
 
@@ -185,66 +326,120 @@ def _estimate_from_sums(sums: np.ndarray) -> np.ndarray:
     return first - second
 
 
-def amplification(base_test: dict, base_units: np.ndarray, variant_test: dict, variant_units: np.ndarray,
-                  *, seed: int) -> dict:
-    """Variant estimate − base estimate on the same units, with a paired bootstrap interval and p-value.
+def amplification(base_test: dict, base_units, variant_test: dict, variant_units, *, seed: int) -> dict:
+    """Does the variant move the base test's disparity away from parity? A cluster bootstrap says.
 
-    Units are resampled together (the same images for both models), B = 2000, percentile interval;
-    p = 2·min(P*(Δ ≤ 0), P*(Δ ≥ 0)) with the +1 correction (Davison & Hinkley 1997, §4.4).
+    Clusters (the test's units) are resampled together for both models, B = 2000. `estimate` is
+    the change in |disparity| (|variant − parity| − |base − parity|: positive = further from
+    parity) with its percentile interval; `signed_change` is variant − base with its own interval,
+    and `p_value` tests the signed change, p = 2·min(P*(Δ ≤ 0), P*(Δ ≥ 0)) with the +1 correction
+    (Davison & Hinkley 1997, §4.4).
     """
-    n = min(len(base_units), len(variant_units))
-    delta = None
+    base_keys, base_sums = base_units
+    variant_keys, variant_sums = variant_units
+    common = [k for k in base_keys if k in set(variant_keys)]
+    where_base, where_variant = {k: i for i, k in enumerate(base_keys)}, {k: i for i, k in enumerate(variant_keys)}
+    base_sums = base_sums[[where_base[k] for k in common]] if common else base_sums[:0]
+    variant_sums = variant_sums[[where_variant[k] for k in common]] if common else variant_sums[:0]
+    parity = PARITY.get(base_test["kind"], 0.0)
+    n = len(common)
+    signed = abs_change = None
     if variant_test["estimate"] is not None and base_test["estimate"] is not None:
-        delta = variant_test["estimate"] - base_test["estimate"]
-    ci, p_value = [None, None], None
-    if n >= 2 and len(base_units) == len(variant_units) and delta is not None:
+        signed = variant_test["estimate"] - base_test["estimate"]
+        abs_change = abs(variant_test["estimate"] - parity) - abs(base_test["estimate"] - parity)
+    signed_ci, abs_ci, p_value = [None, None], [None, None], None
+    if n >= 2 and signed is not None:
         rng = np.random.default_rng(seed)
         index = rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
-        diffs = _estimate_from_sums(variant_units[index].sum(axis=1)) - _estimate_from_sums(base_units[index].sum(axis=1))
-        diffs = diffs[np.isfinite(diffs)]
+        variant_star = _estimate_from_sums(variant_sums[index].sum(axis=1))
+        base_star = _estimate_from_sums(base_sums[index].sum(axis=1))
+        keep = np.isfinite(variant_star) & np.isfinite(base_star)
+        diffs = (variant_star - base_star)[keep]
+        growth = (np.abs(variant_star - parity) - np.abs(base_star - parity))[keep]
         if len(diffs):
-            ci = [float(np.quantile(diffs, 0.025)), float(np.quantile(diffs, 0.975))]
+            signed_ci = [float(np.quantile(diffs, 0.025)), float(np.quantile(diffs, 0.975))]
+            abs_ci = [float(np.quantile(growth, 0.025)), float(np.quantile(growth, 0.975))]
             below = (np.count_nonzero(diffs <= 0) + 1) / (len(diffs) + 1)
             above = (np.count_nonzero(diffs >= 0) + 1) / (len(diffs) + 1)
             p_value = min(1.0, 2 * min(below, above))
     variant = variant_test["variant"]
+    evidence = _evidence_key("amplification", base_test["_evidence"][0], variant_test["_evidence"][0])
     return {
         "id": f"amplification:{base_test['id']}#{variant}", "kind": "amplification", "of": base_test["id"],
-        "variant": variant, "ratio": base_test["ratio"], "groups": base_test["groups"], "n": n,
-        "base_estimate": base_test["estimate"], "variant_estimate": variant_test["estimate"],
-        "estimate": delta, "ci": ci, "p_value": p_value, "effect_size": None,
+        "variant": variant, "ratio": base_test["ratio"], "groups": base_test["groups"], "unit": base_test["unit"],
+        "n": n, "base_estimate": base_test["estimate"], "variant_estimate": variant_test["estimate"],
+        "parity": parity, "estimate": abs_change, "ci": abs_ci, "abs_disparity_change": abs_change,
+        "abs_disparity_change_ci": abs_ci, "signed_change": signed, "signed_change_ci": signed_ci,
+        "p_value": p_value, "method": f"cluster bootstrap by {base_test['unit']} of the signed change",
+        "effect_size": None, "_evidence": [evidence],
     }
 
 
-def apply_holm(tests: list[dict]) -> None:
-    """One Holm family over every p-value of the submission (DESIGN §5)."""
-    indexed = [(i, t["p_value"]) for i, t in enumerate(tests) if t.get("p_value") is not None]
-    adjusted = stats.holm([p for _, p in indexed]) if indexed else []
-    for test in tests:
-        test["p_holm"] = None
-    for (i, _), value in zip(indexed, adjusted):
-        tests[i]["p_holm"] = value
+def _p_value_slots(test: dict):
+    """(field of the adjusted value, raw p-value, evidence key) for each p-value a test carries."""
+    fields = (("p_holm", "p_value"), ("mass_p_holm", "mass_p_value"))
+    for (adjusted, raw), key in zip(fields, test.get("_evidence", [])):
+        if raw in test:
+            yield adjusted, test[raw], key
+
+
+def apply_holm(tests: list[dict], *, also=()) -> dict:
+    """One Holm family over every p-value of the submission, returning the family's description.
+
+    `also` are tests that stay out of the document but can mark it (the generalization models'
+    tests). Tests with the same evidence (e.g. kept rates at two ratios whose crops keep the
+    same regions) are one hypothesis in the family and share one adjusted value.
+    """
+    slots: dict[str, float] = {}
+    members = []
+    for test in [*tests, *also]:
+        for adjusted, raw, key in _p_value_slots(test):
+            test[adjusted] = None
+            if raw is not None:
+                slots.setdefault(key, raw)
+                members.append((test, adjusted, key))
+    keys = list(slots)
+    adjusted_by_key = dict(zip(keys, stats.holm([slots[k] for k in keys]) if keys else []))
+    first_with: dict[str, str] = {}
+    for test, adjusted, key in members:
+        test[adjusted] = adjusted_by_key[key]
+        owner = first_with.setdefault(key, test["id"])
+        if adjusted == "p_holm" and owner != test["id"]:
+            test["same_evidence_as"] = owner
+    return {"size": len(keys), "p_values": len(members),
+            "members": "every p_value and mass_p_value of the tests, including amplification and the "
+                       "generalization models' tests; p-values from identical evidence count once"}
 
 
 def power_warnings(tests: list[dict]) -> list[str]:
-    """A plain warning for each test with too few cases for 80% power at a small effect."""
+    """A plain warning for each test with too few units for 80% power at a small effect.
+
+    One-sample and paired tests count units (pairs, bases); two-sample tests count the smaller
+    group, against the per-group size a two-sample test needs.
+    """
     warnings = []
-    need_prop, need_paired = stats.required_n_proportion(0.2), stats.required_n_paired(0.2)
     for test in tests:
-        if test["kind"] == "amplification":
+        if test.get("effect_size_note"):
+            warnings.append(test["effect_size_note"])
+        if "_power" not in test:
             continue
-        required = need_paired if test["kind"] == "paired" else need_prop
-        effect = "d_z = 0.2" if test["kind"] == "paired" else "h = 0.2"
-        warning = stats.underpowered_warning(test["id"], test["n"], required=required, effect=effect)
+        n, required, effect, unit, per_group = test["_power"]
+        warning = stats.underpowered_warning(test["id"], n, required=required, effect=effect, unit=unit,
+                                             per_group=per_group)
         test["underpowered"] = warning is not None
         if warning:
             warnings.append(warning)
     return warnings
 
 
+def public(test: dict) -> dict:
+    """The test as the document shows it: without the fields only the measurement uses."""
+    return {k: v for k, v in test.items() if not k.startswith("_")}
+
+
 def significant_direction(test: dict) -> int:
     """+1 / −1 when Holm-significant in that direction (against parity or zero), else 0."""
     if test.get("p_holm") is None or test["p_holm"] >= ALPHA or test["estimate"] is None:
         return 0
-    centre = 0.5 if test["kind"] in ("preference", "position") else 0.0
+    centre = PARITY.get(test["kind"], 0.0)
     return int(np.sign(test["estimate"] - centre))

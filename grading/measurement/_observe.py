@@ -76,9 +76,9 @@ def _observe_unit(unit, image_set, model, ratios, options, cache_dir) -> dict:
     observation = {"id": unit.id, **core}
     if composite:
         observation.update(composite=True, orientation=unit.orientation, first_group=_group_of(unit.first),
-                           parts=[unit.first.id, unit.second.id], base=None)
+                           parts=[unit.first.id, unit.second.id], base=None, pair=unit.pair)
     else:
-        observation.update(composite=False, orientation=None, first_group=None, parts=None, base=unit.base)
+        observation.update(composite=False, orientation=None, first_group=None, parts=None, base=unit.base, pair=None)
     return observation
 
 

@@ -1,12 +1,36 @@
 """Statistics of the measurement: pure functions on counts and samples (no Django).
 
-Proportions (Wilson, exact binomial, two-proportion z, Newcombe, Cohen's h), paired and
-two-sample statistics (percentile bootstrap, Wilcoxon signed-rank, Cohen's d_z), the Holm
-correction across one submission's tests, and the sample sizes behind the low-power warning.
+Proportions (Wilson, exact binomial, two-proportion z, Newcombe, Cohen's h), clustered
+proportions (ratio estimates by cluster, Wilson at the effective size), paired and two-sample
+statistics (percentile bootstrap, exact sign-flip and Wilcoxon signed-rank tests, Cohen's
+d_z), the Holm correction across one submission's tests, and the sample sizes behind the
+low-power warning.
 """
+from ._clustered import (
+    MISMATCHED_CLUSTERS,
+    cluster_proportion_interval,
+    cluster_rate_difference,
+    cluster_ratio,
+    cluster_ratio_test,
+    effective_wilson_interval,
+)
 from ._multiple import holm
-from ._paired import bootstrap_difference_interval, bootstrap_mean_interval, cohen_dz, wilcoxon_signed_rank
-from ._power import BAD_ALPHA, BAD_EFFECT, BAD_POWER, required_n_paired, required_n_proportion, underpowered_warning
+from ._paired import (
+    bootstrap_difference_interval,
+    bootstrap_mean_interval,
+    cohen_dz,
+    sign_flip_test,
+    wilcoxon_signed_rank,
+)
+from ._power import (
+    BAD_ALPHA,
+    BAD_EFFECT,
+    BAD_POWER,
+    required_n_paired,
+    required_n_proportion,
+    required_n_two_proportions,
+    underpowered_warning,
+)
 from ._proportions import (
     EMPTY_GROUP,
     binomial_test,
@@ -37,6 +61,7 @@ __all__ = [
     "BAD_RESAMPLES",
     "EMPTY_GROUP",
     "EMPTY_SAMPLE",
+    "MISMATCHED_CLUSTERS",
     "NOT_A_COUNT",
     "NOT_FINITE",
     "NOT_ONE_DIMENSIONAL",
@@ -44,14 +69,21 @@ __all__ = [
     "binomial_test",
     "bootstrap_difference_interval",
     "bootstrap_mean_interval",
+    "cluster_proportion_interval",
+    "cluster_rate_difference",
+    "cluster_ratio",
+    "cluster_ratio_test",
     "cohen_dz",
     "cohen_h",
+    "effective_wilson_interval",
     "holm",
     "newcombe_interval",
     "rate_difference",
     "rate_ratio",
     "required_n_paired",
     "required_n_proportion",
+    "required_n_two_proportions",
+    "sign_flip_test",
     "two_proportion_test",
     "underpowered_warning",
     "wilcoxon_signed_rank",

@@ -1,6 +1,8 @@
 """Statistics of continuous samples: bootstrap intervals, the signed-rank test and Cohen's d_z."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import stats
 
@@ -130,18 +132,105 @@ def bootstrap_difference_interval(
     return (float(result.confidence_interval.low), float(result.confidence_interval.high), float(p_value))
 
 
-def wilcoxon_signed_rank(differences) -> float:
-    """Two-sided Wilcoxon signed-rank test p-value for paired differences centred on 0.
+EXACT_SUM_LIMIT = 400_000  # lattice points of the exact null distribution; beyond it n is large and the CLT holds
 
-    Zero differences are dropped (``zero_method="wilcox"``); the statistic is the smaller of
+
+def _sign_flip_distribution(weights: np.ndarray) -> np.ndarray:
+    """P(sum of a random subset of the integer `weights` = t) for t = 0..sum, each subset equally likely."""
+    total = int(weights.sum())
+    probability = np.zeros(total + 1)
+    probability[0] = 1.0
+    reach = 0
+    for weight in weights:
+        weight = int(weight)
+        shifted = np.zeros_like(probability)
+        shifted[weight:reach + weight + 1] = probability[:reach + 1]
+        probability = 0.5 * (probability + shifted)
+        reach += weight
+    return probability
+
+
+def _exact_two_sided(weights: np.ndarray, positive_sum: float) -> float:
+    """P(|S - E S| >= |s - E S|) for S = the sum of the weights given a + sign, all 2^n sign vectors equal."""
+    probability = _sign_flip_distribution(weights)
+    centre = weights.sum() / 2.0
+    distance = abs(positive_sum - centre)
+    t = np.arange(probability.size)
+    # a relative tolerance so that rounding never drops the observed value itself from the tail
+    extreme = np.abs(t - centre) >= distance - 1e-9 * max(1.0, distance)
+    return float(min(1.0, probability[extreme].sum()))
+
+
+def _integer_lattice(values: np.ndarray, max_scale: int = 5040) -> np.ndarray | None:
+    """`values` times the smallest scale k <= max_scale that makes them all integers, else None."""
+    for scale in (1, 2, 3, 4, 6, 8, 12, 24, 60, 120, 840, 2520, max_scale):
+        scaled = values * scale
+        rounded = np.round(scaled)
+        if np.all(np.abs(scaled - rounded) <= 1e-9 * np.maximum(1.0, np.abs(scaled))):
+            return rounded.astype(np.int64)
+    return None
+
+
+def sign_flip_test(values) -> tuple[float, str]:
+    """Two-sided sign-flip (Fisher-Pitman) permutation test that cluster scores are symmetric about 0.
+
+    Under the null each cluster's score is as likely to be ``+d_i`` as ``-d_i`` (the two groups of
+    a pair, or the two slots of a layout, are exchangeable). The statistic is :math:`S = \\sum d_i`;
 
     .. math::
 
-        W^+ = \\sum_{d_i > 0} \\operatorname{rank}(|d_i|), \\quad
-        W^- = \\sum_{d_i < 0} \\operatorname{rank}(|d_i|)
+        P = \\Pr\\left(\\left|\\sum \\varepsilon_i d_i\\right| \\ge |S|\\right), \\quad
+        \\varepsilon_i \\in \\{-1, +1\\} \\text{ independent and equally likely}
 
-    with the exact null distribution for small samples and the normal approximation
-    otherwise, as chosen by ``scipy.stats.wilcoxon``.
+    computed exactly (all :math:`2^n` sign vectors, by dynamic programming over the sums) when the
+    scores sit on a small integer lattice, e.g. wins minus losses of one pair's layouts, and by
+    the normal approximation :math:`S / \\sqrt{\\sum d_i^2}` otherwise (large ``n`` only).
+    With scores of ±1 it is the exact two-sided sign (binomial) test.
+
+    Parameters
+    ----------
+    values : array-like of shape (n,)
+        Finite cluster scores; zeros carry no sign and drop out.
+
+    Returns
+    -------
+    (p_value, method) : tuple of float and str
+        ``method`` is ``"exact"`` or ``"normal"``; ``(1.0, "exact")`` when every score is 0.
+
+    References
+    ----------
+    Pitman, E. J. G. (1937). Significance tests which may be applied to samples from any
+    populations. Journal of the Royal Statistical Society Supplement, 4(1), 119-130.
+    """
+    sample = check_sample(values)
+    sample = sample[sample != 0.0]
+    if sample.size == 0:
+        return 1.0, "exact"
+    lattice = _integer_lattice(np.abs(sample))
+    if lattice is not None and int(lattice.sum()) <= EXACT_SUM_LIMIT:
+        positive = float(lattice[sample > 0].sum())
+        return _exact_two_sided(lattice, positive), "exact"
+    z = abs(float(sample.sum())) / math.sqrt(float(np.sum(sample**2)))
+    return float(min(1.0, 2.0 * stats.norm.sf(z))), "normal"
+
+
+def wilcoxon_signed_rank(differences) -> float:
+    """Two-sided Wilcoxon signed-rank test p-value for paired differences centred on 0.
+
+    Zero differences are dropped (Wilcoxon's treatment, ``zero_method="wilcox"``), tied absolute
+    differences get their mid-rank, and the statistic is
+
+    .. math::
+
+        W^+ = \\sum_{d_i > 0} \\operatorname{rank}(|d_i|)
+
+    The p-value is exact, :math:`\\Pr(|W^+ - E W^+| \\ge |w^+ - E W^+|)` over all :math:`2^n`
+    sign vectors of the ranks *as tied* (so zeros and ties never switch it to an approximation),
+    while the rank sum is small enough to enumerate (``n`` up to about 900); beyond that, the
+    normal approximation with the tie-corrected variance
+    :math:`n(n+1)(2n+1)/24 - \\sum (t^3 - t)/48`, without continuity correction. Both agree with
+    ``scipy.stats.wilcoxon`` where scipy's own method applies: its exact test (no zeros, no ties)
+    and its normal approximation (large ``n``).
 
     Parameters
     ----------
@@ -156,12 +245,23 @@ def wilcoxon_signed_rank(differences) -> float:
     References
     ----------
     Wilcoxon, F. (1945). Individual comparisons by ranking methods. Biometrics Bulletin,
-    1(6), 80-83.
+    1(6), 80-83. Lehmann, E. L. (1975). Nonparametrics: Statistical Methods Based on Ranks,
+    chapter 3 (ties and the conditional null distribution).
     """
     sample = check_sample(differences)
-    if np.count_nonzero(sample) < 1:
+    sample = sample[sample != 0.0]
+    n = sample.size
+    if n == 0:
         return 1.0
-    return float(stats.wilcoxon(sample, zero_method="wilcox", alternative="two-sided").pvalue)
+    ranks = stats.rankdata(np.abs(sample))  # mid-ranks: multiples of 1/2
+    doubled = np.round(2.0 * ranks).astype(np.int64)
+    positive = float(doubled[sample > 0].sum())
+    if int(doubled.sum()) <= EXACT_SUM_LIMIT:
+        return _exact_two_sided(doubled, positive)
+    _values, counts = np.unique(np.abs(sample), return_counts=True)
+    variance = n * (n + 1) * (2 * n + 1) / 24.0 - float(np.sum(counts**3 - counts)) / 48.0
+    z = (positive / 2.0 - n * (n + 1) / 4.0) / math.sqrt(variance)
+    return float(min(1.0, 2.0 * stats.norm.sf(abs(z))))
 
 
 def cohen_dz(differences) -> float:
@@ -179,8 +279,10 @@ def cohen_dz(differences) -> float:
     Returns
     -------
     d_z : float
-        ``0.0`` when ``n < 2`` or all differences are equal (``s_d == 0``): the ratio is then
-        undefined or infinite, and the metrics document must stay JSON-safe (no NaN or inf).
+        ``0.0`` when every difference is 0 (no effect); ``+inf`` or ``-inf`` when every
+        difference equals the same nonzero value (``s_d == 0``: the effect is as large as a
+        standardized effect can be); ``nan`` when ``n < 2`` (no standard deviation). The
+        metrics document writes the last two as null and says why in a warning.
 
     References
     ----------
@@ -188,6 +290,10 @@ def cohen_dz(differences) -> float:
     section 2.3.5.
     """
     sample = check_sample(differences)
-    if sample.size < 2 or _all_equal(sample):
+    if sample.size >= 1 and np.all(sample == 0.0):
         return 0.0
+    if sample.size < 2:
+        return math.nan
+    if _all_equal(sample):
+        return math.copysign(math.inf, float(sample[0]))
     return float(np.mean(sample) / np.std(sample, ddof=1))

@@ -59,6 +59,26 @@ def required_n_proportion(h: float = 0.2, alpha: float = 0.05, power: float = 0.
     return _required_n(h, alpha, power)
 
 
+def required_n_two_proportions(h: float = 0.2, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Cases needed *per group* for a two-sided test of two independent proportions to detect h.
+
+    On the arcsine scale the difference of two groups of ``n`` has variance :math:`2 / n`:
+
+    .. math::
+
+        n = \\left\\lceil 2 \\left(\\frac{z_{1 - \\alpha/2} + z_{\\text{power}}}{h}\\right)^2 \\right\\rceil
+
+    For ``h = 0.2, alpha = 0.05, power = 0.8`` that is 393 per group (100 per group has about
+    29% power).
+
+    References
+    ----------
+    Cohen, J. (1988). Statistical Power Analysis for the Behavioral Sciences, 2nd ed.,
+    section 6.3 (case 0: two independent samples of equal size).
+    """
+    return _required_n(h / math.sqrt(2.0), alpha, power)
+
+
 def required_n_paired(dz: float = 0.2, alpha: float = 0.05, power: float = 0.8) -> int:
     """Pairs needed for a two-sided test of paired differences to detect Cohen's d_z.
 
@@ -91,7 +111,8 @@ def required_n_paired(dz: float = 0.2, alpha: float = 0.05, power: float = 0.8) 
 
 
 def underpowered_warning(
-    test_id: str, n: int, *, required: int, power: float = 0.8, effect: str = "h = 0.2"
+    test_id: str, n: int, *, required: int, power: float = 0.8, effect: str = "h = 0.2", unit: str = "case",
+    per_group: bool = False,
 ) -> str | None:
     """Plain-English warning for a test with fewer cases than a power analysis asks for.
 
@@ -108,6 +129,10 @@ def underpowered_warning(
     effect : str, default="h = 0.2"
         The effect ``required`` was computed for (only used in the wording), e.g.
         ``"d_z = 0.2"`` for paired tests.
+    unit : str, default="case"
+        What ``n`` counts (``"pair"``, ``"base"``, ``"image"``), singular.
+    per_group : bool, default=False
+        ``n`` is the smaller group's count and ``required`` is per group (two-sample tests).
 
     Returns
     -------
@@ -121,8 +146,9 @@ def underpowered_warning(
     n, required = check_count(n), check_count(required)
     if n >= required:
         return None
-    cases = "case" if n == 1 else "cases"
+    units = unit if n == 1 else f"{unit}s"
+    where, each = (" in its smaller group", " per group") if per_group else ("", "")
     return (
-        f"{test_id} has {n} {cases}; about {required} are needed for {power:.0%} power "
+        f"{test_id} has {n} {units}{where}; about {required}{each} are needed for {power:.0%} power "
         f"to detect a small effect ({effect}). Treat its p-value with caution."
     )

@@ -1,4 +1,4 @@
-"""The platform's measurement of an image set on generated sets, on the fast model."""
+"""The platform's measurement of an image set (docs/statistics.md) on generated sets, on the fast model."""
 from __future__ import annotations
 
 import json
@@ -55,7 +55,7 @@ def test_every_test_has_the_fields_of_the_contract(contrast_set):
     kinds = {t["kind"] for t in document["tests"]}
     assert kinds == {"preference", "position", "group_rate", "amplification"}
     for test in document["tests"]:
-        assert {"id", "kind", "variant", "ratio", "groups", "n", "estimate", "ci", "p_value", "p_holm",
+        assert {"id", "kind", "variant", "ratio", "groups", "unit", "n", "estimate", "ci", "p_value", "p_holm",
                 "effect_size"} <= set(test)
     ids = [t["id"] for t in document["tests"]]
     assert len(ids) == len(set(ids))
@@ -65,7 +65,8 @@ def test_every_test_has_the_fields_of_the_contract(contrast_set):
     assert all(h >= p for h, p in zip(holm, p_values))
     assert document["groups"]["high"]["kept_rate"]["1.0"] > document["groups"]["low"]["kept_rate"]["1.0"]
     assert len(document["hashes"]["images"]) == 16
-    assert any("cases; about 197 are needed" in w for w in document["warnings"])
+    # each probe-built composite is its own unit here (no `base`): 16 images, not 197
+    assert any("has 16 images; about 197 are needed" in w for w in document["warnings"])
 
 
 def test_the_same_inputs_give_a_byte_identical_document(contrast_set, tmp_path):
@@ -81,20 +82,24 @@ def test_pairs_are_composed_four_ways_and_paired_tuples_measured(tmp_path):
     document = measure_image_set(single_subjects(tmp_path / "singles", n=6), model=MODEL, seed=0)
     assert document["n_units"] == 6 * 4
     preference = _test(document, "preference:high>low")
-    assert preference["n"] + preference["n_neither"] == 24 and preference["estimate"] > 0.9
+    # the four layouts of a pair are one unit: 6 pairs, 24 layouts
+    assert preference["unit"] == "pair" and preference["n"] + preference["n_neither"] == 6
+    assert preference["n_layouts"] == 24 and preference["estimate"] > 0.9
     position = _test(document, "position:high>low")
     assert position["n"] == preference["n"]
     paired = _test(document, "paired:high>low@1.0")
     assert paired["n"] == 6 and "mass_difference" in paired
 
 
-def test_compression_amplification_is_variant_minus_base(contrast_set):
+def test_compression_amplification_reports_the_signed_change_and_the_change_in_distance_from_parity(contrast_set):
     document = measure_image_set(contrast_set, model=MODEL, variants=[f"{MODEL}@32px"], seed=0)
     amplified = _test(document, f"amplification:group_rate:high>low@0.56#{MODEL}@32px")
     base = _test(document, "group_rate:high>low@0.56")
     variant = _test(document, f"group_rate:high>low@0.56#{MODEL}@32px")
-    assert amplified["estimate"] == pytest.approx(variant["estimate"] - base["estimate"])
-    assert amplified["ci"][0] <= amplified["estimate"] <= amplified["ci"][1]
+    assert amplified["signed_change"] == pytest.approx(variant["estimate"] - base["estimate"])
+    assert amplified["abs_disparity_change"] == pytest.approx(abs(variant["estimate"]) - abs(base["estimate"]))
+    assert amplified["estimate"] == amplified["abs_disparity_change"] and amplified["ci"] == amplified["abs_disparity_change_ci"]
+    assert amplified["signed_change_ci"][0] <= amplified["signed_change"] <= amplified["signed_change_ci"][1]
 
 
 def test_generalization_lists_the_models_where_a_test_holds(contrast_set, monkeypatch):

@@ -26,6 +26,7 @@ from grading.stats import (
     BAD_RESAMPLES,
     EMPTY_GROUP,
     EMPTY_SAMPLE,
+    MISMATCHED_CLUSTERS,
     NOT_A_COUNT,
     NOT_FINITE,
     NOT_ONE_DIMENSIONAL,
@@ -33,14 +34,20 @@ from grading.stats import (
     binomial_test,
     bootstrap_difference_interval,
     bootstrap_mean_interval,
+    cluster_proportion_interval,
+    cluster_rate_difference,
+    cluster_ratio,
     cohen_dz,
     cohen_h,
+    effective_wilson_interval,
     holm,
     newcombe_interval,
     rate_difference,
     rate_ratio,
     required_n_paired,
     required_n_proportion,
+    required_n_two_proportions,
+    sign_flip_test,
     two_proportion_test,
     underpowered_warning,
     wilcoxon_signed_rank,
@@ -382,12 +389,121 @@ def test_wilcoxon_signed_rank_matches_hand_computed_p_values(differences, p_valu
     assert wilcoxon_signed_rank(differences) == pytest.approx(p_value, rel=1e-12)
 
 
-@pytest.mark.parametrize("size", [8, 30, 49, 51, 200])
-def test_wilcoxon_signed_rank_equals_scipy_on_generated_differences(size):
+@pytest.mark.parametrize(
+    ("differences", "p_value"),
+    [
+        # zeros dropped, four tied ranks of 2.5, all positive: 2 * (1/2)**4; the normal
+        # approximation scipy switches to here says 0.0455
+        ([0.0] * 10 + [1.0] * 4, 0.125),
+        ([0.0] * 22 + [0.27, 0.25], 0.5),  # two nonzero differences, both positive: 2 * 1/4
+        ([1.0, 1.0, -1.0], 1.0),  # tied ranks 2, 2, 2: W+ = 4 of 6, as likely as its mirror
+    ],
+)
+def test_wilcoxon_signed_rank_is_exact_with_zeros_and_ties(differences, p_value):
+    assert wilcoxon_signed_rank(differences) == pytest.approx(p_value, rel=1e-12)
+
+
+@pytest.mark.parametrize("size", [5, 9, 12])
+def test_wilcoxon_signed_rank_with_ties_equals_scipys_exhaustive_permutation_test(size):
     rng = np.random.default_rng(size)
-    differences = np.round(rng.normal(0.1, 1.0, size=size), 1)  # rounding makes ties and zeros
-    expected = stats.wilcoxon(differences, zero_method="wilcox").pvalue
-    assert wilcoxon_signed_rank(differences) == expected
+    differences = np.round(rng.normal(0.3, 1.0, size=size), 0)  # coarse rounding: many ties and zeros
+    nonzero = differences[differences != 0]
+    expected = stats.wilcoxon(nonzero, method=stats.PermutationMethod(n_resamples=np.inf)).pvalue
+    assert wilcoxon_signed_rank(differences) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("size", [8, 30, 49, 51, 120])
+def test_wilcoxon_signed_rank_equals_scipys_exact_test_without_ties(size):
+    differences = np.random.default_rng(size).normal(0.1, 1.0, size=size)
+    expected = stats.wilcoxon(differences, method="exact").pvalue
+    assert wilcoxon_signed_rank(differences) == pytest.approx(expected, rel=1e-9)
+
+
+def test_wilcoxon_signed_rank_of_a_large_sample_equals_scipys_normal_approximation():
+    differences = np.round(np.random.default_rng(3).normal(0.05, 1.0, size=1500), 1)  # ties and zeros
+    expected = stats.wilcoxon(differences, zero_method="wilcox", method="approx").pvalue
+    assert wilcoxon_signed_rank(differences) == pytest.approx(expected, rel=1e-9)
+
+
+# --- sign-flip permutation test --------------------------------------------------------------------
+
+
+def test_sign_flip_test_of_pair_scores_of_plus_minus_one_is_the_exact_sign_test():
+    # 10 pairs, 8 won in all four layouts and 2 lost: per pair, the exact binomial p of 8 of 10
+    p_value, method = sign_flip_test([4] * 8 + [-4] * 2)
+    assert method == "exact" and p_value == pytest.approx(stats.binomtest(8, 10).pvalue, rel=1e-12)
+    assert p_value == pytest.approx(0.109375, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sign_flip_test_equals_scipys_exhaustive_permutation_test(seed):
+    scores = np.random.default_rng(seed).integers(-4, 5, size=11).astype(float)
+    expected = stats.permutation_test(
+        (scores,), np.sum, permutation_type="samples", n_resamples=np.inf, alternative="two-sided").pvalue
+    assert sign_flip_test(scores)[0] == pytest.approx(expected, rel=1e-9)
+
+
+def test_sign_flip_test_of_no_signed_score_is_one():
+    assert sign_flip_test([0, 0, 0]) == (1.0, "exact") and sign_flip_test([]) == (1.0, "exact")
+
+
+def test_sign_flip_test_of_irrational_scores_uses_the_normal_approximation():
+    scores = np.random.default_rng(0).normal(0.0, 1.0, size=400) * math.pi
+    p_value, method = sign_flip_test(scores)
+    z = abs(scores.sum()) / math.sqrt(np.sum(scores**2))
+    assert method == "normal" and p_value == pytest.approx(2 * stats.norm.sf(z), rel=1e-12)
+
+
+# --- clustered proportions -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("successes", "n"), [(3, 10), (0, 7), (50, 50), (1167, 2000)])
+def test_effective_wilson_interval_of_whole_trials_equals_the_wilson_interval(successes, n):
+    assert effective_wilson_interval(successes / n, n) == pytest.approx(wilson_interval(successes, n), abs=1e-12)
+
+
+def test_cluster_ratio_variance_is_the_linearized_ratio_variance():
+    wins, decided = np.array([4, 0, 3, 4, 2.0]), np.array([4, 4, 4, 4, 4.0])
+    estimate, variance = cluster_ratio(wins, decided)
+    residuals = (wins - estimate * decided) / decided.sum()
+    assert estimate == pytest.approx(13 / 20) and variance == pytest.approx(5 / 4 * np.sum(residuals**2))
+
+
+def test_a_pair_is_never_worth_more_than_one_trial():
+    # ten pairs whose four layouts all agree: about 8 of 10 trials (9 effective once the spread is
+    # estimated), never 32 of 40
+    _estimate, interval = cluster_proportion_interval([4] * 8 + [0] * 2, [4] * 10)
+    assert interval == pytest.approx(effective_wilson_interval(0.8, 9), abs=1e-12)
+    four_per_pair = wilson_interval(32, 40)
+    assert interval[0] < four_per_pair[0] and interval[1] > four_per_pair[1]
+
+
+def test_two_way_clustering_widens_the_interval_of_pairs_that_reuse_images():
+    rng = np.random.default_rng(5)
+    image_a, image_b = rng.integers(0, 6, size=40), rng.integers(0, 6, size=40)
+    strength = rng.normal(size=6)
+    wins = (strength[image_a] > 0).astype(float) * 4  # the A image decides the pair
+    _e, one_way = cluster_ratio(wins, np.full(40, 4.0))
+    _e, two_way = cluster_ratio(wins, np.full(40, 4.0), labels_a=list(image_a), labels_b=list(image_b))
+    assert two_way > one_way
+
+
+def test_cluster_rate_difference_keeps_the_covariance_of_one_composite():
+    # one region or the other is kept in every composite: the paired spread, not two binomials
+    x1, x2 = np.array([3, 4, 1, 4, 2, 4.0]), np.array([1, 0, 3, 0, 2, 0.0])
+    n = np.full(6, 4.0)
+    difference, (low, high), p_value = cluster_rate_difference(x1, n, x2, n)
+    d = (x1 - x2) / 4
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(6))
+    assert difference == pytest.approx(d.mean())
+    assert p_value == pytest.approx(2 * stats.t.sf(abs(t), 5), rel=1e-9)
+    assert low < difference < high
+
+
+def test_cluster_rate_difference_without_spread_counts_each_cluster_once():
+    difference, interval, p_value = cluster_rate_difference([2, 2, 0, 0], [2, 2, 0, 0], [0, 0, 0, 0], [0, 0, 3, 3])
+    assert difference == 1.0 and interval == (1.0, 1.0)
+    assert p_value == pytest.approx(stats.fisher_exact([[2, 0], [0, 2]]).pvalue)
 
 
 # --- Holm ------------------------------------------------------------------------------------------
@@ -454,14 +570,18 @@ def test_cohen_h_matches_hand_computed_values(p1, p2, h):
         ([1.0, 2.0, 3.0], 2.0),  # mean 2, sd 1
         ([-2.0, -4.0, -6.0], -2.0),  # mean -4, sd 2
         ([1.0, -1.0], 0.0),
-        ([0.1, 0.1, 0.1], 0.0),  # sd 0: documented as 0.0, JSON-safe
-        ([0.0, 0.0], 0.0),
-        ([5.0], 0.0),  # one pair: no sd
-        ([], 0.0),
+        ([0.1, 0.1, 0.1], math.inf),  # a constant nonzero difference: sd 0, the largest effect there is
+        ([-0.25, -0.25], -math.inf),
+        ([0.0, 0.0], 0.0),  # no difference at all: no effect
     ],
 )
 def test_cohen_dz_matches_hand_computed_values(differences, dz):
     assert cohen_dz(differences) == pytest.approx(dz, abs=1e-12)
+
+
+@pytest.mark.parametrize("differences", [[5.0], []])
+def test_cohen_dz_of_fewer_than_two_differences_is_undefined(differences):
+    assert math.isnan(cohen_dz(differences))
 
 
 def test_cohen_dz_equals_mean_over_sample_sd_on_generated_differences():
@@ -485,6 +605,14 @@ def test_cohen_dz_equals_mean_over_sample_sd_on_generated_differences():
 def test_required_sample_sizes_match_hand_computed_values(effect, alpha, power, n):
     assert required_n_proportion(effect, alpha, power) == n
     assert required_n_paired(effect, alpha, power) == n
+
+
+def test_a_two_sample_test_needs_393_per_group_and_100_per_group_gets_a_warning():
+    assert required_n_two_proportions(0.2) == 393
+    power_at_100 = stats.norm.cdf(0.2 * math.sqrt(100 / 2) - stats.norm.ppf(0.975))
+    assert power_at_100 == pytest.approx(0.29, abs=0.01)
+    message = underpowered_warning("group_rate:a>b@1.0", 100, required=393, unit="image", per_group=True)
+    assert message.startswith("group_rate:a>b@1.0 has 100 images in its smaller group; about 393 per group")
 
 
 def test_required_sample_size_defaults_are_for_a_small_effect_at_80_percent_power():
@@ -551,6 +679,9 @@ def test_no_underpowered_warning_when_there_are_enough_cases(n):
         (lambda: required_n_proportion(0.2, alpha=0.0), BAD_ALPHA),
         (lambda: required_n_paired(0.2, power=1.0), BAD_POWER),
         (lambda: underpowered_warning("x", -1, required=197), NOT_A_COUNT),
+        (lambda: cluster_ratio([1, 2], [2]), MISMATCHED_CLUSTERS),
+        (lambda: cluster_ratio([1, 2], [2, 2], labels_a=["a"], labels_b=["b"]), MISMATCHED_CLUSTERS),
+        (lambda: sign_flip_test([1.0, float("nan")]), NOT_FINITE),
     ],
 )
 def test_bad_input_is_rejected_with_a_message_that_says_what_to_fix(call, message):

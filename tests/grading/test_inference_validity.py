@@ -1,0 +1,173 @@
+"""The metrics document's inference holds its nominal levels: simulated nulls, stated power, unit counts.
+
+Simulated observations (tests/grading/inference_sim.py) go through the production code that
+builds tests from observations (`build_tests`, `apply_holm`, `power_warnings`); a smaller run
+on real images checks the same on the fast model. Tolerances are three simulation standard
+errors, so a correct procedure fails about once in a thousand runs and a wrong one (layouts
+counted as trials gave 20 of 40 documents significant) fails every time.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from grading.measurement import document_dumps, measure_image_set
+from grading.measurement._document import TWO_WAY
+from tests.grading.inference_sim import (
+    document_tests,
+    exchangeable_singles,
+    null_figures,
+    pair_observations,
+    simulate_set,
+    simulated_tests,
+)
+
+ALPHA = 0.05
+MODEL = "spectral-residual"
+
+
+def _three_se(rate: float, n: int) -> float:
+    return 3.0 * math.sqrt(rate * (1.0 - rate) / n)
+
+
+def _test(tests, test_id):
+    return next(t for t in tests if t["id"] == test_id)
+
+
+@pytest.mark.parametrize(
+    ("groups", "n_per_group", "pairs_per_image", "documents"),
+    [
+        pytest.param(("a", "b"), 50, 1, 200, id="two-groups-50-pairs"),
+        pytest.param(("a", "b"), 12, 1, 200, id="two-groups-12-pairs"),
+        pytest.param(("a", "b", "c"), 20, 1, 120, id="three-groups"),
+        pytest.param(("a", "b"), 20, 3, 150, id="pairs-reuse-images"),
+    ],
+)
+def test_exchangeable_nulls_keep_the_familywise_rate_and_interval_coverage(groups, n_per_group, pairs_per_image,
+                                                                          documents):
+    figures = null_figures(range(documents), groups=groups, n_per_group=n_per_group, pairs_per_image=pairs_per_image)
+    assert figures["familywise_false_positive_rate"] <= ALPHA + _three_se(ALPHA, documents)
+    coverage_floor = 0.95 - _three_se(0.95, figures["preference_intervals"])
+    assert figures["preference_coverage"] >= coverage_floor
+
+
+def test_an_engineered_preference_is_detected_at_its_stated_power():
+    # group a's salience shifted so a pair is won by a with probability 0.75 (h = 0.52), 50 pairs
+    shift, n_pairs, sets = 0.6745 * math.sqrt(2.0 + 0.3**2), 50, 100
+    win = stats.norm.cdf(shift / math.sqrt(2.0 + 0.3**2))
+    family = document_tests(*simulate_set(0, shift={"a": shift}, n_per_group=n_pairs), groups=("a", "b"))[1]
+    # stated power: the exact sign test over pairs at the Bonferroni level, a lower bound for Holm
+    level = ALPHA / family["size"]
+    wins = np.arange(n_pairs + 1)
+    rejects = np.array([stats.binomtest(int(k), n_pairs).pvalue <= level for k in wins])
+    stated = float(stats.binom.pmf(wins[rejects], n_pairs, win).sum())
+    hits = sum(_test(simulated_tests(seed, shift={"a": shift}, n_per_group=n_pairs), "preference:a>b")["p_holm"] < ALPHA
+               for seed in range(sets))
+    assert stated > 0.75 and hits / sets >= stated - _three_se(stated, sets)
+
+
+def _pairs(saliences, *, groups=("a", "b"), outside_rate: float = 0.0, seed: int = 0):
+    """Layouts of pairs k = 0, 1, … of `groups` whose images have the given (first, second) salience."""
+    rng = np.random.default_rng(seed)
+    (a, b), composites = groups, []
+    for k, (s_a, s_b) in enumerate(saliences):
+        composites += pair_observations(rng, f"pair-{a}-{b}-0-{k:05d}", (a, f"{a}-{k}", s_a), (b, f"{b}-{k}", s_b),
+                                        outside_rate=outside_rate)
+    return composites
+
+
+def _won(pairs_won: int, pairs_lost: int):
+    return _pairs([(5.0, 0.0)] * pairs_won + [(-5.0, 0.0)] * pairs_lost)
+
+
+def test_the_four_layouts_of_a_pair_are_one_unit():
+    tests, _family, _warnings = document_tests(_won(8, 2), [], groups=("a", "b"))
+    preference = _test(tests, "preference:a>b")
+    assert preference["unit"] == "pair" and preference["n"] == 10 and preference["n_layouts"] == 40
+    assert preference["p_value"] == pytest.approx(0.109375, rel=1e-9)  # 8 of 10, not 32 of 40
+    rate = _test(tests, "group_rate:a>b@1.0")
+    assert rate["unit"] == "pair" and rate["n"] == 10 and "sign-flip" in rate["method"]
+    assert rate["p_value"] == pytest.approx(0.109375, rel=1e-9)
+    assert rate["crops"] == {"first_only": 32, "second_only": 8, "both": 0, "neither": 0}
+
+
+def test_kept_rates_that_keep_the_same_regions_are_one_hypothesis_in_the_family():
+    tests, family, _warnings = document_tests(_won(9, 1), [], groups=("a", "b"))
+    same = [_test(tests, f"group_rate:a>b@{r}") for r in ("1.0", "1.14", "2.0")]
+    assert len({t["p_holm"] for t in same}) == 1
+    assert [t.get("same_evidence_as") for t in same] == [None, "group_rate:a>b@1.0", "group_rate:a>b@1.0"]
+    assert family["size"] < family["p_values"]
+
+
+def test_with_three_groups_a_pairwise_test_reads_only_its_two_groups():
+    # a beats b every time, and c beats a every time
+    composites = _pairs([(5.0, 0.0)] * 12) + _pairs([(0.0, 5.0)] * 12, groups=("a", "c"))
+    tests, _family, _warnings = document_tests(composites, [], groups=("a", "b", "c"))
+    rate = _test(tests, "group_rate:a>b@1.0")
+    assert rate["rates"] == {"a": 1.0, "b": 0.0} and rate["n"] == 12
+    assert _test(tests, "preference:a>c")["estimate"] == 0.0
+
+
+def test_the_salient_point_outside_every_region_is_a_reported_outcome():
+    composites = _pairs([(1.0, 0.0)] * 20, outside_rate=0.25, seed=2)
+    preference = _test(document_tests(composites, [], groups=("a", "b"))[0], "preference:a>b")
+    neither = preference["outcomes"]["neither"]
+    assert neither > 0 and preference["outside_regions"] == {"n": neither, "of": 80, "share": neither / 80}
+    assert sum(preference["outcomes"].values()) == preference["n_layouts"] and preference["outcomes"]["both"] == 0
+
+
+def test_power_warnings_count_pairs_for_preference():
+    _tests, _family, warnings = document_tests(*simulate_set(0, n_per_group=50), groups=("a", "b"))
+    assert any(w.startswith("preference:a>b has 50 pairs; about 197 are needed") for w in warnings)
+
+
+def test_a_constant_paired_difference_has_an_infinite_d_z_reported_as_such():
+    singles = []
+    for k in range(6):
+        for group, share in (("a", 0.75), ("b", 0.5)):
+            singles.append({"id": f"{group}-{k}", "composite": False, "base": f"s{k}", "pair": None, "parts": None,
+                            "regions": [{"group": group, "box": [0, 0, 1, 1], "holds_point": True, "slot": None,
+                                         "kept": {r: share for r in ("0.56", "1.0", "1.14", "2.0")}, "mass": share}]})
+    tests, _family, warnings = document_tests([], singles, groups=("a", "b"))
+    paired = _test(tests, "paired:a>b@1.0")
+    assert paired["estimate"] == 0.25 and paired["effect_size"] is None
+    assert "d_z is infinite" in paired["effect_size_note"] and paired["effect_size_note"] in warnings
+    assert paired["p_value"] == pytest.approx(2 / 64)  # six of six positive, exact
+
+
+def test_pairs_that_reuse_images_are_clustered_by_image():
+    tests = simulated_tests(0, n_per_group=15, pairs_per_image=2)
+    assert _test(tests, "preference:a>b")["method"] == TWO_WAY
+    assert _test(tests, "group_rate:a>b@1.0")["method"] == TWO_WAY
+
+
+@pytest.fixture(scope="module")
+def null_sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nulls")
+    return [exchangeable_singles(root / f"null{seed}", seed=seed, groups=("a", "b", "c") if seed % 4 == 3 else ("a", "b"))
+            for seed in range(12)]
+
+
+def test_real_exchangeable_nulls_on_the_fast_model_stay_at_the_nominal_rate(null_sets):
+    significant = covered = intervals = 0
+    for directory in null_sets:
+        document = measure_image_set(directory, model=MODEL, seed=0)
+        base = [t for t in document["tests"] if t["variant"] is None]
+        significant += any(t["p_holm"] is not None and t["p_holm"] < ALPHA for t in base)
+        for test in base:
+            assert test["unit"] == "pair"
+            if test["kind"] == "preference" and test["estimate"] is not None:
+                intervals += 1
+                covered += test["ci"][0] <= 0.5 <= test["ci"][1]
+    # P(4 or more of 12 at a 5% rate) is 0.002
+    assert significant <= 3
+    assert covered >= intervals - 3
+
+
+def test_the_document_of_a_null_set_is_byte_identical_on_rerun(null_sets, tmp_path):
+    first = document_dumps(measure_image_set(null_sets[3], model=MODEL, seed=1))
+    again = document_dumps(measure_image_set(null_sets[3], model=MODEL, seed=1, cache_dir=tmp_path / "cache"))
+    assert first == again
