@@ -44,6 +44,11 @@ TAKEOVERS_EXHAUSTED = ("the run's worker was lost {attempts} times (the probe ma
                        "stopped after {attempts} attempts")
 
 
+def _platform_error(error: str) -> RunResult:
+    """A run that ended on the platform's side, not the probe's."""
+    return RunResult(status="platform_error", exit_code=None, wall_s=0.0, error=error)
+
+
 def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -58,8 +63,7 @@ def _claim_run(run_id: str) -> ProbeRun | None:
     if run is None or run.status != RUN_RUNNING:
         return None  # finished or cancelled: a redelivery has nothing to do
     if run.attempt >= MAX_RUN_ATTEMPTS:
-        _store_run_result(run=run, result=RunResult(
-            status="platform_error", error=TAKEOVERS_EXHAUSTED.format(attempts=run.attempt)), final=True)
+        _store_run_result(run=run, result=_platform_error(TAKEOVERS_EXHAUSTED.format(attempts=run.attempt)), final=True)
         return None
     # Redelivered after the worker died mid-run: restart it, recorded as the next attempt.
     details = dict(run.details, restarted_from=run.worker, restarted_at=now.isoformat())
@@ -104,7 +108,7 @@ def run_execute(*, run_id: str) -> str:
             raise  # the task retries with backoff
         except Exception as exc:  # noqa: BLE001 - an unforeseen fault of the platform: retried, then final
             logger.exception("run %s: the sandbox runner failed", run_id)
-            result = RunResult(status="platform_error", error=f"internal error in the runner ({type(exc).__name__})")
+            result = _platform_error(f"internal error in the runner ({type(exc).__name__})")
         return _store_run_result(run=run, result=result)
 
 
@@ -144,7 +148,7 @@ def _store_rerun_result(*, run: ProbeRun, result: RunResult, fields: dict) -> st
             facts = _image_set_read(run=run, path=result.image_set_path)
         except ImageSetRejected as exc:
             fields = dict(fields, status="rejected", error=str(exc))
-            result = RunResult(status="rejected", error=str(exc))
+            result = RunResult(status="rejected", exit_code=result.exit_code, wall_s=result.wall_s, error=str(exc))
     with transaction.atomic():
         if not ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields):
             return "already stored"
