@@ -1,10 +1,8 @@
 """Reads of the judge console: the queue, one submission's evidence, agreement, duplicate hints."""
 from __future__ import annotations
 
-import io
 import json
 import re
-import zipfile
 from pathlib import Path
 
 from django.conf import settings
@@ -28,6 +26,7 @@ from grading.rubric import (
     scores_disagree,
     significant_tests,
 )
+from sandbox.probe_files import ProbeFileError, zip_python_sources
 
 # Blind review lifts once a decision is made; needs_info is a question, not a decision.
 DECIDED_STATES = (states.ACCEPTED, states.DUPLICATE, states.NOT_REPRODUCIBLE, states.OUT_OF_SCOPE, states.PUBLISHED)
@@ -255,15 +254,13 @@ def probe_source(*, submission: Submission) -> dict:
             content = handle.read()
     except (OSError, ValueError):
         return {"files": [], "css": "", "error": "The probe file is not available on this server."}
-    sources: list[tuple[str, bytes]] = []
     if submission.probe.name.lower().endswith(".zip"):
-        with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            names = sorted(n for n in archive.namelist() if n.endswith(".py"))
-            names.sort(key=lambda n: n != "probe.py")  # probe.py first: it is what runs
-            for name in names[:20]:
-                sources.append((name, archive.read(name)[:PROBE_SHOW_BYTES]))
+        try:
+            sources = zip_python_sources(content=content, max_bytes=PROBE_SHOW_BYTES)
+        except ProbeFileError as exc:
+            return {"files": [], "css": "", "error": f"The probe cannot be shown: {exc}"}
     else:
-        sources.append((submission.probe_name, content[:PROBE_SHOW_BYTES]))
+        sources = [(submission.probe_name, content[:PROBE_SHOW_BYTES])]
     files = [{"name": name, "html": highlight(data.decode("utf-8", "replace"), PythonLexer(), formatter),
               "truncated": len(data) >= PROBE_SHOW_BYTES} for name, data in sources]
     return {"files": files, "css": formatter.get_style_defs(".highlight"), "error": ""}

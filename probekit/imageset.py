@@ -126,7 +126,7 @@ def _shown(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _unprintable(text: str, allowed: str = "") -> str | None:
+def unprintable(text: str, allowed: str = "") -> str | None:
     """The first control, format, surrogate or line-separator character of `text`, if any.
 
     They hide or reorder what a judge reads (bidi overrides, zero-width marks), and PostgreSQL
@@ -144,7 +144,7 @@ def _check_text(manifest: dict, key: str, cap: int, *, allowed: str = "") -> str
         raise _reject(f"manifest {key!r} must be a string")
     if len(value) > cap:
         raise _reject(f"manifest {key!r} has {len(value):,} characters; at most {cap:,} are allowed")
-    bad = _unprintable(value, allowed)
+    bad = unprintable(value, allowed)
     if bad is not None:
         raise _reject(f"manifest {key!r} holds the control or invisible character U+{ord(bad):04X}")
     return value
@@ -153,7 +153,7 @@ def _check_text(manifest: dict, key: str, cap: int, *, allowed: str = "") -> str
 def _safe_relative(value: object, where: str) -> PurePosixPath:
     if not isinstance(value, str) or not value or len(value) > MAX_IMAGE_PATH_CHARS:
         raise _reject(f"'image' must be a non-empty relative path of at most {MAX_IMAGE_PATH_CHARS} characters", where)
-    bad = _unprintable(value)
+    bad = unprintable(value)
     if "\\" in value or bad is not None:
         shown = "a backslash" if bad is None else f"the control or invisible character U+{ord(bad):04X}"
         raise _reject(f"image path {_shown(value)} may not contain {shown}", where)
@@ -219,7 +219,7 @@ def open_listed_file(root: Path, relative: str | PurePosixPath, where: str = "")
     return os.fdopen(fd, "rb")
 
 
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -283,7 +283,7 @@ def _check_header(manifest: dict, *, max_images: int) -> tuple[list[str], str, i
     if len(groups) > MAX_GROUPS:
         raise _reject(f"manifest 'groups' lists {len(groups):,} groups; at most {MAX_GROUPS} are allowed")
     for name in groups:
-        if not isinstance(name, str) or not GROUP_NAME.match(name) or _unprintable(name) is not None:
+        if not isinstance(name, str) or not GROUP_NAME.match(name) or unprintable(name) is not None:
             raise _reject(f"group name {_shown(name)} must be 1–64 characters without '<', '>', '@', '#' "
                           "or control characters")
     if len(set(groups)) != len(groups):

@@ -80,8 +80,7 @@ def _copy_out(image_set, source: Path, out_dir: Path) -> None:
             target = staging / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             with open_listed_file(source, relative) as src, open(target, "xb") as dst:
-                for chunk in _chunks_of(src, relative):
-                    dst.write(chunk)
+                dst.writelines(_chunks_of(src, relative))
         os.chmod(staging, 0o755)
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -282,7 +282,7 @@ ITEM = st.fixed_dictionaries(
      "regions": st.lists(REGION, min_size=1, max_size=3) | JSON},
     optional={"base": st.sampled_from(["b0", None, 7])},
 )
-MOSTLY = lambda good, *bad: st.sampled_from([good] * 6 + list(bad))  # noqa: E731 - a valid header most times
+MOSTLY = lambda good, *bad: st.sampled_from([good] * 6 + list(bad))
 MANIFEST = st.fixed_dictionaries(
     {"schema": MOSTLY(1, 2, True, "1"), "groups": MOSTLY(["a", "b"], ["a"], "ab", ["a", 2]),
      "items": st.lists(ITEM, min_size=1, max_size=4) | JSON},
