@@ -92,12 +92,15 @@ def _zip_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     for info in infos:
         _check_member(info)
         path = info.filename.rstrip("/")
-        if path in files or (info.is_dir() and path in folders):
+        if not info.is_dir() and path in files:
             raise ProbeFileError(ZIP_DUPLICATE.format(name=path))
         parents = ["/".join(path.split("/")[:depth]) for depth in range(1, path.count("/") + 1)]
-        if (not info.is_dir() and path in folders) or any(parent in files for parent in parents):
-            raise ProbeFileError(ZIP_CLASH.format(name=path if path in folders else next(p for p in parents if p in files)))
-        (folders if info.is_dir() else files).add(path)
+        clash = next((p for p in parents if p in files), None)
+        if clash is None and path in (files if info.is_dir() else folders):
+            clash = path
+        if clash is not None:
+            raise ProbeFileError(ZIP_CLASH.format(name=clash))
+        (folders if info.is_dir() else files).add(path)  # a folder listed twice is harmless
         folders.update(parents)
         total += info.file_size
     if total > ZIP_MAX_UNPACKED_BYTES:

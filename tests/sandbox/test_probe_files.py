@@ -97,6 +97,18 @@ def test_a_good_zip_passes_the_door_and_unpacks(tmp_path):
     assert (dest / "data" / "a.txt").read_bytes() == b"a"
 
 
+def test_folder_entries_may_come_after_their_files_or_twice(tmp_path):
+    content = zip_of([("probe.py", PROBE), ("lib/a.py", b"A = 1"), ("lib/", b""), ("lib/", b"")])
+    check_probe_file(name="probe.zip", content=content)
+    (tmp_path / "probe.zip").write_bytes(content)
+    assert (unpack_probe(tmp_path / "probe.zip", tmp_path / "out") / "lib" / "a.py").read_bytes() == b"A = 1"
+
+
+def test_a_folder_entry_named_like_a_file_is_a_clash():
+    with pytest.raises(ProbeFileError, match="holds 'lib' both as a file and as a folder"):
+        check_probe_file(name="probe.zip", content=zip_of([("probe.py", PROBE), ("lib", b"x"), ("lib/", b"")]))
+
+
 @pytest.mark.parametrize("kind", CRAFTED_ZIPS)
 def test_a_crafted_zip_is_refused_at_the_door_and_by_the_worker_with_the_same_message(tmp_path, kind):
     content, message = CRAFTED_ZIPS[kind]
