@@ -55,6 +55,12 @@ def test_brackets_inside_strings_do_not_count_as_nesting(tmp_path):
     assert validate_image_set(tmp_path).hypothesis == manifest["hypothesis"]
 
 
+def test_an_unterminated_string_of_escaped_quotes_is_rejected_without_quadratic_scanning(tmp_path):
+    _small_set(tmp_path)
+    (tmp_path / "manifest.json").write_bytes(b'{"schema": 1, "title": "' + b'\\"' * 4_000_000)
+    assert "manifest.json is not valid JSON (Unterminated string" in _rejected(tmp_path)
+
+
 def test_two_items_listing_the_same_image_are_rejected_naming_both(tmp_path):
     _small_set(tmp_path)
     manifest = _manifest(tmp_path)
