@@ -89,15 +89,21 @@ class ImageSet:
     def open_image(self, item: Item) -> Image.Image:
         """The item's image as RGB, EXIF orientation applied (as validation measured it).
 
-        The decoding caps are checked again here: the file is re-read, never trusted from before.
+        The decoding caps are checked again here (the file is re-read, never trusted from
+        before), and an image that cannot be decoded raises ImageSetRejected naming the item.
         """
-        path = self.path_of(item)
-        with open(path, "rb") as handle:
-            _check_decoding_cost(handle, FORMATS_BY_EXTENSION.get(path.suffix.lower(), ""), f"item {item.id!r}")
-            with Image.open(handle, formats=["PNG", "JPEG"]) as raw:
-                raw.load()
-                image = _upright(raw)
-                return image if image.mode == "RGB" else image.convert("RGB")
+        path, where = self.path_of(item), f"item {item.id!r}"
+        try:
+            with open(path, "rb") as handle:
+                _check_decoding_cost(handle, FORMATS_BY_EXTENSION.get(path.suffix.lower(), ""), where)
+                with Image.open(handle, formats=["PNG", "JPEG"]) as raw:
+                    raw.load()
+                    image = _upright(raw)
+                    return image if image.mode == "RGB" else image.convert("RGB")
+        except ImageSetRejected:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for corrupt files
+            raise _unreadable(item.image, exc, where) from None
 
 
 def _orientation(image: Image.Image) -> int:
@@ -118,6 +124,10 @@ def _upright(image: Image.Image) -> Image.Image:
 
 def _reject(rule: str, where: str = "") -> ImageSetRejected:
     return ImageSetRejected(f"{where}: {rule}" if where else rule)
+
+
+def _unreadable(relative: str, exc: Exception, where: str) -> ImageSetRejected:
+    return _reject(f"image {relative!r} is not a readable PNG or JPEG ({type(exc).__name__}: {str(exc)[:200]})", where)
 
 
 def _shown(value: object, limit: int = 80) -> str:
@@ -435,8 +445,7 @@ def _check_image(handle: BinaryIO, relative: PurePosixPath, *, max_pixels: int, 
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _reject(f"image {str(relative)!r} is a decompression bomb (too many pixels)", where) from None
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for corrupt files
-            raise _reject(f"image {str(relative)!r} is not a readable PNG or JPEG ({type(exc).__name__}: {str(exc)[:200]})",
-                          where) from None
+            raise _unreadable(str(relative), exc, where) from None
     return width, height, scans
 
 

@@ -215,6 +215,15 @@ def test_opening_an_image_rechecks_the_scan_cap(tmp_path):
         image_set.open_image(image_set.items[1])
 
 
+def test_opening_an_image_that_cannot_be_decoded_is_rejected_naming_the_item(tmp_path):
+    root = _small_set(tmp_path)
+    path = root / "images" / "i1.png"
+    path.write_bytes(path.read_bytes()[:-40])
+    image_set = validate_image_set(root, decode=False)  # as the measurement reads a set
+    with pytest.raises(ImageSetRejected, match=r"item 'i1': image 'images/i1.png' is not a readable PNG or JPEG"):
+        image_set.open_image(image_set.items[1])
+
+
 def test_a_set_whose_jpegs_all_use_many_scans_is_over_the_set_budget(tmp_path):
     root = _small_set(tmp_path, n=3, fmt="jpg")
     for k in range(3):  # 10 + 30 scans: each under the per-image cap, together over the mean
