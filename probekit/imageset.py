@@ -1,28 +1,49 @@
-"""The image set a probe emits (DESIGN §4), and its validation on the trusted side.
+"""The image set a probe emits, and its validation on the trusted side.
 
 `validate_image_set` reads `manifest.json` and every image it lists without following links,
 judges formats by content, applies the caps, and either returns an `ImageSet` or raises
-`ImageSetRejected` whose message names the item and the rule that failed.
+`ImageSetRejected` whose message names the item and the rule that failed. Whatever tree and
+bytes a probe leaves behind, nothing else is raised (docs/failure-model.md, "Probe output").
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import re
 import stat
+import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
+import numpy as np
 from PIL import Image, ImageOps
 
 SCHEMA_VERSION = 1
-MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 COMPOSE_MODES = ("none", "pairs")
 FORMATS_BY_EXTENSION = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 GROUP_NAME = re.compile(r"^[^\s<>@#][^<>@#]{0,63}$")
+
+# Caps on what a manifest may hold; every one is named in the rejection message that enforces it.
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+MAX_MANIFEST_DEPTH = 16  # the schema needs 6 levels (object, items, item, regions, region, box)
+MAX_TITLE_CHARS = 300
+MAX_HYPOTHESIS_CHARS = 2000
+MAX_ATTRIBUTE_CHARS = 100
+MAX_GROUPS = 16  # every pair of groups is tested: 16 groups are already 120 tests per ratio
+MAX_REGIONS_PER_ITEM = 32
+MAX_IMAGE_PATH_CHARS = 300
+MAX_NAME_BYTES = 255  # one path component, the file systems' own NAME_MAX
+
+# Decoding caps: the cost of decoding is bounded by structure read without decoding.
+MAX_JPEG_SCANS = 64  # libjpeg's standard progressive script writes 10 scans (6 for greyscale)
+MAX_MEAN_JPEG_SCANS = 16  # per pixel, over the whole set: most images must be ordinary
+MAX_JPEG_SEGMENTS = 1000  # markers of one JPEG (APPn, DQT, DHT, SOS…); Pillow parses each in Python
+MAX_PNG_CHUNKS = 100_000  # a 25-megapixel PNG in 8 KiB IDAT chunks needs about 10,000
 
 
 class ImageSetRejected(ValueError):
@@ -66,11 +87,23 @@ class ImageSet:
         return self.root / item.image
 
     def open_image(self, item: Item) -> Image.Image:
-        """The item's image as RGB, EXIF orientation applied (as validation measured it)."""
-        with Image.open(self.path_of(item)) as raw:
-            raw.load()
-            image = _upright(raw)
-            return image if image.mode == "RGB" else image.convert("RGB")
+        """The item's image as RGB, EXIF orientation applied (as validation measured it).
+
+        The decoding caps are checked again here (the file is re-read, never trusted from
+        before), and an image that cannot be decoded raises ImageSetRejected naming the item.
+        """
+        path, where = self.path_of(item), f"item {item.id!r}"
+        try:
+            with open(path, "rb") as handle:
+                _check_decoding_cost(handle, FORMATS_BY_EXTENSION.get(path.suffix.lower(), ""), where)
+                with Image.open(handle, formats=["PNG", "JPEG"]) as raw:
+                    raw.load()
+                    image = _upright(raw)
+                    return image if image.mode == "RGB" else image.convert("RGB")
+        except ImageSetRejected:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for corrupt files
+            raise _unreadable(item.image, exc, where) from None
 
 
 def _orientation(image: Image.Image) -> int:
@@ -93,14 +126,53 @@ def _reject(rule: str, where: str = "") -> ImageSetRejected:
     return ImageSetRejected(f"{where}: {rule}" if where else rule)
 
 
+def _unreadable(relative: str, exc: Exception, where: str) -> ImageSetRejected:
+    return _reject(f"image {relative!r} is not a readable PNG or JPEG ({type(exc).__name__}: {str(exc)[:200]})", where)
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """repr() of a participant's value, shortened so a message stays readable."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def unprintable(text: str, allowed: str = "") -> str | None:
+    """The first control, format, surrogate or line-separator character of `text`, if any.
+
+    They hide or reorder what a judge reads (bidi overrides, zero-width marks), and PostgreSQL
+    cannot store NUL or lone surrogates.
+    """
+    for char in text:
+        if char not in allowed and unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
+            return char
+    return None
+
+
+def _check_text(manifest: dict, key: str, cap: int, *, allowed: str = "") -> str:
+    value = manifest.get(key, "")
+    if not isinstance(value, str):
+        raise _reject(f"manifest {key!r} must be a string")
+    if len(value) > cap:
+        raise _reject(f"manifest {key!r} has {len(value):,} characters; at most {cap:,} are allowed")
+    bad = unprintable(value, allowed)
+    if bad is not None:
+        raise _reject(f"manifest {key!r} holds the control or invisible character U+{ord(bad):04X}")
+    return value
+
+
 def _safe_relative(value: object, where: str) -> PurePosixPath:
-    if not isinstance(value, str) or not value or len(value) > 300:
-        raise _reject("'image' must be a non-empty relative path of at most 300 characters", where)
-    if "\\" in value or "\x00" in value:
-        raise _reject(f"image path {value!r} may not contain backslashes or NUL", where)
+    if not isinstance(value, str) or not value or len(value) > MAX_IMAGE_PATH_CHARS:
+        raise _reject(f"'image' must be a non-empty relative path of at most {MAX_IMAGE_PATH_CHARS} characters", where)
+    bad = unprintable(value)
+    if "\\" in value or bad is not None:
+        shown = "a backslash" if bad is None else f"the control or invisible character U+{ord(bad):04X}"
+        raise _reject(f"image path {_shown(value)} may not contain {shown}", where)
     path = PurePosixPath(value)
-    if path.is_absolute() or any(part in ("..", "") for part in path.parts) or value.startswith("./.."):
-        raise _reject(f"image path {value!r} must stay inside the image set (no absolute paths, no '..')", where)
+    if path.is_absolute() or any(part in ("..", "") for part in path.parts) or not path.parts:
+        raise _reject(f"image path {_shown(value)} must stay inside the image set (no absolute paths, no '..')", where)
+    for part in path.parts:
+        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
+            raise _reject(f"image path {_shown(value)} has a name longer than {MAX_NAME_BYTES} bytes", where)
     return path
 
 
@@ -113,6 +185,8 @@ def _lstat_regular(root: Path, relative: PurePosixPath, where: str) -> os.stat_r
             info = os.lstat(current)
         except FileNotFoundError:
             raise _reject(f"image {str(relative)!r} does not exist", where) from None
+        except OSError as exc:
+            raise _reject(f"image {str(relative)!r} cannot be read ({exc.strerror})", where) from None
         if stat.S_ISLNK(info.st_mode):
             raise _reject(f"{str(relative)!r} is or passes through a symbolic link; links are not allowed", where)
         last = depth == len(relative.parts) - 1
@@ -125,48 +199,128 @@ def _lstat_regular(root: Path, relative: PurePosixPath, where: str) -> os.stat_r
     return info
 
 
-def _read_manifest(root: Path) -> tuple[dict, bytes]:
-    path = root / "manifest.json"
+def open_listed_file(root: Path, relative: str | PurePosixPath, where: str = "") -> BinaryIO:
+    """`root/relative` opened for reading without following a link at any component.
+
+    Only a regular file with one link opens; fifos and devices are never waited on (O_NONBLOCK).
+    The copy-out opens files through this too, so what it copies is what validation read.
+    """
+    relative = PurePosixPath(relative)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:
-        info = os.lstat(path)
+        directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _reject(f"the image set directory cannot be read ({exc.strerror})") from None
+    try:
+        for part in relative.parts[:-1]:
+            inner = os.open(part, flags | os.O_DIRECTORY, dir_fd=directory)
+            os.close(directory)
+            directory = inner
+        fd = os.open(relative.parts[-1], flags, dir_fd=directory)
+    except OSError as exc:
+        raise _reject(f"{str(relative)!r} cannot be opened as a plain file ({exc.strerror}); "
+                      "links, devices and fifos are refused", where) from None
+    finally:
+        os.close(directory)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+        os.close(fd)
+        raise _reject(f"{str(relative)!r} is not a regular file with a single link", where)
+    return os.fdopen(fd, "rb")
+
+
+_BRACKET_STEP = np.zeros(256, dtype=np.int8)
+_BRACKET_STEP[[ord("["), ord("{")]] = 1
+_BRACKET_STEP[[ord("]"), ord("}")]] = -1
+
+
+def _json_depth(raw: bytes) -> int:
+    """How deeply `raw` nests arrays and objects, found without parsing (so without recursion).
+
+    Vectorised and linear: a quote preceded by an odd run of backslashes is escaped, a bracket
+    after an odd number of real quotes is inside a string. (A regex that strips strings first
+    is quadratic on unterminated ones.)
+    """
+    data = np.frombuffer(raw, dtype=np.uint8)
+    quotes = np.flatnonzero(data == ord('"'))
+    slashes = np.flatnonzero(data == ord("\\"))
+    if quotes.size and slashes.size:
+        breaks = np.flatnonzero(np.diff(slashes) != 1)
+        run_starts = slashes[np.r_[0, breaks + 1]]
+        run_ends = slashes[np.r_[breaks, slashes.size - 1]]
+        at = np.minimum(np.searchsorted(run_ends, quotes - 1), run_ends.size - 1)
+        escaped = (run_ends[at] == quotes - 1) & ((quotes - run_starts[at]) % 2 == 1)
+        quotes = quotes[~escaped]
+    steps = _BRACKET_STEP[data]
+    brackets = np.flatnonzero(steps)
+    outside = np.searchsorted(quotes, brackets) % 2 == 0
+    if not outside.any():
+        return 0
+    return int(np.cumsum(steps[brackets[outside]], dtype=np.int64).max())
+
+
+def _read_manifest(root: Path) -> tuple[dict, bytes]:
+    try:
+        info = os.lstat(root / "manifest.json")
     except FileNotFoundError:
         raise _reject("manifest.json is missing: a probe must write manifest.json next to images/") from None
+    except OSError as exc:
+        raise _reject(f"manifest.json cannot be read ({exc.strerror})") from None
     if not stat.S_ISREG(info.st_mode):
         raise _reject("manifest.json must be a regular file, not a link or device")
+    limit = f"manifest.json is larger than {MAX_MANIFEST_BYTES // 2**20} MiB"
     if info.st_size > MAX_MANIFEST_BYTES:
-        raise _reject(f"manifest.json is larger than {MAX_MANIFEST_BYTES // 2**20} MiB")
-    raw = path.read_bytes()
+        raise _reject(limit)
+    with open_listed_file(root, "manifest.json") as handle:
+        try:
+            raw = handle.read(MAX_MANIFEST_BYTES + 1)
+        except OSError as exc:
+            raise _reject(f"manifest.json cannot be read ({exc.strerror})") from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise _reject(limit)
+    depth = _json_depth(raw)
+    if depth > MAX_MANIFEST_DEPTH:
+        raise _reject(f"manifest.json nests {depth:,} levels deep; at most {MAX_MANIFEST_DEPTH} are allowed")
     try:
         manifest = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise _reject("manifest.json is not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise _reject(f"manifest.json is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:  # the depth scan should have caught it; never let it escape
+        raise _reject(f"manifest.json nests more than {MAX_MANIFEST_DEPTH} levels deep") from None
+    except ValueError as exc:  # e.g. an integer longer than Python's 4,300-digit conversion limit
+        raise _reject(f"manifest.json holds a value that cannot be read ({str(exc)[:200]})") from None
     if not isinstance(manifest, dict):
         raise _reject("manifest.json must hold a JSON object")
     return manifest, raw
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_header(manifest: dict, *, max_images: int) -> tuple[list[str], str, int]:
-    if manifest.get("schema") != SCHEMA_VERSION:
-        raise _reject(f"manifest 'schema' must be {SCHEMA_VERSION}, got {manifest.get('schema')!r}")
+    schema = manifest.get("schema")
+    if not _is_int(schema) or schema != SCHEMA_VERSION:
+        raise _reject(f"manifest 'schema' must be {SCHEMA_VERSION}, got {_shown(schema)}")
     groups = manifest.get("groups")
     if not isinstance(groups, list) or len(groups) < 2:
         raise _reject("manifest 'groups' must list two or more group names")
+    if len(groups) > MAX_GROUPS:
+        raise _reject(f"manifest 'groups' lists {len(groups):,} groups; at most {MAX_GROUPS} are allowed")
     for name in groups:
-        if not isinstance(name, str) or not GROUP_NAME.match(name):
-            raise _reject(f"group name {name!r} must be 1–64 characters without '<', '>', '@' or '#'")
+        if not isinstance(name, str) or not GROUP_NAME.match(name) or unprintable(name) is not None:
+            raise _reject(f"group name {_shown(name)} must be 1–64 characters without '<', '>', '@', '#' "
+                          "or control characters")
     if len(set(groups)) != len(groups):
         raise _reject("manifest 'groups' lists a name twice")
     compose = manifest.get("compose", "none")
-    if compose not in COMPOSE_MODES:
-        raise _reject(f"manifest 'compose' must be one of {', '.join(COMPOSE_MODES)}, got {compose!r}")
+    if not isinstance(compose, str) or compose not in COMPOSE_MODES:
+        raise _reject(f"manifest 'compose' must be one of {', '.join(COMPOSE_MODES)}, got {_shown(compose)}")
     pairs_per_image = manifest.get("pairs_per_image", 1)
-    if not isinstance(pairs_per_image, int) or isinstance(pairs_per_image, bool) or not 1 <= pairs_per_image <= 20:
+    if not _is_int(pairs_per_image) or not 1 <= pairs_per_image <= 20:
         raise _reject("manifest 'pairs_per_image' must be an integer from 1 to 20")
-    for key in ("title", "hypothesis", "attribute"):
-        if key in manifest and not isinstance(manifest[key], str):
-            raise _reject(f"manifest {key!r} must be a string")
     items = manifest.get("items")
     if not isinstance(items, list) or not items:
         raise _reject("manifest 'items' must be a non-empty list")
@@ -178,32 +332,104 @@ def _check_header(manifest: dict, *, max_images: int) -> tuple[list[str], str, i
 def _check_regions(value: object, groups: list[str], width: int, height: int, where: str) -> tuple[Region, ...]:
     if not isinstance(value, list) or not value:
         raise _reject("'regions' must list at least one region", where)
+    if len(value) > MAX_REGIONS_PER_ITEM:
+        raise _reject(f"'regions' lists {len(value):,} regions; at most {MAX_REGIONS_PER_ITEM} are allowed", where)
     regions = []
     for index, region in enumerate(value):
         at = f"{where}, regions[{index}]"
         if not isinstance(region, dict):
             raise _reject("a region must be an object with 'group' and 'box'", at)
-        if region.get("group") not in groups:
-            raise _reject(f"group {region.get('group')!r} is not one of the manifest's groups {groups}", at)
+        group = region.get("group")
+        if not isinstance(group, str) or group not in groups:
+            raise _reject(f"group {_shown(group)} is not one of the manifest's groups {groups}", at)
         box = region.get("box")
-        if (not isinstance(box, list) or len(box) != 4
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)):
+        if not isinstance(box, list) or len(box) != 4 or not all(_is_int(v) for v in box):
             raise _reject("'box' must be four integers [x, y, w, h]", at)
         x, y, w, h = box
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
-            raise _reject(f"box {box} must have positive size and lie inside the {width}×{height} image", at)
-        regions.append(Region(region["group"], (x, y, w, h)))
+            raise _reject(f"box {_shown(box)} must have positive size and lie inside the {width}×{height} image", at)
+        regions.append(Region(group, (x, y, w, h)))
     return tuple(regions)
 
 
-def _check_image(path: Path, relative: PurePosixPath, *, max_pixels: int, decode: bool, where: str) -> tuple[int, int]:
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7]")  # the end of entropy-coded data (not stuffing, not RSTn)
+
+
+def _jpeg_scans(data, where: str) -> int:
+    """The number of scans (SOS markers) of a JPEG, read from its markers without decoding.
+
+    A progressive JPEG's decoding cost is its pixel count times its scans, and the scans can be
+    a few bytes each: a small file can hold thousands of them.
+    """
+    pos, scans, segments, size = 2, 0, 0, len(data)
+    while pos + 4 <= size:
+        if data[pos] != 0xFF:
+            break  # not a marker: the decoder will judge the file
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1  # fill byte
+            continue
+        if marker == 0xD9:
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 2
+            continue
+        segments += 1
+        if segments > MAX_JPEG_SEGMENTS:
+            raise _reject(f"JPEG has more than {MAX_JPEG_SEGMENTS:,} marker segments", where)
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+            if scans > MAX_JPEG_SCANS:
+                raise _reject(f"JPEG has more than {MAX_JPEG_SCANS} scans, at most {MAX_JPEG_SCANS} allowed "
+                              "(re-save it as a baseline or standard progressive JPEG)", where)
+            found = _JPEG_MARKER.search(data, pos)
+            if found is None:
+                break
+            pos = found.start()
+    return scans
+
+
+def _png_chunks(data, where: str) -> int:
+    """Count a PNG's chunks (Pillow walks each in Python, so a flood of empty chunks costs time)."""
+    pos, chunks, size = 8, 0, len(data)
+    while pos + 8 <= size:
+        chunks += 1
+        if chunks > MAX_PNG_CHUNKS:
+            raise _reject(f"PNG has more than {MAX_PNG_CHUNKS:,} chunks", where)
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        if data[pos + 4:pos + 8] == b"IEND":
+            break
+        pos += 12 + length
+    return chunks
+
+
+def _check_decoding_cost(handle: BinaryIO, expected: str, where: str) -> int:
+    """Apply the structural decoding caps to an open image file; return its JPEG scans (1 for PNG).
+
+    Read through a memory map: nothing is decoded and a large file is not copied into memory.
+    """
+    if os.fstat(handle.fileno()).st_size < 8:
+        return 1  # too short to be an image: Pillow rejects it
+    with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if expected == "JPEG" and data[:2] == b"\xff\xd8":
+            return max(1, _jpeg_scans(data, where))
+        if expected == "PNG" and data[:8] == b"\x89PNG\r\n\x1a\n":
+            _png_chunks(data, where)
+    return 1
+
+
+def _check_image(handle: BinaryIO, relative: PurePosixPath, *, max_pixels: int, decode: bool,
+                 where: str) -> tuple[int, int, int]:
+    """Width and height as shown (EXIF applied) and the JPEG scan count of an open image file."""
     expected = FORMATS_BY_EXTENSION.get(relative.suffix.lower())
     if expected is None:
         raise _reject(f"image {str(relative)!r} must be .png, .jpg or .jpeg", where)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(path, formats=["PNG", "JPEG"]) as image:
+            scans = _check_decoding_cost(handle, expected, where)
+            with Image.open(handle, formats=["PNG", "JPEG"]) as image:
                 if image.format != expected:
                     raise _reject(f"image {str(relative)!r} is {image.format} by content but named {relative.suffix}", where)
                 width, height = image.size
@@ -219,17 +445,17 @@ def _check_image(path: Path, relative: PurePosixPath, *, max_pixels: int, decode
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _reject(f"image {str(relative)!r} is a decompression bomb (too many pixels)", where) from None
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for corrupt files
-            raise _reject(f"image {str(relative)!r} is not a readable PNG or JPEG ({type(exc).__name__}: {exc})", where) from None
-    return width, height
+            raise _unreadable(str(relative), exc, where) from None
+    return width, height, scans
 
 
-def file_sha256(path: Path) -> str:
-    """The file's bytes hashed, as "sha256:<hex>" (read in 1 MiB blocks)."""
-    digest = hashlib.sha256()
+def file_sha256(path: Path | BinaryIO) -> str:
+    """The file's bytes hashed, as "sha256:<hex>" (read in 1 MiB blocks); a path or an open file."""
+    if not isinstance(path, (str, os.PathLike)):
+        path.seek(0)
+        return "sha256:" + hashlib.file_digest(path, "sha256").hexdigest()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
+        return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def validate_image_set(
@@ -246,7 +472,7 @@ def validate_image_set(
     Parameters
     ----------
     root : the directory holding manifest.json and the images.
-    max_images, max_pixels, max_total_bytes : caps from the sandbox limits (DESIGN §7).
+    max_images, max_pixels, max_total_bytes : caps from the sandbox limits.
     decode : decode every image fully (catches truncated files); measurement decodes anyway.
     hash_images : compute each item's sha256; without it `Item.sha256` is None (a measurement
         chunk hashes only the images it observes).
@@ -260,7 +486,13 @@ def validate_image_set(
         raise _reject("the output must be a directory")
     manifest, raw = _read_manifest(root)
     groups, compose, pairs_per_image = _check_header(manifest, max_images=max_images)
+    title = _check_text(manifest, "title", MAX_TITLE_CHARS)
+    hypothesis = _check_text(manifest, "hypothesis", MAX_HYPOTHESIS_CHARS, allowed="\n\t")
+    attribute = _check_text(manifest, "attribute", MAX_ATTRIBUTE_CHARS)
     items, seen_ids, total = [], set(), 0
+    used_by: dict[str, str] = {}  # image path -> the item that lists it
+    pixels = scan_pixels = 0
+    most_scans: tuple[int, str] = (0, "")
     for index, entry in enumerate(manifest["items"]):
         where = f"items[{index}]"
         if not isinstance(entry, dict):
@@ -276,16 +508,31 @@ def validate_image_set(
         if base is not None and (not isinstance(base, str) or not ITEM_ID.match(base)):
             raise _reject("'base' must be a short id like the item ids", where)
         relative = _safe_relative(entry.get("image"), where)
+        # One file, one observation: listing an image twice would count the same pixels twice.
+        if str(relative) in used_by:
+            raise _reject(f"image {str(relative)!r} is already listed by item {used_by[str(relative)]!r}; "
+                          "each item needs its own image file", where)
+        used_by[str(relative)] = item_id
         info = _lstat_regular(root, relative, where)
         total += info.st_size
         if total > max_total_bytes:
             raise _reject(f"the images total more than {max_total_bytes // 2**20} MiB", where)
-        width, height = _check_image(root / relative, relative, max_pixels=max_pixels, decode=decode, where=where)
+        with open_listed_file(root, relative, where) as handle:
+            width, height, scans = _check_image(handle, relative, max_pixels=max_pixels, decode=decode, where=where)
+            try:
+                sha256 = file_sha256(handle) if hash_images else None
+            except OSError as exc:
+                raise _reject(f"image {str(relative)!r} cannot be read ({exc.strerror})", where) from None
+        pixels += width * height
+        scan_pixels += width * height * scans
+        most_scans = max(most_scans, (scans, item_id))
         regions = _check_regions(entry.get("regions"), groups, width, height, where)
-        items.append(Item(item_id, str(relative), base, regions, width, height, file_sha256(root / relative) if hash_images else None, info.st_size))
+        items.append(Item(item_id, str(relative), base, regions, width, height, sha256, info.st_size))
+    if scan_pixels > MAX_MEAN_JPEG_SCANS * pixels:
+        raise _reject(f"the set's JPEGs average {scan_pixels / pixels:.1f} scans per pixel, at most "
+                      f"{MAX_MEAN_JPEG_SCANS} allowed (item {most_scans[1]!r} has {most_scans[0]} scans)")
     return ImageSet(
-        root=root, manifest=manifest, title=str(manifest.get("title", ""))[:300],
-        hypothesis=str(manifest.get("hypothesis", ""))[:2000], attribute=str(manifest.get("attribute", ""))[:100],
+        root=root, manifest=manifest, title=title, hypothesis=hypothesis, attribute=attribute,
         groups=list(groups), compose=compose, pairs_per_image=pairs_per_image, items=items,
         manifest_sha256="sha256:" + hashlib.sha256(raw).hexdigest(), total_bytes=total,
     )

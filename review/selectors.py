@@ -1,9 +1,7 @@
 """Reads of the judge console: the queue, one submission's evidence, agreement, duplicate hints."""
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from pathlib import Path
 
 from django.conf import settings
@@ -27,6 +25,10 @@ from grading.rubric import (
     significant_tests,
 )
 from grading.selectors import artifact_file, artifact_names, document_of, measurement_of_record
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
+from sandbox.probe_files import ProbeFileError, zip_python_sources
 
 QUEUE_LIMIT = 200
 PROBE_SHOW_BYTES = 200_000
@@ -218,26 +220,21 @@ def variant_comparison(*, document: dict | None) -> dict:
 
 
 def probe_source(*, submission: Submission) -> dict:
-    """The probe's Python files highlighted by Pygments (a .zip shows each .py inside)."""
-    from pygments import highlight
-    from pygments.formatters import HtmlFormatter
-    from pygments.lexers import PythonLexer
-
+    """The probe's Python files highlighted by Pygments (a .zip shows each .py inside); a zip that
+    cannot be read shows an error line instead."""
     formatter = HtmlFormatter(linenos="inline", cssclass="highlight")
     try:
         with submission.probe.open("rb") as handle:
             content = handle.read()
     except (OSError, ValueError):
         return {"files": [], "css": "", "error": "The probe file is not available on this server."}
-    sources: list[tuple[str, bytes]] = []
     if submission.probe.name.lower().endswith(".zip"):
-        with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            names = sorted(n for n in archive.namelist() if n.endswith(".py"))
-            names.sort(key=lambda n: n != "probe.py")  # probe.py first: it is what runs
-            for name in names[:20]:
-                sources.append((name, archive.read(name)[:PROBE_SHOW_BYTES]))
+        try:
+            sources = zip_python_sources(content=content, max_bytes=PROBE_SHOW_BYTES)
+        except ProbeFileError as exc:
+            return {"files": [], "css": "", "error": f"The probe cannot be shown: {exc}"}
     else:
-        sources.append((submission.probe_name, content[:PROBE_SHOW_BYTES]))
+        sources = [(submission.probe_name, content[:PROBE_SHOW_BYTES])]
     files = [{"name": name, "html": highlight(data.decode("utf-8", "replace"), PythonLexer(), formatter),
               "truncated": len(data) >= PROBE_SHOW_BYTES} for name, data in sources]
     return {"files": files, "css": formatter.get_style_defs(".highlight"), "error": ""}

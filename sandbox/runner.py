@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from probekit.imageset import ImageSetRejected, validate_image_set
+from probekit.imageset import ImageSetRejected, open_listed_file, validate_image_set
 from sandbox.backends import get_backend
 from sandbox.backends.base import (
     STATUS_OK,
@@ -55,18 +55,32 @@ class RunResult:
                 "image_set": image_set}
 
 
+def _chunks_of(source, relative: str):
+    """The source file's bytes in 1 MiB blocks; a read error is the probe's output at fault."""
+    while True:
+        try:
+            chunk = source.read(1 << 20)
+        except OSError as exc:
+            raise ImageSetRejected(f"{relative!r} cannot be read ({exc.strerror})") from None
+        if not chunk:
+            return
+        yield chunk
+
+
 def _copy_out(image_set, source: Path, out_dir: Path) -> None:
-    """Copy manifest.json and the listed images into `out_dir`, all or nothing."""
+    """Copy manifest.json and the listed images into `out_dir`, all or nothing.
+
+    A source the probe made unreadable since validation is the probe's fault (ImageSetRejected);
+    a failure to write the platform's own storage stays an OSError (a platform fault).
+    """
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        for relative in ["manifest.json", *(item.image for item in image_set.items)]:
+        for relative in dict.fromkeys(["manifest.json", *(item.image for item in image_set.items)]):
             target = staging / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            # O_NOFOLLOW: validation refused links; this keeps a swapped-in link out too.
-            fd = os.open(source / relative, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd, "rb") as src, open(target, "xb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+            with open_listed_file(source, relative) as src, open(target, "xb") as dst:
+                dst.writelines(_chunks_of(src, relative))
         os.chmod(staging, 0o755)
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -117,10 +131,10 @@ def run_probe(
                     execution.output_dir, max_images=limits.max_images, max_pixels=limits.max_pixels,
                     max_total_bytes=limits.output_bytes,
                 )
+                _copy_out(image_set, Path(execution.output_dir), out_dir)
             except ImageSetRejected as exc:
                 result.status, result.error = STATUS_REJECTED, str(exc)
                 return result
-            _copy_out(image_set, Path(execution.output_dir), out_dir)
             result.image_set_path, result.n_images = out_dir.resolve(), len(image_set.items)
             result.details["manifest_sha256"] = image_set.manifest_sha256
             return result

@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from bounty.models import Submission
 from sandbox import probe_files
-from tests.factories import challenge_create, user_create
+from tests.factories import challenge_create, submission_create, user_create
+from tests.sandbox.test_probe_files import CRAFTED_ZIPS, GOOD
 
 pytestmark = pytest.mark.django_db
 
@@ -46,6 +47,8 @@ BAD_UPLOADS = [
     ("probe.zip", _zip({"probe.py": b"x", **{f"f{i}.txt": b"x" for i in range(600)}}), "unpacks to more than"),
     ("probe.zip", _zip({"probe.py": b"x", "caf\udce9.py".encode("utf-8", "surrogateescape").decode("latin-1"): b"x"}),
      None),  # a non-UTF-8 name is only a name: accepted or refused, never a crash
+    # Zips that passed the door before and crashed the worker that unpacked them.
+    *[("probe.zip", content, message) for content, message in CRAFTED_ZIPS.values()],
 ]
 
 
@@ -89,3 +92,22 @@ def test_an_upload_over_the_size_cap_is_refused_before_it_is_read(participant_cl
     assert response.status_code in (200, 400)
     assert "the limit is 1024 bytes" in response.content.decode()
     assert not Submission.objects.exists()
+
+
+@pytest.mark.parametrize("kind", CRAFTED_ZIPS)
+def test_a_stored_probe_zip_that_is_broken_still_renders_the_judge_and_participant_pages(client, tmp_path, kind):
+    """A zip stored before today's door checks (or damaged on disk) shows an error line, never a 500."""
+    judge, participant = user_create("jules"), user_create("petra")
+    challenge = challenge_create(slug="stored-zips", judges=[judge])
+    (tmp_path / "probe.zip").write_bytes(GOOD)
+    submission = submission_create(challenge=challenge, participant=participant, probe=tmp_path / "probe.zip")
+    content, message = CRAFTED_ZIPS[kind]
+    with open(submission.probe.path, "wb") as handle:
+        handle.write(content)
+    client.force_login(judge)
+    response = client.get(reverse("judge-submission", args=[submission.pk]))
+    assert response.status_code == 200
+    page = response.content.decode().replace("&#x27;", "'").replace("&quot;", '"')
+    assert "The probe cannot be shown: The .zip" in page and message.split("(")[0] in page
+    client.force_login(participant)
+    assert client.get(reverse("submission-detail", args=[submission.pk])).status_code == 200
