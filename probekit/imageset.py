@@ -536,6 +536,3 @@ def validate_image_set(
         groups=list(groups), compose=compose, pairs_per_image=pairs_per_image, items=items,
         manifest_sha256="sha256:" + hashlib.sha256(raw).hexdigest(), total_bytes=total,
     )
-
-
-load_image_set = validate_image_set

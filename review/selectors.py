@@ -7,6 +7,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
 
 from bounty import states
 from bounty.models import Challenge, Submission
@@ -25,9 +28,6 @@ from grading.rubric import (
     significant_tests,
 )
 from grading.selectors import artifact_file, artifact_names, document_of, measurement_of_record
-from pygments import highlight
-from pygments.formatters import HtmlFormatter
-from pygments.lexers import PythonLexer
 from sandbox.probe_files import ProbeFileError, zip_python_sources
 
 QUEUE_LIMIT = 200

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import stat
 import zipfile
 import zlib
@@ -223,7 +222,3 @@ def zip_python_sources(*, content: bytes, max_files: int = 20, max_bytes: int = 
     _walk_zip(content, keep, wanted=lambda info: info.filename.endswith(".py"))
     names = sorted(sources, key=lambda n: (n != "probe.py", n))  # probe.py first: it is what runs
     return [(n, sources[n]) for n in names[:max_files]]
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
