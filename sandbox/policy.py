@@ -423,7 +423,7 @@ def _on_ending_signal(signum, frame) -> None:
     previous = _previous_handlers.get(signum, signal.SIG_DFL)
     if callable(previous):
         previous(signum, frame)  # Celery's warm shutdown, Python's KeyboardInterrupt…
-    elif previous != signal.SIG_IGN:
+    else:  # the default action: the process ends, as it would have without us
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
@@ -438,8 +438,8 @@ def _install_handlers() -> None:
         return  # signal handlers can only be set there; a run in a thread relies on atexit and the reaper
     for signum in ENDING_SIGNALS:
         current = signal.getsignal(signum)
-        if current is _on_ending_signal or current is None:
-            continue  # ours already, or set outside Python (left alone)
+        if current is _on_ending_signal or current is None or current == signal.SIG_IGN:
+            continue  # ours already, set outside Python, or ignored (the process goes on: so do its runs)
         _previous_handlers[signum] = current
         signal.signal(signum, _on_ending_signal)
 

@@ -450,11 +450,16 @@ def test_cancelling_a_run_kills_every_process_of_it(backend, tmp_path):
 # -- a run never outlives its limits ----------------------------------------------------------
 
 SUPERVISOR = """
-import json, sys
+import json, os, signal, sys
 from pathlib import Path
 from sandbox.limits import Limits
 from sandbox.runner import run_probe
 name, base_url, probe, out, run_id, limits = sys.argv[1:]
+if os.environ.get("PREVIOUS_HANDLER"):  # as Celery's worker has its own
+    def previous(signum, frame):
+        print("previous handler ran", flush=True)
+        raise SystemExit(3)
+    signal.signal(signal.SIGTERM, previous)
 if name == "bwrap":
     from sandbox.backends.bwrap import BubblewrapBackend as Backend
     backend = Backend()
@@ -477,14 +482,14 @@ def _sleeper(tmp_path: Path, marker: str) -> Path:
     return probe
 
 
-def _start_sleeping_run(backend, tmp_path: Path, wall_s: float) -> tuple[subprocess.Popen, str, str]:
+def _start_sleeping_run(backend, tmp_path: Path, wall_s: float, **env) -> tuple[subprocess.Popen, str, str]:
     """run_probe of a sleeper in a process of its own, as a worker runs it; back once the probe runs."""
     marker, run_id = f"cbsleep{secrets.token_hex(5)}", f"sleeper-{secrets.token_hex(6)}"
     limits = Limits(**{**SMALL.to_dict(), "wall_s": wall_s})
     supervisor = subprocess.Popen(
         [sys.executable, "-c", SUPERVISOR, backend.name, getattr(backend, "base_url", ""), str(_sleeper(tmp_path, marker)),
          str(tmp_path / "out"), run_id, json.dumps(limits.to_dict())],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if not _wait_for(lambda: _processes_matching(marker) or supervisor.poll() is not None, 120) or supervisor.poll():
         supervisor.kill()
         pytest.fail(f"the sleeper did not start: {supervisor.communicate()}")
@@ -525,6 +530,27 @@ def test_signal_to_the_supervisor_mid_run_leaves_no_sandbox_behind(backend, tmp_
         supervisor.kill()
     assert supervisor.returncode != 0  # the signal still ended the process after the clean-up
     assert _processes_matching(marker) == []
+    assert _leftovers(backend, run_id) == []
+
+
+def test_sigterm_ends_the_sandbox_and_then_runs_the_handler_that_was_there_before(backend, tmp_path):
+    supervisor, marker, run_id = _start_sleeping_run(backend, tmp_path, wall_s=120, PREVIOUS_HANDLER="1")
+    try:
+        supervisor.send_signal(signal.SIGTERM)
+        stdout, stderr = supervisor.communicate(timeout=60)
+    finally:
+        supervisor.kill()
+    assert (supervisor.returncode, stdout) == (3, "previous handler ran\n"), stderr
+    assert _processes_matching(marker) == []
+    assert _leftovers(backend, run_id) == []
+
+
+def test_run_of_a_supervisor_killed_outright_ends_by_its_limit_at_the_latest(backend, tmp_path):
+    supervisor, marker, run_id = _start_sleeping_run(backend, tmp_path, wall_s=3)
+    supervisor.kill()  # no handler runs: bwrap dies with it, a container at its own bound
+    supervisor.wait()
+    assert _wait_for(lambda: not _processes_matching(marker), 3 + END_MARGIN_S), "the probe outlived its limit"
+    assert run_id in backend.reap(older_than_s=-1)  # what is left for the reaper: files, an exited container
     assert _leftovers(backend, run_id) == []
 
 
