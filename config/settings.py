@@ -7,6 +7,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from sandbox.policy import check_deployment_id, derive_deployment_id
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -91,8 +93,14 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # The embedded default serves one local user; wait for locks instead of failing.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 30}
+    # The embedded default runs web, worker and beat on one file: WAL lets readers go on while one
+    # writes, IMMEDIATE takes the write lock when a transaction starts (no deadlocked upgrade from a
+    # read), and every lock is waited for up to 30 s instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 PASSWORD_HASHERS = [
@@ -136,8 +144,10 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "bounty@localhost")
 # Redis: `make run` starts its own on this port (data under var/redis) unless REDIS_URL is set.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/0")
 
-# The sandbox (sandbox/backends, docs/security.md).
+# The sandbox (sandbox/limits.py, docs/security.md, docs/failure-model.md).
 SANDBOX_BACKEND = os.environ.get("SANDBOX_BACKEND", "bwrap")
+# In every sandbox's container labels, cgroup path and run directory: the reaper ends only its own.
+SANDBOX_DEPLOYMENT_ID = check_deployment_id(os.environ.get("SANDBOX_DEPLOYMENT_ID") or derive_deployment_id(VAR_DIR))
 # No challenge may allow a run longer than this; broker visibility and task limits derive from it.
 SANDBOX_MAX_WALL_S = int(os.environ.get("SANDBOX_MAX_WALL_S", 1800))
 RUNS_DIR = VAR_DIR / "runs"

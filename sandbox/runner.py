@@ -7,6 +7,7 @@ is either wholly stored or not at all.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -14,7 +15,6 @@ import shutil
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -25,34 +25,16 @@ from sandbox.backends.base import (
     STATUS_PLATFORM_ERROR,
     STATUS_REJECTED,
     PlatformError,
+    RunResult,
     SandboxBackend,
 )
 from sandbox.limits import DEFAULT_LIMITS, Limits
+from sandbox.policy import live_sandbox
 from sandbox.probe_files import ProbeFileError, unpack_probe
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BACKEND = os.environ.get("SANDBOX_BACKEND", "bwrap")
-
-
-@dataclass
-class RunResult:
-    status: str
-    exit_code: int | None
-    wall_s: float
-    stdout_tail: str = ""
-    stderr_tail: str = ""
-    error: str | None = None
-    image_set_path: Path | None = None
-    n_images: int = 0
-    details: dict = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        """The JSON of `manage.py run_probe --json` (DESIGN §3)."""
-        image_set = {"path": str(self.image_set_path), "n_images": self.n_images} if self.image_set_path else None
-        return {"status": self.status, "exit_code": self.exit_code, "wall_s": round(self.wall_s, 3),
-                "stdout_tail": self.stdout_tail, "stderr_tail": self.stderr_tail, "error": self.error,
-                "image_set": image_set}
 
 
 def _chunks_of(source, relative: str):
@@ -106,46 +88,52 @@ def run_probe(
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="cropbias-probe-"))
     os.chmod(work, 0o755)
-    try:
+    # A signal ending this process removes the unpacked probe too (the backend ends its sandbox).
+    with live_sandbox(f"work:{work}", functools.partial(shutil.rmtree, work, ignore_errors=True)):
         try:
-            sandbox = backend if isinstance(backend, SandboxBackend) else get_backend(backend or DEFAULT_BACKEND)
-            probe_dir = unpack_probe(Path(probe_path), work / "probe")
-        except ProbeFileError as exc:
-            return RunResult(STATUS_REJECTED, None, time.monotonic() - started, error=f"probe file: {exc}")
-        except PlatformError as exc:
-            return RunResult(STATUS_PLATFORM_ERROR, None, time.monotonic() - started, error=str(exc))
-        try:
-            execution = sandbox.execute(probe_dir, limits=limits, run_id=run_id, should_cancel=should_cancel)
-        except PlatformError as exc:
-            logger.warning("sandbox %s could not run %s: %s", sandbox.name, run_id, exc)
-            return RunResult(STATUS_PLATFORM_ERROR, None, time.monotonic() - started, error=str(exc),
-                             details={"backend": sandbox.name})
-        details = {"backend": sandbox.name, **execution.details}
-        result = RunResult(execution.status, execution.exit_code, execution.wall_s, execution.stdout_tail,
-                           execution.stderr_tail, execution.error, details=details)
-        try:
-            if execution.status != STATUS_OK:
-                return result
-            try:
-                image_set = validate_image_set(
-                    execution.output_dir, max_images=limits.max_images, max_pixels=limits.max_pixels,
-                    max_total_bytes=limits.output_bytes,
-                )
-                _copy_out(image_set, Path(execution.output_dir), out_dir)
-            except ImageSetRejected as exc:
-                result.status, result.error = STATUS_REJECTED, str(exc)
-                return result
-            result.image_set_path, result.n_images = out_dir.resolve(), len(image_set.items)
-            result.details["manifest_sha256"] = image_set.manifest_sha256
-            return result
+            return _run_unpacked(probe_path, work, backend=backend, limits=limits, out_dir=out_dir,
+                                 run_id=run_id, should_cancel=should_cancel, started=started)
         finally:
-            execution.cleanup()
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_unpacked(probe_path, work: Path, *, backend, limits: Limits, out_dir: Path, run_id: str,
+                  should_cancel, started: float) -> RunResult:
+    try:
+        sandbox = backend if isinstance(backend, SandboxBackend) else get_backend(backend or DEFAULT_BACKEND)
+        probe_dir = unpack_probe(Path(probe_path), work / "probe")
+    except ProbeFileError as exc:
+        return RunResult(STATUS_REJECTED, None, time.monotonic() - started, error=f"probe file: {exc}")
+    except PlatformError as exc:
+        return RunResult(STATUS_PLATFORM_ERROR, None, time.monotonic() - started, error=str(exc))
+    try:
+        result = sandbox.execute(probe_dir, limits=limits, run_id=run_id, should_cancel=should_cancel)
+    except PlatformError as exc:
+        logger.warning("sandbox %s could not run %s: %s", sandbox.name, run_id, exc)
+        return RunResult(STATUS_PLATFORM_ERROR, None, time.monotonic() - started, error=str(exc),
+                         details={"backend": sandbox.name})
+    result.details = {"backend": sandbox.name, **result.details}
+    try:
+        if result.status != STATUS_OK:
+            return result
+        try:
+            image_set = validate_image_set(
+                result.output_dir, max_images=limits.max_images, max_pixels=limits.max_pixels,
+                max_total_bytes=limits.output_bytes,
+            )
+            _copy_out(image_set, Path(result.output_dir), out_dir)
+        except ImageSetRejected as exc:
+            result.status, result.error = STATUS_REJECTED, str(exc)
+            return result
+        result.image_set_path, result.n_images = out_dir.resolve(), len(image_set.items)
+        result.details["manifest_sha256"] = image_set.manifest_sha256
+        return result
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        result.cleanup()
 
 
 def reap_stray_sandboxes(*, older_than_s: float) -> list[str]:
-    """End sandboxes left by dead workers on this host (every backend that is set up here)."""
+    """End this deployment's sandboxes left by dead workers (every backend set up on this host)."""
     reaped = []
     for name in {DEFAULT_BACKEND, "bwrap"}:
         try:

@@ -14,7 +14,7 @@ from typing import Callable
 
 from sandbox.limits import Limits
 
-# Run statuses, DESIGN §3.
+# Run statuses (docs/architecture.md, probe run).
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 STATUS_TIMEOUT = "timeout"
@@ -29,20 +29,32 @@ class PlatformError(RuntimeError):
 
 
 @dataclass
-class Execution:
-    """What a backend observed. `status` is one of STATUSES except `rejected` (decided later)."""
+class RunResult:
+    """One run: what the backend observed, then what the runner made of its output.
+
+    A backend returns it with `output_dir` (the probe's output on the host, readable by the
+    worker) and `cleanup`; the runner validates that output, sets `image_set_path` and
+    `n_images` (or turns the status into `rejected`) and calls `cleanup`.
+    """
 
     status: str
-    exit_code: int | None
-    wall_s: float
+    exit_code: int | None = None
+    wall_s: float = 0.0
     stdout_tail: str = ""
     stderr_tail: str = ""
     error: str | None = None
-    # Directory on the host holding the probe's output, readable by the worker; the runner
-    # validates it and copies it out, then calls `cleanup`.
-    output_dir: Path | None = None
-    cleanup: Callable[[], None] = field(default=lambda: None)
+    image_set_path: Path | None = None
+    n_images: int = 0
     details: dict = field(default_factory=dict)  # backend facts worth recording (image digest, uid…)
+    output_dir: Path | None = field(default=None, repr=False)
+    cleanup: Callable[[], None] = field(default=lambda: None, repr=False)
+
+    def to_json(self) -> dict:
+        """The JSON of `manage.py run_probe --json`."""
+        image_set = {"path": str(self.image_set_path), "n_images": self.n_images} if self.image_set_path else None
+        return {"status": self.status, "exit_code": self.exit_code, "wall_s": round(self.wall_s, 3),
+                "stdout_tail": self.stdout_tail, "stderr_tail": self.stderr_tail, "error": self.error,
+                "image_set": image_set}
 
 
 class SandboxBackend(abc.ABC):
@@ -56,7 +68,7 @@ class SandboxBackend(abc.ABC):
         limits: Limits,
         run_id: str,
         should_cancel: Callable[[], bool] | None = None,
-    ) -> Execution:
+    ) -> RunResult:
         """Run `python /probe/probe.py` from `probe_dir` under `limits`; never raise for probe faults.
 
         Raises PlatformError when the sandbox cannot be set up. `should_cancel` is polled about
@@ -69,5 +81,5 @@ class SandboxBackend(abc.ABC):
         return True, ""
 
     def reap(self, older_than_s: float) -> list[str]:
-        """End stray sandboxes of this host older than `older_than_s`; return what was ended."""
+        """End this deployment's stray sandboxes older than `older_than_s`; return what was ended."""
         return []

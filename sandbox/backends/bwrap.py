@@ -1,13 +1,13 @@
 """The bubblewrap backend: Linux namespaces, seccomp, cgroups and rlimits, never host root.
 
-Layers of one run (DESIGN §7), each recorded in `Execution.details`:
+Layers of one run, each recorded in the result's `details`:
 
 - bubblewrap (`bwrap`) started as an unprivileged host uid (65534 when the worker is root,
   else the worker's own uid) with every namespace unshared, no capabilities, no new privileges,
   nested user namespaces disabled and a cleared environment;
 - a read-only view of /usr, the worker's Python runtime (bound at the same path) and probekit
   (at /opt/probekit); the probe at /probe (a private copy, so the caller's directory needs no
-  permissions for the sandbox uid); a size-capped /tmp;
+  permissions for the sandbox uid); a size-capped /tmp and a private size-capped /dev/shm;
 - the output directory on a per-run tmpfs mounted by the worker with size and inode caps,
   bound at /out (a bind mount alone cannot be size-capped);
 - a seccomp filter (default allow) refusing sockets, io_uring, ptrace, namespace and mount
@@ -15,20 +15,14 @@ Layers of one run (DESIGN §7), each recorded in `Execution.details`:
 - cgroup v1 memory, pids and cpuacct groups `cropbias/<run_id>` when the worker may create
   them, and a cgroup v2 leaf for `cgroup.kill`, which ends every process of the run at once;
 - rlimits as a second layer: address space, CPU seconds per process, processes, file size,
-  open files, no core dumps.
+  open files, no core dumps;
+- lifetime: bwrap runs under coreutils `timeout -s KILL` (the engine-side wall bound, outside
+  the sandbox's pid namespace, so the probe cannot reach it), which dies with the worker
+  (parent-death signal) and takes bwrap with it (`--die-with-parent`).
 
-Status rules (`execute`):
-
-- wall clock: at `limits.wall_s` the run is killed → `timeout`;
-- CPU time: SIGXCPU from RLIMIT_CPU, or the run's cpuacct total passing `limits.cpu_s`
-  (RLIMIT_CPU is per process; cpuacct adds up every process) → `timeout`;
-- memory: an OOM kill in the memory cgroup, or a MemoryError on a failed run → `limit_exceeded`;
-- processes: the pids cgroup refused a fork, or a fork failed with EAGAIN → `limit_exceeded`;
-- output: ENOSPC/EFBIG on a failed run, or more entries/bytes in the output directory than
-  allowed → `limit_exceeded`;
-- logs: stdout and stderr keep their last `limits.log_bytes` each; a run printing more than
-  LOG_FLOOD_FACTOR × log_bytes in all is killed → `limit_exceeded`;
-- exit 0 → `ok` (the runner then validates the image set); anything else → `error`.
+Status rules: `sandbox.policy.verdict`, on the watchdog's outcome plus the cgroups' evidence
+(OOM kills, refused forks, the run's cpuacct total: RLIMIT_CPU is per process, cpuacct adds up
+every process).
 
 bubblewrap reports the probe's exit code on `--json-status-fd` only once it executed the
 probe, so a run without that report and without limit evidence failed during sandbox setup:
@@ -46,109 +40,59 @@ import functools
 import hashlib
 import json
 import os
-import re
 import resource
 import select
-import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from sandbox.backends.base import (
-    STATUS_ERROR,
-    STATUS_LIMIT_EXCEEDED,
-    STATUS_OK,
-    STATUS_TIMEOUT,
-    Execution,
-    PlatformError,
-    SandboxBackend,
+from sandbox.backends.base import PlatformError, RunResult, SandboxBackend
+from sandbox.limits import Limits, MiB
+from sandbox.policy import (
+    BAD_RUN_ID,
+    DENIED_SYSCALLS,
+    KILL_GRACE_S,
+    POLL_INTERVAL_S,
+    RUN_ID_RE,
+    SANDBOX_ENV,
+    SANDBOX_GID,
+    SANDBOX_UID,
+    TIMEOUT_PROGRAM,
+    Outcome,
+    Tail,
+    Watchdog,
+    deployment_id,
+    engine_wall_s,
+    libc,
+    live_sandbox,
+    prepare_run_dir,
+    remove_run_dir,
+    run_started_at,
+    verdict,
 )
-from sandbox.limits import MiB, Limits
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SANDBOX_UID = 65534  # nobody
-SANDBOX_GID = 65534  # nogroup
 ROOT_RUNS_DIR = Path("/var/tmp/cropbias-sandbox")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PREFIX = "cropbias"
-STARTED_AT_FILE = "started_at"
 WORKER_FILE = "worker"  # "<pid> <start time in clock ticks>" of the process supervising the run
-LOG_FLOOD_FACTOR = 64
-# bubblewrap keeps a monitor and an init process inside the run's cgroups besides the probe.
-BWRAP_OWN_PROCESSES = 2
+# timeout, bubblewrap's monitor and its init process live in the run's cgroups besides the probe.
+BWRAP_OWN_PROCESSES = 3
 # RLIMIT_AS headroom over the memory cgroup: the cgroup is the real cap, and virtual size runs
 # far ahead of resident memory (thread stacks, malloc arenas, numpy/onnxruntime mappings).
 ADDRESS_SPACE_HEADROOM = 1024 * MiB
-KILL_GRACE_S = 10.0
-POLL_INTERVAL_S = 0.25
-CANCEL_POLL_INTERVAL_S = 1.0
-
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-BAD_RUN_ID = "run_id must be 1-128 characters of letters, digits, '_', '.' or '-', not starting with a symbol"
-
-SANDBOX_ENV = {
-    "PATH": "/usr/bin:/bin",
-    "HOME": "/tmp",
-    "LANG": "C.UTF-8",
-    "PYTHONPATH": "/probe:/opt",
-    "PROBE_OUTPUT_DIR": "/out",
-    "PYTHONDONTWRITEBYTECODE": "1",
-    "PYTHONUNBUFFERED": "1",
-    "MPLCONFIGDIR": "/tmp/matplotlib",
-    # One thread per library: parallelism comes from processes (and counts against pids).
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1",
-    "VECLIB_MAXIMUM_THREADS": "1",
-    "MALLOC_ARENA_MAX": "2",
-}
+PR_SET_PDEATHSIG = 1
 
 # Linux clone(2) namespace flags a probe may not use (x86_64: clone's first argument).
 CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
 TIOCSTI, TIOCLINUX = 0x5412, 0x541C
-DENIED_SYSCALLS = (
-    # networking of any family (AF_VSOCK is not isolated by a network namespace); socketpair
-    # stays allowed: an anonymous pair reaches nothing outside the run
-    "socket",
-    # io_uring can open sockets and files without passing through the syscalls filtered here
-    "io_uring_setup", "io_uring_enter", "io_uring_register",
-    "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
-    "unshare", "setns",
-    "mount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount", "fspick",
-    "move_mount", "open_tree", "mount_setattr",
-    "keyctl", "add_key", "request_key",
-    "bpf", "perf_event_open", "userfaultfd",
-    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-    "acct", "swapon", "swapoff", "reboot", "syslog", "quotactl", "lookup_dcookie", "vhangup",
-    "iopl", "ioperm", "open_by_handle_at", "name_to_handle_at", "uselib",
-    "settimeofday", "clock_settime", "clock_adjtime", "sethostname", "setdomainname",
-)
 
-MNT_DETACH = 2
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
-
-
-class _Tail:
-    """The last `limit` bytes of a stream, and how many bytes it carried in all."""
-
-    def __init__(self, limit: int):
-        self.limit, self.total, self.buf = limit, 0, bytearray()
-
-    def append(self, chunk: bytes) -> None:
-        self.total += len(chunk)
-        self.buf += chunk
-        if len(self.buf) > self.limit:
-            del self.buf[: len(self.buf) - self.limit]
-
-    def text(self) -> str:
-        return bytes(self.buf).decode("utf-8", errors="replace")
 
 
 @dataclass
@@ -163,19 +107,6 @@ class _RunCgroups:
     @property
     def dirs(self) -> list[Path]:
         return [d for d in (self.unified, self.memory, self.pids, self.cpuacct) if d is not None]
-
-
-@dataclass
-class _Outcome:
-    """What the supervision loop saw; turned into a status by `_classify`."""
-
-    exit_code: int | None
-    wall_s: float
-    stdout: _Tail
-    stderr: _Tail
-    killed_status: str | None = None
-    killed_error: str | None = None
-    evidence: dict = field(default_factory=dict)
 
 
 @functools.cache
@@ -215,28 +146,6 @@ def seccomp_filter_bpf() -> bytes:
         raise PlatformError(f"could not build the seccomp filter: {exc}") from exc
 
 
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _mount_tmpfs(target: Path, options: str) -> None:
-    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
-    if _libc().mount(b"tmpfs", os.fsencode(target), b"tmpfs", flags, options.encode()) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount tmpfs on {target}: {os.strerror(err)}")
-
-
-def _unmount(target: Path) -> None:
-    """Unmount `target` if it is a mount point; lazily when it is busy."""
-    if not os.path.ismount(target):
-        return
-    path = os.fsencode(target)
-    if _libc().umount2(path, 0) != 0 and _libc().umount2(path, MNT_DETACH) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"umount {target}: {os.strerror(err)}")
-
-
 MS_BIND = 4096
 MS_REC = 16384
 RUNTIME_DIR = Path("/var/tmp/cropbias-runtime")
@@ -268,7 +177,7 @@ def _reachable_source(path: Path) -> Path:
     target = RUNTIME_DIR / hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
     target.mkdir(mode=0o755, exist_ok=True)
     if not os.path.ismount(target):
-        if _libc().mount(os.fsencode(path), os.fsencode(target), None, MS_BIND | MS_REC, None) != 0:
+        if libc().mount(os.fsencode(path), os.fsencode(target), None, MS_BIND | MS_REC, None) != 0:
             err = ctypes.get_errno()
             raise PlatformError(f"cannot expose {path} to the sandbox uid (bind mount: {os.strerror(err)})")
     return target
@@ -291,6 +200,20 @@ def _supervisor_gone(run_dir: Path) -> bool:
         return False
     pid = int(recorded.split()[0])
     return _process_identity(pid) != recorded
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _kill_process_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _write(path: Path, value: str) -> None:
@@ -366,67 +289,6 @@ def _remove_cgroups(cgroups: _RunCgroups, *, wait_s: float = KILL_GRACE_S) -> No
                 time.sleep(0.005)
 
 
-def _output_usage(root: Path) -> tuple[int, int]:
-    """(bytes, entries) below `root`, never following links."""
-    total_bytes = entries = 0
-    stack = [str(root)]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    entries += 1
-                    st = entry.stat(follow_symlinks=False)
-                    total_bytes += st.st_size
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-        except OSError:
-            continue
-    return total_bytes, entries
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _mib(n: int) -> str:
-    return f"{n / MiB:g} MiB"
-
-
-def output_and_exit_status(code: int, *, failed: bool, tail: str, out: Path, limits: Limits,
-                           details: dict) -> tuple[str, str | None]:
-    """The last rules of every backend: output caps, a full disk, then the exit code itself.
-
-    Shared by the bubblewrap and Docker backends once each has ruled on its own evidence
-    (wall clock, CPU time, memory, processes).
-    """
-    used_bytes, used_entries = _output_usage(out)
-    if used_entries > limits.output_files:
-        return STATUS_LIMIT_EXCEEDED, f"output file-count limit of {limits.output_files} reached"
-    if used_bytes > limits.output_bytes:
-        return STATUS_LIMIT_EXCEEDED, f"output size limit of {_mib(limits.output_bytes)} reached"
-    if failed and ("No space left on device" in tail or "File too large" in tail
-                   or code == 128 + signal.SIGXFSZ):
-        try:
-            st = os.statvfs(out)
-            inodes_full, blocks_full = st.f_ffree == 0, st.f_bavail == 0
-        except OSError:
-            inodes_full = blocks_full = False
-        if inodes_full and details.get("output_tmpfs"):
-            return STATUS_LIMIT_EXCEEDED, f"output file-count limit of {limits.output_files} reached"
-        if blocks_full or "File too large" in tail or code == 128 + signal.SIGXFSZ:
-            return STATUS_LIMIT_EXCEEDED, f"output size limit of {_mib(limits.output_bytes)} reached"
-        return STATUS_LIMIT_EXCEEDED, (f"disk limit reached: the output directory holds at most "
-                                       f"{_mib(limits.output_bytes)} and /tmp at most {_mib(limits.tmp_bytes)}")
-    if code == 0:
-        return STATUS_OK, None
-    if code > 128:
-        return STATUS_ERROR, f"the probe was killed by {_signal_name(code - 128)}"
-    return STATUS_ERROR, f"the probe exited with status {code}"
-
-
 class BubblewrapBackend(SandboxBackend):
     """Runs probes under bubblewrap on this host (see the module docstring for the layers)."""
 
@@ -440,21 +302,23 @@ class BubblewrapBackend(SandboxBackend):
         probekit_dir: Path | str | None = None,
         runs_dir: Path | str | None = None,
         cgroup_root: Path | str = CGROUP_ROOT,
-        cgroup_prefix: str = CGROUP_PREFIX,
+        cgroup_prefix: str | None = None,
+        deployment: str | None = None,
     ):
         self.bwrap_path = bwrap_path or shutil.which("bwrap") or "/usr/bin/bwrap"
         self.python_prefix = Path(python_prefix or sys.prefix)
         self.probekit_dir = Path(probekit_dir) if probekit_dir else PROJECT_ROOT / "probekit"
         self.as_root = os.geteuid() == 0
+        self.deployment = deployment or deployment_id()
         if runs_dir is not None:
             self.runs_dir = Path(runs_dir)
         elif self.as_root:
-            self.runs_dir = ROOT_RUNS_DIR
+            self.runs_dir = ROOT_RUNS_DIR / self.deployment
         else:
-            self.runs_dir = Path(tempfile.gettempdir()) / f"cropbias-sandbox-{os.geteuid()}"
+            self.runs_dir = Path(tempfile.gettempdir()) / f"cropbias-sandbox-{os.geteuid()}" / self.deployment
         self.cgroup_root = Path(cgroup_root)
-        # Runs of this backend live in `<controller>/<cgroup_prefix>/<run_id>`; reap ends only those.
-        self.cgroup_prefix = cgroup_prefix
+        # Runs live in `<controller>/<cgroup_prefix>/<run_id>`, one prefix per deployment; reap ends only those.
+        self.cgroup_prefix = cgroup_prefix or f"{CGROUP_PREFIX}/{self.deployment}"
         # As root the sandbox runs as nobody; otherwise as the (already unprivileged) worker.
         self.uid = SANDBOX_UID if self.as_root else os.geteuid()
         self.gid = SANDBOX_GID if self.as_root else os.getegid()
@@ -476,44 +340,58 @@ class BubblewrapBackend(SandboxBackend):
         limits: Limits,
         run_id: str,
         should_cancel: Callable[[], bool] | None = None,
-    ) -> Execution:
+    ) -> RunResult:
         if not RUN_ID_RE.match(run_id):
             raise ValueError(BAD_RUN_ID)
         usable, reason = self.available()
         if not usable:
             raise PlatformError(reason)
         bpf = seccomp_filter_bpf()
-        run_dir = self.runs_dir / run_id
         # A directory left by an earlier delivery of this run (worker killed) is ended first.
         self._destroy_run(run_id)
         cgroups = _RunCgroups()
-        try:
-            details = self._prepare_run_dir(run_dir, Path(probe_dir), limits)
-            cgroups = self._create_cgroups(run_id, limits)
-            details.update(
-                uid=self.uid, seccomp=True, bwrap=self.bwrap_path,
-                cgroup_v1_memory=cgroups.memory is not None, cgroup_v1_pids=cgroups.pids is not None,
-                cgroup_v1_cpuacct=cgroups.cpuacct is not None, cgroup_v2_kill=cgroups.unified is not None,
-            )
-            outcome = self._supervise(run_dir, limits, cgroups, bpf, should_cancel)
-            status, error = self._classify(outcome, limits, cgroups, run_dir / "out", details)
-        except BaseException:
-            self._destroy_run(run_id)
-            raise
+        started: list[subprocess.Popen] = []
+
+        def end() -> None:
+            for proc in started:
+                _kill_process_group(proc.pid)
+            self._destroy_run(run_id, cgroups)
+
+        with live_sandbox(f"bwrap:{self.runs_dir}/{run_id}", end):
+            try:
+                run_dir, details = prepare_run_dir(self.runs_dir, run_id, Path(probe_dir), limits,
+                                                   as_root=self.as_root, uid=self.uid, gid=self.gid)
+                self._write_identity(run_dir)
+                cgroups = self._create_cgroups(run_id, limits)
+                details.update(
+                    uid=self.uid, seccomp=True, bwrap=self.bwrap_path, deployment=self.deployment,
+                    cgroup_v1_memory=cgroups.memory is not None, cgroup_v1_pids=cgroups.pids is not None,
+                    cgroup_v1_cpuacct=cgroups.cpuacct is not None, cgroup_v2_kill=cgroups.unified is not None,
+                )
+                outcome = self._supervise(run_dir, limits, cgroups, bpf, should_cancel, started)
+                message = outcome.stderr.text().strip()
+                message = message.splitlines()[-1] if message else f"exit status {outcome.evidence.get('bwrap_returncode')}"
+                status, error = verdict(outcome, limits, out=run_dir / "out", details=details,
+                                        no_exit_status=f"bubblewrap could not start the probe: {message}")
+            except BaseException:
+                end()
+                raise
         details.update(outcome.evidence)
         _remove_cgroups(cgroups)
 
         def cleanup() -> None:
             self._destroy_run(run_id)
 
-        return Execution(
+        return RunResult(
             status=status, exit_code=outcome.exit_code, wall_s=round(outcome.wall_s, 3),
             stdout_tail=outcome.stdout.text(), stderr_tail=outcome.stderr.text(), error=error,
             output_dir=run_dir / "out", cleanup=cleanup, details=details,
         )
 
     def reap(self, older_than_s: float) -> list[str]:
-        """End runs on this host started more than `older_than_s` ago: processes, mounts, files.
+        """End this deployment's runs started more than `older_than_s` ago: processes, mounts, files.
+
+        Only its own runs directory and cgroup prefix are looked at, both named by the deployment id.
 
         A run's age comes from the start time written in its directory; a cgroup with no run
         directory is aged by the cgroup directory's modification time (its creation, for a leaf).
@@ -530,11 +408,7 @@ class BubblewrapBackend(SandboxBackend):
             for run_dir in self.runs_dir.iterdir():
                 run_id = run_dir.name
                 seen.add(run_id)
-                try:
-                    started = float((run_dir / STARTED_AT_FILE).read_text())
-                except (OSError, ValueError):
-                    started = run_dir.stat().st_mtime
-                if now - started > older_than_s or _supervisor_gone(run_dir):
+                if now - run_started_at(run_dir) > older_than_s or _supervisor_gone(run_dir):
                     self._destroy_run(run_id, sweep=True)
                     ended.append(run_id)
         for controller in ("unified", "memory", "pids", "cpuacct"):
@@ -556,40 +430,13 @@ class BubblewrapBackend(SandboxBackend):
 
     # -- set-up and tear-down -------------------------------------------------------------
 
-    def _prepare_run_dir(self, run_dir: Path, probe_dir: Path, limits: Limits) -> dict:
-        """Run directory: start time, a private copy of the probe, passwd/group, the output dir."""
-        if not (probe_dir / "probe.py").is_file():
-            raise PlatformError(f"{probe_dir} holds no probe.py")
-        self.runs_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
-        os.chmod(self.runs_dir, 0o711)
-        run_dir.mkdir(mode=0o711)
-        os.chmod(run_dir, 0o711)  # mkdir's mode is filtered by the umask
-        _write(run_dir / STARTED_AT_FILE, repr(time.time()))
+    def _write_identity(self, run_dir: Path) -> None:
+        """The supervising worker and the passwd/group files the sandbox sees."""
         _write(run_dir / WORKER_FILE, _process_identity(os.getpid()))
-        probe_copy = run_dir / "probe"
-        shutil.copytree(probe_dir, probe_copy, symlinks=True)
-        for dirpath, dirnames, filenames in os.walk(probe_copy):
-            os.chmod(dirpath, 0o755)
-            for name in filenames:
-                path = os.path.join(dirpath, name)
-                if not os.path.islink(path):
-                    os.chmod(path, 0o644)
         _write(run_dir / "passwd", f"sandbox:x:{self.uid}:{self.gid}:sandbox:/tmp:/usr/sbin/nologin\n")
         _write(run_dir / "group", f"sandbox:x:{self.gid}:\n")
         os.chmod(run_dir / "passwd", 0o644)
         os.chmod(run_dir / "group", 0o644)
-        out = run_dir / "out"
-        out.mkdir(mode=0o700)
-        details: dict = {"output_tmpfs": False}
-        if self.as_root:
-            options = (f"size={limits.output_bytes},nr_inodes={limits.output_files + 16},"
-                       f"mode=0700,uid={self.uid},gid={self.gid}")
-            try:
-                _mount_tmpfs(out, options)
-                details["output_tmpfs"] = True
-            except OSError as exc:
-                raise PlatformError(f"could not mount the output tmpfs: {exc}") from exc
-        return details
 
     def _create_cgroups(self, run_id: str, limits: Limits) -> _RunCgroups:
         """Create whichever of the run's cgroups this worker may; each missing one is a skipped layer."""
@@ -706,16 +553,14 @@ class BubblewrapBackend(SandboxBackend):
             })
         _kill_cgroups(cgroups)
         _remove_cgroups(cgroups)
-        run_dir = self.runs_dir / run_id
-        if run_dir.exists():
-            _unmount(run_dir / "out")
-            shutil.rmtree(run_dir, ignore_errors=True)
+        remove_run_dir(self.runs_dir / run_id)
 
     # -- running --------------------------------------------------------------------------
 
     def _bwrap_args(self, run_dir: Path, seccomp_fd: int, status_fd: int, block_fd: int,
                     limits: Limits) -> list[str]:
         args = [
+            TIMEOUT_PROGRAM, "-s", "KILL", str(engine_wall_s(limits)),
             self.bwrap_path,
             "--unshare-all", "--unshare-user", "--disable-userns",
             "--uid", str(self.uid), "--gid", str(self.gid),
@@ -736,6 +581,8 @@ class BubblewrapBackend(SandboxBackend):
             "--ro-bind", str(run_dir / "passwd"), "/etc/passwd",
             "--ro-bind", str(run_dir / "group"), "/etc/group",
             "--proc", "/proc", "--dev", "/dev",
+            # --dev's /dev/shm would be a directory of bwrap's root: give it its own cap.
+            "--size", str(limits.shm_bytes), "--tmpfs", "/dev/shm",
             "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
         ]
         prefix = str(self.python_prefix)
@@ -776,13 +623,14 @@ class BubblewrapBackend(SandboxBackend):
         ]
 
     def _preexec(self, limits: Limits, cgroups: _RunCgroups) -> Callable[[], None]:
-        """The child-side set-up between fork and exec: set rlimits, then drop root.
+        """The child-side set-up between fork and exec: set rlimits, drop root, die with the worker.
 
         Everything is computed beforehand; the child only makes system calls.
         """
         rlimits = self._rlimits(limits, cgroups)
         drop = self.as_root
         uid, gid = self.uid, self.gid
+        prctl, worker = libc().prctl, os.getpid()
 
         def preexec() -> None:
             for kind, soft, hard in rlimits:
@@ -793,11 +641,14 @@ class BubblewrapBackend(SandboxBackend):
                 os.setresuid(uid, uid, uid)
                 if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid):
                     raise OSError("could not drop root privileges")
+            # After the uid change (which clears it): `timeout` dies with the worker, bwrap with it.
+            if prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != worker:
+                raise OSError("could not tie the sandbox to the worker's life")
 
         return preexec
 
     def _supervise(self, run_dir: Path, limits: Limits, cgroups: _RunCgroups, bpf: bytes,
-                   should_cancel: Callable[[], bool] | None) -> _Outcome:
+                   should_cancel: Callable[[], bool] | None, started_procs: list) -> Outcome:
         """Start bwrap, put it in the run's cgroups before the probe starts, and watch it.
 
         bwrap stops on `--block-fd` after building the sandbox and before it loads seccomp and
@@ -824,6 +675,7 @@ class BubblewrapBackend(SandboxBackend):
             except (OSError, subprocess.SubprocessError) as exc:
                 os.close(block_w)
                 raise PlatformError(f"could not start bubblewrap as uid {self.uid}: {exc}") from exc
+            started_procs.append(proc)
         finally:
             os.close(seccomp_fd)
             os.close(status_w)
@@ -846,7 +698,7 @@ class BubblewrapBackend(SandboxBackend):
             proc.stderr.close()
 
     def _enter_cgroups(self, proc: subprocess.Popen, status_r: int, cgroups: _RunCgroups) -> bytes:
-        """Move bwrap's monitor and sandbox process into the run's cgroups; return what was read.
+        """Move timeout, bwrap's monitor and sandbox process into the run's cgroups; return what was read.
 
         bwrap writes the sandbox process's pid to the status fd before letting it run. Without
         that line (bwrap failed early) nothing is moved and the run ends as a set-up failure.
@@ -865,7 +717,9 @@ class BubblewrapBackend(SandboxBackend):
         except (ValueError, KeyError, TypeError):
             return head
         for directory in cgroups.dirs:
-            for pid in (child_pid, proc.pid):
+            for pid in (child_pid, _parent_pid(child_pid), proc.pid):  # the sandbox, bwrap's monitor, timeout
+                if pid is None:
+                    continue
                 try:
                     _write(directory / "cgroup.procs", str(pid))
                 except ProcessLookupError:
@@ -875,11 +729,8 @@ class BubblewrapBackend(SandboxBackend):
         return head
 
     def _kill_run(self, proc: subprocess.Popen, cgroups: _RunCgroups) -> None:
-        """Kill bwrap's process group (its init dies with it) and everything in the cgroups."""
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        """Kill the process group of timeout and bwrap (its init dies with it) and everything in the cgroups."""
+        _kill_process_group(proc.pid)
         _kill_cgroups(cgroups)
         try:
             proc.wait(timeout=KILL_GRACE_S)
@@ -888,60 +739,22 @@ class BubblewrapBackend(SandboxBackend):
             proc.wait()
 
     def _watch(self, proc: subprocess.Popen, status_r: int, status_head: bytes, started: float,
-               limits: Limits, cgroups: _RunCgroups, should_cancel: Callable[[], bool] | None) -> _Outcome:
-        stdout, stderr, status = _Tail(limits.log_bytes), _Tail(limits.log_bytes), _Tail(4096)
+               limits: Limits, cgroups: _RunCgroups, should_cancel: Callable[[], bool] | None) -> Outcome:
+        def cpu_used_s() -> float | None:
+            used = _read_int(cgroups.cpuacct / "cpuacct.usage")
+            return None if used is None else used / 1e9
+
+        watchdog = Watchdog(limits, started=started, kill=lambda: self._kill_run(proc, cgroups),
+                            should_cancel=should_cancel, cpu_used_s=cpu_used_s if cgroups.cpuacct else None)
+        outcome, status = watchdog.outcome, Tail(4096)
         status.append(status_head)
-        flood_bytes = LOG_FLOOD_FACTOR * limits.log_bytes
-        outcome = _Outcome(exit_code=None, wall_s=0.0, stdout=stdout, stderr=stderr)
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout.fileno(), selectors.EVENT_READ, stdout)
-        sel.register(proc.stderr.fileno(), selectors.EVENT_READ, stderr)
-        sel.register(status_r, selectors.EVENT_READ, status)
-        deadline = started + limits.wall_s
-        next_cancel = started + CANCEL_POLL_INTERVAL_S
-        killed_at: float | None = None
-
-        def kill(status_: str, error: str) -> None:
-            nonlocal killed_at
-            outcome.killed_status, outcome.killed_error = status_, error
-            killed_at = time.monotonic()
-            self._kill_run(proc, cgroups)
-
-        while sel.get_map():
-            now = time.monotonic()
-            if killed_at is None:
-                if now >= deadline:
-                    kill(STATUS_TIMEOUT, f"wall-clock limit of {limits.wall_s:g} s reached")
-                elif should_cancel is not None and now >= next_cancel:
-                    next_cancel = now + CANCEL_POLL_INTERVAL_S
-                    if should_cancel():
-                        kill(STATUS_ERROR, "cancelled")
-                if killed_at is None and cgroups.cpuacct is not None:
-                    used = _read_int(cgroups.cpuacct / "cpuacct.usage")
-                    if used is not None and used >= limits.cpu_s * 1e9:
-                        kill(STATUS_TIMEOUT, f"CPU-time limit of {limits.cpu_s} s reached")
-            elif now - killed_at > KILL_GRACE_S:
-                break  # every process is dead; a pipe still open could only be ours
-            timeout = max(0.0, min(POLL_INTERVAL_S, deadline - now)) if killed_at is None else POLL_INTERVAL_S
-            for key, _ in sel.select(timeout):
-                try:
-                    chunk = os.read(key.fd, 65536)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    sel.unregister(key.fd)
-                    continue
-                key.data.append(chunk)
-                if killed_at is None and stdout.total + stderr.total > flood_bytes:
-                    kill(STATUS_LIMIT_EXCEEDED,
-                         f"log size limit reached: more than {_mib(flood_bytes)} printed "
-                         f"(the last {_mib(limits.log_bytes)} of each stream are kept)")
-        sel.close()
-        if killed_at is None:
+        watchdog.watch({proc.stdout.fileno(): outcome.stdout.append, proc.stderr.fileno(): outcome.stderr.append,
+                        status_r: status.append})
+        if watchdog.killed_at is None:
             try:
-                proc.wait(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
+                proc.wait(timeout=watchdog.remaining_s() + 1.0)
             except subprocess.TimeoutExpired:
-                kill(STATUS_TIMEOUT, f"wall-clock limit of {limits.wall_s:g} s reached")
+                watchdog.time_out()
         outcome.wall_s = time.monotonic() - started
         # Nothing of the run may outlive it (bwrap's pid namespace already took its processes).
         _kill_cgroups(cgroups)
@@ -969,26 +782,3 @@ class BubblewrapBackend(SandboxBackend):
             used = _read_int(cgroups.cpuacct / "cpuacct.usage")
             evidence["cpu_s"] = round(used / 1e9, 3) if used is not None else None
         return evidence
-
-    # -- status ---------------------------------------------------------------------------
-
-    def _classify(self, outcome: _Outcome, limits: Limits, cgroups: _RunCgroups, out: Path,
-                  details: dict) -> tuple[str, str | None]:
-        if outcome.killed_status is not None:
-            return outcome.killed_status, outcome.killed_error
-        ev, code, tail = outcome.evidence, outcome.exit_code, outcome.stderr.text()
-        failed = code != 0
-        memory_error = f"memory limit of {_mib(limits.memory_bytes)} reached"
-        if ev.get("oom_kills", 0) > 0 or (failed and code is not None and "MemoryError" in tail):
-            return STATUS_LIMIT_EXCEEDED, memory_error
-        if code is None:
-            if ev.get("pids_refused", 0) > 0:
-                return STATUS_LIMIT_EXCEEDED, f"process limit of {limits.pids} reached"
-            message = tail.strip().splitlines()[-1] if tail.strip() else f"exit status {ev.get('bwrap_returncode')}"
-            raise PlatformError(f"bubblewrap could not start the probe: {message}")
-        cpu_used = ev.get("cpu_s") or 0.0
-        if code == 128 + signal.SIGXCPU or (code == 128 + signal.SIGKILL and cpu_used >= limits.cpu_s):
-            return STATUS_TIMEOUT, f"CPU-time limit of {limits.cpu_s} s reached"
-        if failed and (ev.get("pids_refused", 0) > 0 or "Resource temporarily unavailable" in tail):
-            return STATUS_LIMIT_EXCEEDED, f"process limit of {limits.pids} reached"
-        return output_and_exit_status(code, failed=failed, tail=tail, out=out, limits=limits, details=details)

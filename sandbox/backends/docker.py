@@ -1,6 +1,6 @@
 """The Docker-API backend: each probe in a locked-down container on Docker, Podman or gVisor.
 
-Layers of one run (DESIGN §7), the same contract as bubblewrap (`sandbox.backends.bwrap`):
+Layers of one run, the same contract as bubblewrap (`sandbox.backends.bwrap`):
 
 - the probe image (`sandbox.probe_image`, or `SANDBOX_DOCKER_IMAGE` built from
   Dockerfile.probe) with a read-only root filesystem, no network (`network_mode="none"`),
@@ -8,22 +8,25 @@ Layers of one run (DESIGN §7), the same contract as bubblewrap (`sandbox.backen
   profile; `SANDBOX_DOCKER_RUNTIME=runsc` runs it under gVisor;
 - memory with equal memory+swap, a pids limit, one CPU, and rlimits always passed (CPU seconds,
   open files, processes, file size, no core dumps): an engine's own defaults may not apply;
-- `init=True`, so a reaper is PID 1 and the probe's exit ends every process of the container;
-- the probe at /probe (a private, world-readable copy, bound read-only); a size-capped /tmp;
+- coreutils `timeout -s KILL` as PID 1: the container ends itself a few seconds after the wall
+  clock whatever its supervisor does (starved, stopped or killed), the probe's parent is PID 1
+  (no signal from inside reaches it), and the probe's exit ends every process of the container
+  (orphans are not reaped until then; they count against the pids limit);
+- the probe at /probe (a private, world-readable copy, bound read-only); a size-capped /tmp and
+  a private /dev/shm of `limits.shm_bytes`;
   the output directory at /out on a per-run tmpfs the worker mounts with size and inode caps
   and binds in, exactly as bwrap does: a container's own tmpfs vanishes with its last process,
   so it could not be read once the probe exited, and Podman refuses its `nr_inodes` option;
 - stdout/stderr read from an attach stream opened before start, keeping the last
   `limits.log_bytes` of each; the engine's own log is capped with `max-size` too (uncapped, a
   stdout flood once wrote a 2 GB log);
-- the wall clock enforced with `kill()` (PID 1 ignores SIGTERM); the container removed with
-  `force=True` whatever happened.
+- the wall clock enforced by the watchdog with `kill()`; the container removed with
+  `force=True` whatever happened, also when the worker gets SIGTERM/SIGINT
+  (`sandbox.policy.live_sandbox`); containers carry the deployment id in their name and labels,
+  and `reap` ends only its own deployment's.
 
-Status rules: wall clock → `timeout`; SIGXCPU (RLIMIT_CPU, per process) → `timeout`; OOMKilled
-or a MemoryError on a failed run → `limit_exceeded`; a fork refused (EAGAIN) → `limit_exceeded`;
-output over its caps or ENOSPC/EFBIG → `limit_exceeded`; a log flood → `limit_exceeded`;
-exit 0 → `ok`; anything else → `error`. Engine unreachable, image missing, container refused →
-PlatformError.
+Status rules: `sandbox.policy.verdict` (OOMKilled, or the OOM eventfd, is the memory evidence).
+Engine unreachable, image missing, container refused → PlatformError.
 
 The engine must see the worker's files (the probe and output directories are bind mounts):
 Docker or Podman on the worker host, not a remote engine.
@@ -33,52 +36,45 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import select
-import shutil
 import signal
 import struct
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sandbox.backends.base import (
-    STATUS_ERROR,
-    STATUS_LIMIT_EXCEEDED,
-    STATUS_TIMEOUT,
-    Execution,
-    PlatformError,
-    SandboxBackend,
-)
-from sandbox.backends.bwrap import (
+from sandbox.backends.base import PlatformError, RunResult, SandboxBackend
+from sandbox.limits import Limits
+from sandbox.policy import (
     BAD_RUN_ID,
     DENIED_SYSCALLS,
-    LOG_FLOOD_FACTOR,
+    KILL_GRACE_S,
     RUN_ID_RE,
     SANDBOX_ENV,
-    STARTED_AT_FILE,
-    _mib,
-    _mount_tmpfs,
-    _Tail,
-    _unmount,
-    output_and_exit_status,
+    SANDBOX_GID,
+    SANDBOX_UID,
+    TIMEOUT_PROGRAM,
+    Outcome,
+    Tail,
+    Watchdog,
+    deployment_id,
+    engine_wall_s,
+    live_sandbox,
+    prepare_run_dir,
+    remove_run_dir,
+    run_started_at,
+    verdict,
 )
-from sandbox.limits import MiB, Limits
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-SANDBOX_UID = SANDBOX_GID = 65534
 LABEL_RUN = "cropbias.run"
 LABEL_STARTED_AT = "cropbias.started_at"
-CONTAINER_PREFIX = "cropbias-run-"
+LABEL_DEPLOYMENT = "cropbias.deployment"
+CONTAINER_PREFIX = "cropbias-"  # then the deployment id, "-run-" and the run id
 ROOT_RUNS_DIR = Path("/var/tmp/cropbias-docker")
 API_TIMEOUT_S = 120
-KILL_GRACE_S = 10.0
-POLL_INTERVAL_S = 0.25
-CANCEL_POLL_INTERVAL_S = 1.0
 CGROUP_V1_MEMORY = Path("/sys/fs/cgroup/memory")
-SHM_BYTES = 1 * MiB  # /dev/shm only holds multiprocessing's semaphores
 NANO_CPUS = 1_000_000_000  # one CPU: parallelism comes from more runs, not one run's threads
 # Podman mounts writable tmpfs on /run and /var/tmp of a read-only container; these keep them
 # read-only so /out and /tmp stay the only writable places. Docker adds none: harmless there.
@@ -122,22 +118,10 @@ def _docker():
     return docker
 
 
-@dataclass
-class _Outcome:
-    exit_code: int | None
-    wall_s: float
-    stdout: _Tail
-    stderr: _Tail
-    oom_killed: bool = False
-    killed_status: str | None = None
-    killed_error: str | None = None
-    evidence: dict = field(default_factory=dict)
-
-
 class _FrameReader:
     """Splits the attach stream (8-byte header: stream id, 3 zero bytes, big-endian length)."""
 
-    def __init__(self, stdout: _Tail, stderr: _Tail):
+    def __init__(self, stdout: Tail, stderr: Tail):
         self.streams = {1: stdout, 2: stderr}
         self.pending = bytearray()
 
@@ -227,6 +211,7 @@ class DockerBackend(SandboxBackend):
         runtime: str | None = None,
         probekit_dir: Path | str | None = None,
         runs_dir: Path | str | None = None,
+        deployment: str | None = None,
     ):
         self.base_url = base_url or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
         # A registry-built image (Dockerfile.probe); without one the image is built from this host.
@@ -234,26 +219,31 @@ class DockerBackend(SandboxBackend):
         self.runtime = runtime or os.environ.get("SANDBOX_DOCKER_RUNTIME") or None
         self.probekit_dir = Path(probekit_dir) if probekit_dir else PROJECT_ROOT / "probekit"
         self.as_root = os.geteuid() == 0
+        self.deployment = deployment or deployment_id()
         if runs_dir is not None:
             self.runs_dir = Path(runs_dir)
         elif self.as_root:
-            self.runs_dir = ROOT_RUNS_DIR
+            self.runs_dir = ROOT_RUNS_DIR / self.deployment
         else:
-            self.runs_dir = Path(tempfile.gettempdir()) / f"cropbias-docker-{os.geteuid()}"
+            self.runs_dir = Path(tempfile.gettempdir()) / f"cropbias-docker-{os.geteuid()}" / self.deployment
         self._client_instance = None
         self._image_id: str | None = None
         self._security_opt: list[str] | None = None
 
     # -- engine ---------------------------------------------------------------------------
 
+    def _connect(self):
+        docker = _docker()
+        try:
+            return docker.DockerClient(base_url=self.base_url, timeout=API_TIMEOUT_S)
+        except docker.errors.DockerException as exc:
+            raise PlatformError(f"the container engine at {self.base_url} is unreachable: {exc}") from exc
+
     def _client(self):
         """A connected client, or PlatformError naming the engine that did not answer."""
         docker = _docker()
         if self._client_instance is None:
-            try:
-                self._client_instance = docker.DockerClient(base_url=self.base_url, timeout=API_TIMEOUT_S)
-            except docker.errors.DockerException as exc:
-                raise PlatformError(f"the container engine at {self.base_url} is unreachable: {exc}") from exc
+            self._client_instance = self._connect()
         try:
             self._client_instance.ping()
         except (docker.errors.DockerException, OSError) as exc:
@@ -329,47 +319,60 @@ class DockerBackend(SandboxBackend):
         limits: Limits,
         run_id: str,
         should_cancel: Callable[[], bool] | None = None,
-    ) -> Execution:
+    ) -> RunResult:
         if not RUN_ID_RE.match(run_id):
             raise ValueError(BAD_RUN_ID)
         client = self._client()
         image_id = self._image(client)
         # What an earlier delivery of this run left (worker killed) is ended first.
         self._destroy_run(run_id, client)
-        run_dir = self.runs_dir / run_id
         container = None
-        try:
-            details = self._prepare_run_dir(run_dir, Path(probe_dir), limits)
-            details.update(image_digest=image_id, engine=self.base_url, uid=SANDBOX_UID,
-                           runtime=self.runtime or "default")
-            container = self._create(client, image_id, run_dir, limits, run_id)
-            outcome = self._supervise(container, limits, should_cancel)
-            status, error = self._classify(outcome, limits, run_dir / "out", details)
-        except BaseException:
-            self._destroy_run(run_id, client)
-            raise
-        finally:
-            if container is not None:
-                self._remove_container(container)
+
+        def end() -> None:
+            # From a signal handler the main thread may be inside a request: a connection of its own.
+            self._destroy_run(run_id, self._connect())
+
+        with live_sandbox(f"docker:{self.deployment}:{run_id}", end):
+            try:
+                run_dir, details = prepare_run_dir(self.runs_dir, run_id, Path(probe_dir), limits,
+                                                   as_root=self.as_root, uid=SANDBOX_UID, gid=SANDBOX_GID)
+                if not self.as_root:
+                    os.chmod(run_dir / "out", 0o777)  # the engine's uid 65534 writes here
+                details.update(image_digest=image_id, engine=self.base_url, uid=SANDBOX_UID,
+                               runtime=self.runtime or "default", deployment=self.deployment)
+                container = self._create(client, image_id, run_dir, limits, run_id)
+                outcome = self._supervise(container, limits, should_cancel)
+                status, error = verdict(outcome, limits, out=run_dir / "out", details=details,
+                                        no_exit_status="the container engine reported no exit status for the run")
+            except BaseException:
+                self._destroy_run(run_id, client)
+                raise
+            finally:
+                if container is not None:
+                    self._remove_container(container)
         details.update(outcome.evidence)
 
         def cleanup() -> None:
             self._destroy_run(run_id, client)
 
-        return Execution(
+        return RunResult(
             status=status, exit_code=outcome.exit_code, wall_s=round(outcome.wall_s, 3),
             stdout_tail=outcome.stdout.text(), stderr_tail=outcome.stderr.text(), error=error,
             output_dir=run_dir / "out", cleanup=cleanup, details=details,
         )
 
+    def _labels(self, run_id: str | None = None) -> list[str]:
+        """Label filters for this deployment's run containers (one run's, given `run_id`)."""
+        return [f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN, f"{LABEL_DEPLOYMENT}={self.deployment}"]
+
     def reap(self, older_than_s: float) -> list[str]:
-        """Remove this host's run containers and run directories older than `older_than_s`."""
+        """Remove this deployment's run containers and run directories older than `older_than_s`."""
         docker = _docker()
         now = time.time()
         ended: set[str] = set()
         try:
             client = self._client()
-            containers = client.containers.list(all=True, filters={"label": LABEL_RUN})
+            containers = client.containers.list(all=True, filters={"label": self._labels()})
         except (PlatformError, docker.errors.DockerException):
             client, containers = None, []
         for container in containers:
@@ -385,63 +388,23 @@ class DockerBackend(SandboxBackend):
             for run_dir in self.runs_dir.iterdir():
                 if not run_dir.is_dir() or run_dir.is_symlink():
                     continue  # the seccomp profile lives beside the runs
-                try:
-                    started = float((run_dir / STARTED_AT_FILE).read_text())
-                except (OSError, ValueError):
-                    started = run_dir.stat().st_mtime
-                if now - started > older_than_s:
+                if now - run_started_at(run_dir) > older_than_s:
                     self._destroy_run(run_dir.name, client)
                     ended.add(run_dir.name)
         return sorted(ended)
 
     # -- set-up and tear-down -------------------------------------------------------------
 
-    def _prepare_run_dir(self, run_dir: Path, probe_dir: Path, limits: Limits) -> dict:
-        """Run directory: start time, a world-readable copy of the probe, the output tmpfs."""
-        if not (probe_dir / "probe.py").is_file():
-            raise PlatformError(f"{probe_dir} holds no probe.py")
-        self.runs_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
-        os.chmod(self.runs_dir, 0o711)
-        run_dir.mkdir(mode=0o711)
-        os.chmod(run_dir, 0o711)
-        (run_dir / STARTED_AT_FILE).write_text(repr(time.time()))
-        probe_copy = run_dir / "probe"
-        shutil.copytree(probe_dir, probe_copy, symlinks=True)
-        for dirpath, _dirnames, filenames in os.walk(probe_copy):
-            os.chmod(dirpath, 0o755)
-            for name in filenames:
-                path = os.path.join(dirpath, name)
-                if not os.path.islink(path):
-                    os.chmod(path, 0o644)
-        out = run_dir / "out"
-        out.mkdir(mode=0o700)
-        details: dict = {"output_tmpfs": False}
-        if self.as_root:
-            options = (f"size={limits.output_bytes},nr_inodes={limits.output_files + 16},"
-                       f"mode=0700,uid={SANDBOX_UID},gid={SANDBOX_GID}")
-            try:
-                _mount_tmpfs(out, options)
-            except OSError as exc:
-                raise PlatformError(f"could not mount the output tmpfs: {exc}") from exc
-            details["output_tmpfs"] = True
-        else:
-            # The engine's uid 65534 must write here; RLIMIT_FSIZE and the usage check cap it.
-            os.chmod(out, 0o777)
-        return details
-
     def _destroy_run(self, run_id: str, client=None) -> None:
         """Remove the run's container (if any), unmount its output tmpfs, delete its files."""
         if client is not None:
             docker = _docker()
             try:
-                for container in client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}):
+                for container in client.containers.list(all=True, filters={"label": self._labels(run_id)}):
                     self._remove_container(container)
             except docker.errors.DockerException:
                 pass
-        run_dir = self.runs_dir / run_id
-        if run_dir.exists():
-            _unmount(run_dir / "out")
-            shutil.rmtree(run_dir, ignore_errors=True)
+        remove_run_dir(self.runs_dir / run_id)
 
     @staticmethod
     def _remove_container(container) -> None:
@@ -474,9 +437,9 @@ class DockerBackend(SandboxBackend):
         tmpfs = {"/tmp": f"size={limits.tmp_bytes},mode=1777"}
         tmpfs.update({path: "ro,size=4k" for path in READ_ONLY_TMPFS})
         kwargs = dict(
-            command=[PYTHON, "-s", "/probe/probe.py"],
-            name=f"{CONTAINER_PREFIX}{run_id}",
-            labels={LABEL_RUN: run_id, LABEL_STARTED_AT: repr(time.time())},
+            command=[TIMEOUT_PROGRAM, "-s", "KILL", str(engine_wall_s(limits)), PYTHON, "-s", "/probe/probe.py"],
+            name=f"{CONTAINER_PREFIX}{self.deployment}-run-{run_id}",
+            labels={LABEL_RUN: run_id, LABEL_STARTED_AT: repr(time.time()), LABEL_DEPLOYMENT: self.deployment},
             hostname="sandbox",
             user=f"{SANDBOX_UID}:{SANDBOX_GID}",
             working_dir="/out",
@@ -490,8 +453,7 @@ class DockerBackend(SandboxBackend):
             pids_limit=limits.pids,
             nano_cpus=NANO_CPUS,
             ulimits=ulimits,
-            init=True,
-            shm_size=SHM_BYTES,
+            shm_size=limits.shm_bytes,
             tmpfs=tmpfs,
             mounts=[
                 Mount("/probe", str(run_dir / "probe"), type="bind", read_only=True),
@@ -514,12 +476,8 @@ class DockerBackend(SandboxBackend):
 
     # -- running --------------------------------------------------------------------------
 
-    def _supervise(self, container, limits: Limits, should_cancel: Callable[[], bool] | None) -> _Outcome:
+    def _supervise(self, container, limits: Limits, should_cancel: Callable[[], bool] | None) -> Outcome:
         docker = _docker()
-        stdout, stderr = _Tail(limits.log_bytes), _Tail(limits.log_bytes)
-        outcome = _Outcome(exit_code=None, wall_s=0.0, stdout=stdout, stderr=stderr)
-        frames = _FrameReader(stdout, stderr)
-        flood_bytes = LOG_FLOOD_FACTOR * limits.log_bytes
         try:
             # Attached before start so not a byte is missed; never `logs()`, which is uncapped.
             stream = container.client.api.attach_socket(
@@ -531,53 +489,20 @@ class DockerBackend(SandboxBackend):
         except (docker.errors.DockerException, OSError) as exc:
             raise PlatformError(f"the container engine could not start the run: {exc}") from exc
         oom = _OomWatch(container.attrs.get("State", {}).get("Pid"))
-        deadline = started + limits.wall_s
-        next_cancel = started + CANCEL_POLL_INTERVAL_S
-        killed_at: float | None = None
 
-        def kill(status: str, error: str) -> None:
-            nonlocal killed_at
-            outcome.killed_status, outcome.killed_error = status, error
-            killed_at = time.monotonic()
+        def kill() -> None:
             try:
-                container.kill()  # SIGKILL: PID 1 of a container ignores SIGTERM
+                container.kill()  # SIGKILL to PID 1 from outside: the whole container ends
             except docker.errors.APIError:
                 pass  # it exited meanwhile
 
+        watchdog = Watchdog(limits, started=started, kill=kill, should_cancel=should_cancel)
+        outcome = watchdog.outcome
+        frames = _FrameReader(outcome.stdout, outcome.stderr)
         try:
             sock.setblocking(False)
-            while True:
-                now = time.monotonic()
-                if killed_at is None:
-                    if now >= deadline:
-                        kill(STATUS_TIMEOUT, f"wall-clock limit of {limits.wall_s:g} s reached")
-                    elif should_cancel is not None and now >= next_cancel:
-                        next_cancel = now + CANCEL_POLL_INTERVAL_S
-                        if should_cancel():
-                            kill(STATUS_ERROR, "cancelled")
-                elif now - killed_at > KILL_GRACE_S:
-                    break  # the container is gone; only the engine holds the stream open
-                timeout = POLL_INTERVAL_S if killed_at is not None else max(0.0, min(POLL_INTERVAL_S, deadline - now))
-                watched = [sock] if oom.eventfd is None else [sock, oom.eventfd]
-                readable, _, _ = select.select(watched, [], [], timeout)
-                oom.check()
-                if oom.eventfd is not None and oom.eventfd in readable:
-                    oom.drain()
-                if sock not in readable:
-                    continue
-                try:
-                    chunk = sock.recv(65536)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:
-                    break
-                if not chunk:
-                    break  # the container's streams closed: its processes are gone
-                frames.feed(chunk)
-                if killed_at is None and stdout.total + stderr.total > flood_bytes:
-                    kill(STATUS_LIMIT_EXCEEDED,
-                         f"log size limit reached: more than {_mib(flood_bytes)} printed "
-                         f"(the last {_mib(limits.log_bytes)} of each stream are kept)")
+            events = {} if oom.eventfd is None else {oom.eventfd: oom.drain}
+            watchdog.watch({sock.fileno(): frames.feed}, events=events, tick=oom.check)
         finally:
             oom.check()
             oom.close()
@@ -586,11 +511,10 @@ class DockerBackend(SandboxBackend):
             except OSError:
                 pass
         try:
-            remaining = max(0.0, deadline - time.monotonic()) + 1.0
-            result = container.wait(timeout=remaining if killed_at is None else KILL_GRACE_S)
+            result = container.wait(timeout=watchdog.remaining_s() + 1.0 if watchdog.killed_at is None else KILL_GRACE_S)
         except Exception:  # requests' ReadTimeout: the streams closed but it still runs
-            if killed_at is None:
-                kill(STATUS_TIMEOUT, f"wall-clock limit of {limits.wall_s:g} s reached")
+            if watchdog.killed_at is None:
+                watchdog.time_out()
             try:
                 result = container.wait(timeout=KILL_GRACE_S)
             except Exception as exc:
@@ -602,25 +526,8 @@ class DockerBackend(SandboxBackend):
         except docker.errors.DockerException:
             state = {}
         outcome.exit_code = state.get("ExitCode", result.get("StatusCode"))
-        outcome.oom_killed = bool(state.get("OOMKilled")) or oom.oom_kills > 0
-        outcome.evidence = {"container_exit_code": outcome.exit_code, "oom_killed": outcome.oom_killed}
+        oom_killed = bool(state.get("OOMKilled")) or oom.oom_kills > 0
+        outcome.evidence = {"container_exit_code": outcome.exit_code, "oom_killed": oom_killed}
         if outcome.killed_status is not None and outcome.exit_code == 128 + signal.SIGKILL:
             outcome.exit_code = None  # our kill, not the probe's exit
         return outcome
-
-    # -- status ---------------------------------------------------------------------------
-
-    def _classify(self, outcome: _Outcome, limits: Limits, out: Path, details: dict) -> tuple[str, str | None]:
-        if outcome.killed_status is not None:
-            return outcome.killed_status, outcome.killed_error
-        code, tail = outcome.exit_code, outcome.stderr.text()
-        if code is None:
-            raise PlatformError("the container engine reported no exit status for the run")
-        failed = code != 0
-        if outcome.oom_killed or (failed and "MemoryError" in tail):
-            return STATUS_LIMIT_EXCEEDED, f"memory limit of {_mib(limits.memory_bytes)} reached"
-        if code == 128 + signal.SIGXCPU:
-            return STATUS_TIMEOUT, f"CPU-time limit of {limits.cpu_s} s reached"
-        if failed and "Resource temporarily unavailable" in tail:
-            return STATUS_LIMIT_EXCEEDED, f"process limit of {limits.pids} reached"
-        return output_and_exit_status(code, failed=failed, tail=tail, out=out, limits=limits, details=details)

@@ -3,25 +3,36 @@
 Each probe that only *tries* something reports every attempt, raises SystemExit("LEAK …") if
 one got through, and otherwise writes a small valid image set — so `ok` means "contained",
 and the output shows each refusal. Probes that exhaust a limit must end with that limit's
-status and message. After a run nothing of it may remain (processes, containers, run dirs).
+status and message. After a run nothing of it may remain (processes, containers, cgroups, run
+dirs), also when the supervising process is stopped or gets SIGTERM mid-run. Each attack is
+tested here once per backend; tests of bwrap's own layers are in test_bwrap_backend.py.
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
+import signal
+import subprocess
+import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from sandbox.backends.bwrap import BubblewrapBackend
-from sandbox.limits import MiB, Limits
+from sandbox.backends.bwrap import CGROUP_ROOT, BubblewrapBackend
+from sandbox.limits import Limits, MiB
+from sandbox.policy import ENGINE_WALL_MARGIN_S
 from sandbox.runner import run_probe
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = Limits(wall_s=15, cpu_s=10, memory_bytes=256 * MiB, pids=64, output_bytes=16 * MiB, output_files=200,
-               tmp_bytes=16 * MiB, log_bytes=64 * 1024)
+               tmp_bytes=16 * MiB, shm_bytes=8 * MiB, log_bytes=64 * 1024)
+# How long past its wall clock a run may take to be ended and reported, on a loaded 2-core host.
+END_MARGIN_S = ENGINE_WALL_MARGIN_S + 10
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the sandboxes are run by a root worker here")
 
@@ -54,14 +65,29 @@ def _processes_matching(text: str) -> list[int]:
     return found
 
 
-@pytest.fixture(params=["bwrap", "docker"])
-def backend(request):
-    if request.param == "bwrap":
-        return BubblewrapBackend()
+def _make_backend(name: str, request, **kwargs):
+    if name == "bwrap":
+        return BubblewrapBackend(**kwargs)
     from sandbox.backends.docker import DockerBackend
 
     engine = request.getfixturevalue("docker_engine")
-    return DockerBackend(base_url=engine.base_url)
+    return DockerBackend(base_url=engine.base_url, **kwargs)
+
+
+@pytest.fixture(params=["bwrap", "docker"])
+def backend(request):
+    return _make_backend(request.param, request)
+
+
+def _leftovers(backend, run_id: str) -> list[str]:
+    """What is left of a run on the host: its run directory, cgroups or containers."""
+    left = [str(backend.runs_dir / run_id)] if (backend.runs_dir / run_id).exists() else []
+    if backend.name == "bwrap":
+        left += [str(d) for d in CGROUP_ROOT.glob(f"*/{backend.cgroup_prefix}/{run_id}")]
+    else:
+        client = backend._connect()
+        left += [c.name for c in client.containers.list(all=True, filters={"label": f"cropbias.run={run_id}"})]
+    return left
 
 
 @pytest.fixture
@@ -73,10 +99,8 @@ def run(backend, tmp_path):
         run_id = f"attack-{secrets.token_hex(6)}"
         result = run_probe(probe, backend=backend, limits=limits, out_dir=tmp_path / f"set-{run_id}", run_id=run_id)
         assert result.status != "platform_error", result.error
-        assert not (backend.runs_dir / run_id).exists()
+        assert _leftovers(backend, run_id) == []
         if backend.name == "docker":
-            client = backend._client()
-            assert client.containers.list(all=True, filters={"label": f"cropbias.run={run_id}"}) == []
             assert result.details["image_digest"].startswith("sha256:")
         return result
 
@@ -305,6 +329,13 @@ def test_sleeping_forever_times_out_on_the_wall_clock(run):
     assert (result.status, result.error) == ("timeout", "wall-clock limit of 3 s reached")
     assert result.stdout_tail == "sleeping\n"
     assert result.exit_code is None
+    assert result.wall_s < 3 + END_MARGIN_S
+
+
+def test_exiting_with_status_3_is_an_error_with_its_exit_code(run):
+    result = run("print('bye')\nsys.exit(3)\n")
+    assert (result.status, result.exit_code, result.error) == ("error", 3, "the probe exited with status 3")
+    assert result.stdout_tail == "bye\n"
 
 
 def test_filling_the_output_directory_hits_the_output_size_limit(run):
@@ -324,6 +355,28 @@ def test_filling_tmp_hits_the_disk_limit(run):
     """, prelude=False)
     assert result.status == "limit_exceeded"
     assert result.error.startswith("disk limit reached") or result.error.startswith("output size limit")
+
+
+def test_writing_past_the_shm_cap_fails_and_shm_is_private(run):
+    result = run("""
+        written = 0
+        try:
+            with open("/dev/shm/fill", "wb") as fh:
+                while True:
+                    fh.write(b"x" * (1024 * 1024))
+                    fh.flush()
+                    written += 1
+        except OSError as exc:
+            print("shm full after", written, "MiB:", exc.strerror)
+        os.remove("/dev/shm/fill")
+        print("shm mount", [line.split()[2:4] for line in open("/proc/self/mounts") if " /dev/shm " in line])
+        if written > 8:
+            raise SystemExit(f"LEAK: {written} MiB written to /dev/shm past its 8 MiB cap")
+        valid_set()
+    """)
+    _contained(result)
+    assert "shm full after" in result.stdout_tail and "No space left on device" in result.stdout_tail
+    assert "'tmpfs'" in result.stdout_tail  # its own tmpfs, not the host's /dev/shm
 
 
 def test_many_small_files_hit_the_file_count_limit(run):
@@ -392,6 +445,168 @@ def test_cancelling_a_run_kills_every_process_of_it(backend, tmp_path):
     assert result.image_set_path is None
     assert _processes_matching(marker) == []
     assert not (backend.runs_dir / run_id).exists()
+
+
+# -- a run never outlives its limits ----------------------------------------------------------
+
+SUPERVISOR = """
+import json, os, signal, sys
+from pathlib import Path
+from sandbox.limits import Limits
+from sandbox.runner import run_probe
+name, base_url, probe, out, run_id, limits = sys.argv[1:]
+if os.environ.get("PREVIOUS_HANDLER"):  # as Celery's worker has its own
+    def previous(signum, frame):
+        print("previous handler ran", flush=True)
+        raise SystemExit(3)
+    signal.signal(signal.SIGTERM, previous)
+if name == "bwrap":
+    from sandbox.backends.bwrap import BubblewrapBackend as Backend
+    backend = Backend()
+else:
+    from sandbox.backends.docker import DockerBackend as Backend
+    backend = Backend(base_url=base_url)
+result = run_probe(Path(probe), backend=backend, limits=Limits(**json.loads(limits)), out_dir=Path(out), run_id=run_id)
+print(json.dumps(result.to_json()), flush=True)
+"""
+
+
+def _sleeper(tmp_path: Path, marker: str) -> Path:
+    probe = tmp_path / "sleeper.py"
+    probe.write_text(textwrap.dedent(f"""
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "{marker}"])
+        print("sleeping", flush=True)
+        time.sleep(600)
+    """))
+    return probe
+
+
+def _start_sleeping_run(backend, tmp_path: Path, wall_s: float, **env) -> tuple[subprocess.Popen, str, str]:
+    """run_probe of a sleeper in a process of its own, as a worker runs it; back once the probe runs."""
+    marker, run_id = f"cbsleep{secrets.token_hex(5)}", f"sleeper-{secrets.token_hex(6)}"
+    limits = Limits(**{**SMALL.to_dict(), "wall_s": wall_s})
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR, backend.name, getattr(backend, "base_url", ""), str(_sleeper(tmp_path, marker)),
+         str(tmp_path / "out"), run_id, json.dumps(limits.to_dict())],
+        cwd=ROOT, env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if not _wait_for(lambda: _processes_matching(marker) or supervisor.poll() is not None, 120) or supervisor.poll():
+        supervisor.kill()
+        pytest.fail(f"the sleeper did not start: {supervisor.communicate()}")
+    return supervisor, marker, run_id
+
+
+def _wait_for(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def test_run_of_a_stopped_supervisor_is_ended_by_the_engine_at_its_limit(backend, tmp_path):
+    supervisor, marker, run_id = _start_sleeping_run(backend, tmp_path, wall_s=3)
+    try:
+        supervisor.send_signal(signal.SIGSTOP)  # a starved or hung worker: nothing of it runs
+        assert _wait_for(lambda: not _processes_matching(marker), 3 + END_MARGIN_S), "the probe outlived its limit"
+        supervisor.send_signal(signal.SIGCONT)
+        stdout, stderr = supervisor.communicate(timeout=120)
+    finally:
+        supervisor.kill()
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert (result["status"], result["error"]) == ("timeout", "wall-clock limit of 3 s reached"), stderr
+    assert _leftovers(backend, run_id) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_to_the_supervisor_mid_run_leaves_no_sandbox_behind(backend, tmp_path, signum):
+    supervisor, marker, run_id = _start_sleeping_run(backend, tmp_path, wall_s=120)
+    try:
+        assert _leftovers(backend, run_id) != []  # the run is live: this check can see it
+        supervisor.send_signal(signum)
+        supervisor.wait(timeout=60)
+    finally:
+        supervisor.kill()
+    assert supervisor.returncode != 0  # the signal still ended the process after the clean-up
+    assert _processes_matching(marker) == []
+    assert _leftovers(backend, run_id) == []
+
+
+def test_sigterm_ends_the_sandbox_and_then_runs_the_handler_that_was_there_before(backend, tmp_path):
+    supervisor, marker, run_id = _start_sleeping_run(backend, tmp_path, wall_s=120, PREVIOUS_HANDLER="1")
+    try:
+        supervisor.send_signal(signal.SIGTERM)
+        stdout, stderr = supervisor.communicate(timeout=60)
+    finally:
+        supervisor.kill()
+    assert (supervisor.returncode, stdout) == (3, "previous handler ran\n"), stderr
+    assert _processes_matching(marker) == []
+    assert _leftovers(backend, run_id) == []
+
+
+def test_run_of_a_supervisor_killed_outright_ends_by_its_limit_at_the_latest(backend, tmp_path):
+    supervisor, marker, run_id = _start_sleeping_run(backend, tmp_path, wall_s=3)
+    supervisor.kill()  # no handler runs: bwrap dies with it, a container at its own bound
+    supervisor.wait()
+    assert _wait_for(lambda: not _processes_matching(marker), 3 + END_MARGIN_S), "the probe outlived its limit"
+    assert run_id in backend.reap(older_than_s=-1)  # what is left for the reaper: files, an exited container
+    assert _leftovers(backend, run_id) == []
+
+
+def test_a_fork_bomb_next_door_does_not_keep_a_run_past_its_limit(backend, tmp_path):
+    bomb, sleeper = tmp_path / "bomb.py", tmp_path / "sleep.py"
+    bomb.write_text(textwrap.dedent("""
+        import os, time
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                time.sleep(0.001)
+    """))
+    sleeper.write_text("import time\ntime.sleep(600)\n")
+    results = {}
+
+    def one(name: str, probe: Path, limits: Limits) -> None:
+        results[name] = run_probe(probe, backend=backend, limits=limits, out_dir=tmp_path / name,
+                                  run_id=f"{name}-{secrets.token_hex(6)}")
+
+    light = {**SMALL.to_dict(), "pids": 16, "cpu_s": 8}
+    threads = [threading.Thread(target=one, args=("bomb", bomb, Limits(**{**light, "wall_s": 8}))),
+               threading.Thread(target=one, args=("sleeper", sleeper, Limits(**{**light, "wall_s": 3})))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert results["bomb"].status in ("limit_exceeded", "timeout"), results["bomb"].error
+    assert (results["sleeper"].status, results["sleeper"].error) == ("timeout", "wall-clock limit of 3 s reached")
+    assert results["sleeper"].wall_s < 3 + END_MARGIN_S
+
+
+def test_reaper_of_one_deployment_leaves_another_deployments_sandbox_alone(backend, request, tmp_path):
+    ours = _make_backend(backend.name, request, deployment=f"test-a-{secrets.token_hex(3)}")
+    theirs = _make_backend(backend.name, request, deployment=f"test-b-{secrets.token_hex(3)}")
+    marker = f"cbdeploy{secrets.token_hex(5)}"
+    run_id = f"theirs-{secrets.token_hex(6)}"
+    results = {}
+    thread = threading.Thread(target=lambda: results.update(result=run_probe(
+        _sleeper(tmp_path, marker), backend=theirs, limits=Limits(**{**SMALL.to_dict(), "wall_s": 60}),
+        out_dir=tmp_path / "out", run_id=run_id)))
+    thread.start()
+    try:
+        assert _wait_for(lambda: _processes_matching(marker), 120)
+        assert ours.reap(older_than_s=-1) == []  # every sandbox of ours, whatever its age: none
+        assert _processes_matching(marker) and _leftovers(theirs, run_id) != []
+        assert theirs.reap(older_than_s=-1) == [run_id]
+        assert _wait_for(lambda: not _processes_matching(marker), 30)
+    finally:
+        theirs.reap(older_than_s=-1)
+        thread.join(timeout=120)
+    assert _leftovers(theirs, run_id) == []
+    for deployment in (ours, theirs):  # the test's own deployments leave no empty parents
+        shutil.rmtree(deployment.runs_dir, ignore_errors=True)
+        for parent in CGROUP_ROOT.glob(f"*/{getattr(deployment, 'cgroup_prefix', '-')}"):
+            parent.rmdir()
 
 
 # -- hostile output ---------------------------------------------------------------------------
@@ -513,16 +728,16 @@ def test_missing_configured_image_is_a_platform_error(docker_engine, tmp_path):
 
 
 def test_reap_removes_run_containers_older_than_the_threshold(docker_engine, tmp_path):
-    from sandbox.backends.docker import LABEL_RUN, LABEL_STARTED_AT, DockerBackend
+    from sandbox.backends.docker import LABEL_DEPLOYMENT, LABEL_RUN, LABEL_STARTED_AT, DockerBackend
 
     backend = DockerBackend(base_url=docker_engine.base_url, runs_dir=tmp_path / "runs")
     client = backend._client()
     old, young = f"reap-old-{secrets.token_hex(4)}", f"reap-young-{secrets.token_hex(4)}"
     created = {}
     for run_id, started in ((old, time.time() - 7200), (young, time.time())):
+        labels = {LABEL_RUN: run_id, LABEL_STARTED_AT: repr(started), LABEL_DEPLOYMENT: backend.deployment}
         created[run_id] = client.containers.create(docker_engine.image_id, command=["/usr/bin/sleep", "600"],
-                                                   labels={LABEL_RUN: run_id, LABEL_STARTED_AT: repr(started)},
-                                                   network_mode="none")
+                                                   labels=labels, network_mode="none")
     try:
         created[old].start()
         assert old in backend.reap(older_than_s=3600)

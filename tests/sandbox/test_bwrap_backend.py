@@ -1,4 +1,7 @@
-"""The bubblewrap backend against hostile and benign probes, on the real sandbox (no DB)."""
+"""The bubblewrap backend's own layers (cgroups, seccomp, set-up failures, reaping), on the real sandbox.
+
+Attacks every backend must contain are in test_attacks.py, once per backend.
+"""
 from __future__ import annotations
 
 import os
@@ -16,8 +19,9 @@ import pytest
 
 from sandbox.backends import BACKENDS, get_backend
 from sandbox.backends.base import PlatformError
-from sandbox.backends.bwrap import BAD_RUN_ID, CGROUP_PREFIX, CGROUP_ROOT, STARTED_AT_FILE, BubblewrapBackend
-from sandbox.limits import MiB, Limits
+from sandbox.backends.bwrap import CGROUP_ROOT, BubblewrapBackend
+from sandbox.limits import Limits, MiB
+from sandbox.policy import BAD_RUN_ID, STARTED_AT_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = Limits(wall_s=10, cpu_s=5, memory_bytes=512 * MiB, pids=64, output_bytes=8 * MiB,
@@ -49,24 +53,8 @@ def _mounts_under(path: Path) -> list[str]:
         return [line.split()[1] for line in fh if line.split()[1].startswith(str(path))]
 
 
-def _run_cgroups(run_id: str, prefix: str = CGROUP_PREFIX) -> list[Path]:
+def _run_cgroups(run_id: str, prefix: str) -> list[Path]:
     return [d for d in CGROUP_ROOT.glob(f"*/{prefix}/{run_id}") if d.exists()]
-
-
-def _processes_matching(text: str) -> list[int]:
-    """Host pids whose command line or name contains `text`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            comm = (entry / "comm").read_text()
-        except OSError:
-            continue
-        if text in cmdline or text in comm:
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture
@@ -85,7 +73,7 @@ def run(backend, tmp_path):
             execution.cleanup()
         assert _mounts_under(backend.runs_dir / run_id) == []
         assert not (backend.runs_dir / run_id).exists()
-        assert _run_cgroups(run_id) == []
+        assert _run_cgroups(run_id, backend.cgroup_prefix) == []
         return execution
 
     return _run
@@ -113,255 +101,27 @@ def test_benign_probe_writes_into_its_working_directory_and_is_ok(run):
     assert details["cgroup_v1_memory"] and details["cgroup_v1_pids"] and details["cgroup_v2_kill"]
 
 
-def test_probe_exiting_3_is_an_error_with_its_exit_code(run):
-    execution = run("import sys\nprint('bye')\nsys.exit(3)\n")
-    assert execution.status == "error"
-    assert execution.exit_code == 3
-    assert execution.error == "the probe exited with status 3"
-    assert execution.stdout_tail == "bye\n"
-
-
 def test_probe_printing_a_fake_bwrap_message_is_its_own_error_not_a_platform_error(run):
     execution = run("import sys\nprint('bwrap: Can\\'t find source path /x', file=sys.stderr)\nsys.exit(1)\n")
     assert execution.status == "error"
     assert execution.exit_code == 1
 
 
-def test_probe_cannot_open_any_network_connection(run):
-    execution = run("""
-        import socket
-        refused = []
-        attempts = [
-            ("tcp redis", socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.1", 6379)),
-            ("tcp6 loopback", socket.AF_INET6, socket.SOCK_STREAM, ("::1", 6379)),
-            ("udp dns", socket.AF_INET, socket.SOCK_DGRAM, ("127.0.0.1", 53)),
-            ("unix", socket.AF_UNIX, socket.SOCK_STREAM, "/run/redis.sock"),
-            ("netlink", socket.AF_NETLINK, socket.SOCK_RAW, (0, 0)),
-        ]
-        for name, family, kind, address in attempts:
-            try:
-                with socket.socket(family, kind) as s:
-                    s.settimeout(2)
-                    s.connect(address)
-                    print(name, "CONNECTED")
-            except OSError as exc:
-                print(name, "refused:", exc.strerror)
-                refused.append(name)
-        interfaces = [line.split(":")[0].strip() for line in open("/proc/net/dev").read().splitlines()[2:]]
-        print("interfaces", interfaces)
-        raise SystemExit(0 if len(refused) == len(attempts) and interfaces == ["lo"] else 1)
-    """)
-    assert execution.status == "ok", execution.stdout_tail + execution.stderr_tail
-    assert "tcp redis refused: Operation not permitted" in execution.stdout_tail
-    assert "unix refused: Operation not permitted" in execution.stdout_tail
-    assert "CONNECTED" not in execution.stdout_tail
-
-
-def test_probe_sees_no_secret_of_the_host(run, backend, monkeypatch):
-    canary = secrets.token_hex(16)
-    monkeypatch.setenv("CROPBIAS_SECRET_CANARY", canary)
+def test_sandbox_root_shows_only_the_bound_trees(run, backend):
     # Only the runtime is visible; the checkout around it (settings, var/) is not, wherever it lives.
     venv = backend.python_prefix
     top = venv.parts[1]
     execution = run(f"""
-        import os, glob
-        leaks = [k for k in os.environ if "CANARY" in k]
-        for path in glob.glob("/proc/*/environ"):
-            try:
-                if b"CROPBIAS_SECRET_CANARY" in open(path, "rb").read():
-                    leaks.append(path)
-            except OSError:
-                pass
-        for path in ("/root", "{ROOT / 'var'}", "{ROOT / 'config'}", "/etc/shadow", "/home", "/var"):
-            if os.path.exists(path):
-                leaks.append(path)
-        print("pid1", open("/proc/1/cmdline", "rb").read()[:20])
+        import os
         print("visible", sorted(os.listdir("/")), sorted(os.listdir("{venv.parent}")))
-        print("leaks", leaks)
-        raise SystemExit(1 if leaks else 0)
+        print("shm", [line.split()[2] for line in open("/proc/self/mounts") if " /dev/shm " in line])
     """)
     assert execution.status == "ok", execution.stdout_tail + execution.stderr_tail
-    assert "leaks []" in execution.stdout_tail
-    assert canary not in execution.stdout_tail + execution.stderr_tail
     expected_top = sorted({"dev", "etc", "opt", "out", "probe", "proc", "tmp", "usr", top}
                           | {name for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
                              if os.path.lexists(f"/{name}")})
     assert f"visible {expected_top} {[venv.name]}" in execution.stdout_tail, execution.stdout_tail
-
-
-def test_probe_cannot_write_outside_out_and_tmp(run, backend):
-    venv = str(backend.python_prefix)
-    execution = run(f"""
-        import os
-        written = []
-        for path in ("/usr/evil", "{venv}/evil", "{venv}/bin/python", "/opt/probekit/evil", "/probe/evil",
-                     "/probe/probe.py", "/etc/passwd", "/evil"):
-            try:
-                with open(path, "a") as fh:
-                    fh.write("x")
-                written.append(path)
-            except OSError as exc:
-                print(path, "refused:", exc.strerror)
-        with open("/tmp/scratch", "w") as fh:
-            fh.write("tmp is writable")
-        print("written", written)
-        raise SystemExit(1 if written else 0)
-    """)
-    assert execution.status == "ok", execution.stdout_tail + execution.stderr_tail
-    assert "/usr/evil refused: Read-only file system" in execution.stdout_tail
-    assert "/evil refused: Read-only file system" in execution.stdout_tail
-    assert "/probe/probe.py refused:" in execution.stdout_tail
-
-
-def test_probe_runs_unprivileged_and_privileged_calls_fail(run):
-    execution = run("""
-        import ctypes, os
-        libc = ctypes.CDLL(None, use_errno=True)
-        status = open("/proc/self/status").read()
-        print("uid", os.getuid(), os.geteuid())
-        print([line for line in status.splitlines() if line.startswith(("CapEff", "NoNewPrivs", "Seccomp:"))])
-        results = {}
-        try:
-            os.setuid(0)
-            results["setuid"] = "ok"
-        except OSError as exc:
-            results["setuid"] = exc.errno
-        for name, call in {
-            "ptrace": lambda: libc.ptrace(0, 0, None, None),                  # PTRACE_TRACEME
-            "unshare_user": lambda: libc.unshare(0x10000000),                  # CLONE_NEWUSER
-            "unshare_net": lambda: libc.unshare(0x40000000),                   # CLONE_NEWNET
-            "mount": lambda: libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, None),
-            "remount_usr": lambda: libc.mount(None, b"/usr", None, 0x20 | 0x1000, None),  # MS_REMOUNT|MS_BIND
-            "chroot": lambda: libc.chroot(b"/tmp"),
-            "bpf": lambda: libc.syscall(321, 0, None, 0),
-        }.items():
-            rc = call()
-            results[name] = "ok" if rc == 0 else ctypes.get_errno()
-        print("results", results)
-        raise SystemExit(0 if os.getuid() != 0 and all(v != "ok" for v in results.values()) else 1)
-    """)
-    assert execution.status == "ok", execution.stdout_tail + execution.stderr_tail
-    assert "uid 65534 65534" in execution.stdout_tail
-    assert "'CapEff:\\t0000000000000000'" in execution.stdout_tail
-    assert "'NoNewPrivs:\\t1'" in execution.stdout_tail
-    assert "'ptrace': 1" in execution.stdout_tail  # EPERM from the seccomp filter
-
-
-def test_probe_sleeping_forever_times_out_on_the_wall_clock(run):
-    execution = run("import time\nprint('sleeping', flush=True)\ntime.sleep(3600)\n",
-                    limits=Limits(**{**SMALL.to_dict(), "wall_s": 2}))
-    assert execution.status == "timeout"
-    assert execution.error == "wall-clock limit of 2 s reached"
-    assert execution.stdout_tail == "sleeping\n"
-
-
-def test_probe_spinning_the_cpu_times_out_on_cpu_time(run):
-    execution = run("while True:\n    pass\n", limits=Limits(**{**SMALL.to_dict(), "cpu_s": 1, "wall_s": 60}))
-    assert execution.status == "timeout"
-    assert execution.error == "CPU-time limit of 1 s reached"
-
-
-def test_fork_bomb_hits_the_process_limit_and_leaves_no_process(run):
-    marker = "cb" + secrets.token_hex(5)
-    execution = run(f"""
-        import ctypes, os
-        ctypes.CDLL(None).prctl(15, b"{marker}", 0, 0, 0)  # PR_SET_NAME, inherited by every fork
-        while True:
-            os.fork()
-    """, limits=Limits(**{**SMALL.to_dict(), "pids": 64, "memory_bytes": 256 * MiB, "wall_s": 20}))
-    assert execution.status in ("limit_exceeded", "timeout")
-    if execution.status == "limit_exceeded":
-        assert execution.error == "process limit of 64 reached"
-    assert _processes_matching(marker) == []
-
-
-def test_memory_bomb_hits_the_memory_limit(run):
-    execution = run("""
-        chunks = []
-        while True:
-            chunks.append(b"x" * (16 * 1024 * 1024))
-    """, limits=Limits(**{**SMALL.to_dict(), "memory_bytes": 256 * MiB}))
-    assert execution.status == "limit_exceeded"
-    assert execution.error == "memory limit of 256 MiB reached"
-
-
-def test_filling_the_output_directory_hits_the_output_size_limit(run):
-    execution = run("""
-        with open("big.bin", "wb") as fh:
-            while True:
-                fh.write(b"x" * (1024 * 1024))
-    """)
-    assert execution.status == "limit_exceeded"
-    assert execution.error == "output size limit of 8 MiB reached"
-
-
-def test_too_many_output_files_hit_the_file_count_limit(run):
-    execution = run("""
-        for i in range(5000):
-            with open(f"f{i}.txt", "w") as fh:
-                fh.write("x")
-    """)
-    assert execution.status == "limit_exceeded"
-    assert execution.error == "output file-count limit of 200 reached"
-
-
-def test_stdout_flood_keeps_only_the_last_log_bytes(run):
-    execution = run("""
-        import sys
-        for i in range(16 * 1024):
-            sys.stdout.write(f"{i:063d}\\n")
-        sys.stdout.write("THE END\\n")
-    """)
-    assert execution.status == "ok", execution.stderr_tail
-    assert len(execution.stdout_tail.encode()) == SMALL.log_bytes
-    assert execution.stdout_tail.endswith("THE END\n")
-    assert f"{16 * 1024 - 1:063d}\n" in execution.stdout_tail
-    assert f"{0:063d}\n" not in execution.stdout_tail
-
-
-def test_log_flood_beyond_the_log_size_limit_is_killed(run):
-    execution = run("""
-        import sys
-        line = "y" * 1023 + "\\n"
-        while True:
-            sys.stderr.write(line)
-    """)
-    assert execution.status == "limit_exceeded"
-    assert execution.error.startswith("log size limit reached")
-    assert len(execution.stderr_tail.encode()) <= SMALL.log_bytes
-
-
-def test_background_process_does_not_outlive_the_run(run):
-    marker = f"600.{secrets.randbelow(10**9)}"
-    execution = run(f"""
-        import subprocess
-        subprocess.Popen(["sleep", "{marker}"], start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        print("detached")
-    """)
-    assert execution.status == "ok", execution.stderr_tail
-    assert _processes_matching(f"sleep {marker}") == []
-
-
-def test_cancelling_a_run_kills_it_and_reports_cancelled(run):
-    calls = []
-
-    def should_cancel() -> bool:
-        calls.append(1)
-        return len(calls) >= 2
-
-    execution = run("import time\ntime.sleep(3600)\n", should_cancel=should_cancel)
-    assert execution.status == "error"
-    assert execution.error == "cancelled"
-
-
-def test_sandbox_still_runs_a_benign_probe_after_hostile_ones(run):
-    run("import os\nwhile True:\n    os.fork()\n", limits=Limits(**{**SMALL.to_dict(), "wall_s": 5}))
-    run("chunks = []\nwhile True:\n    chunks.append(b'x' * 2**24)\n",
-        limits=Limits(**{**SMALL.to_dict(), "memory_bytes": 256 * MiB}))
-    execution = run("open('ok.txt', 'w').write('fine')\nprint('fine')\n")
-    assert execution.status == "ok"
-    assert execution.stdout_tail == "fine\n"
+    assert "shm ['tmpfs']" in execution.stdout_tail
 
 
 def test_concurrent_runs_do_not_disturb_each_other(run):

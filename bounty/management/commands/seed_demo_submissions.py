@@ -3,7 +3,9 @@
 Each probe in examples/probes/ (a .py file, or a folder with probe.py that is zipped as a
 participant would) is submitted by the demo participant to the demo challenge through
 `submission_create`, so the worker runs, measures and queues it for review like any other
-entry. Idempotent: a probe whose file name the demo participant already submitted is skipped.
+entry. Idempotent: a probe whose file name the demo participant already submitted is skipped,
+and the check and the submissions are one transaction holding the challenge's row, so two
+starts at once cannot both submit (each submission's run is sent only once it is committed).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from bounty.demo import DEMO_ACCOUNTS, DEMO_SLUG
 from bounty.errors import BountyError
@@ -58,8 +61,9 @@ def probe_docstring(path: Path) -> str:
 class Command(BaseCommand):
     help = "Submit every example probe as the demo participant to the demo challenge (skips ones already there)."
 
+    @transaction.atomic
     def handle(self, *args, **options):
-        challenge = Challenge.objects.filter(slug=DEMO_SLUG).first()
+        challenge = Challenge.objects.select_for_update().filter(slug=DEMO_SLUG).first()
         if challenge is None:
             raise CommandError(f"no demo challenge {DEMO_SLUG!r}: run `python manage.py load_demo` first")
         username = DEMO_ACCOUNTS["participant"][0]
