@@ -8,7 +8,6 @@ is either wholly stored or not at all.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import shutil
@@ -146,8 +145,4 @@ def reap_stray_sandboxes(*, older_than_s: float) -> list[str]:
     return reaped
 
 
-def result_dumps(result: RunResult) -> str:
-    return json.dumps(result.to_json(), indent=1)
-
-
-__all__ = ["RunResult", "get_backend", "reap_stray_sandboxes", "result_dumps", "run_probe"]
+__all__ = ["RunResult", "get_backend", "reap_stray_sandboxes", "run_probe"]

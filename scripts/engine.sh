@@ -49,9 +49,10 @@ EOF
 
 if ! running; then
   rm -f "$sock"
-  # setsid: the service outlives this script and is not hit by the caller's Ctrl-C.
-  CONTAINERS_CONF="$dir/containers.conf" setsid podman system service --time=0 "unix://$sock" \
-    >>"$dir/podman.log" 2>&1 < /dev/null &
+  # setsid: the service outlives this script and is not hit by the caller's Ctrl-C. It runs in its
+  # own directory: the runtime leaves files (an `oom` marker) in its working directory.
+  (cd "$dir" && CONTAINERS_CONF="$dir/containers.conf" exec setsid podman system service --time=0 "unix://$sock" \
+    >>"$dir/podman.log" 2>&1 < /dev/null) &
   echo $! > "$pidfile"
   for _ in $(seq 1 100); do
     [ -S "$sock" ] && break
