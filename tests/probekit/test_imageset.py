@@ -1,4 +1,4 @@
-"""Validation of emitted image sets on the trusted side (DESIGN §4)."""
+"""Validation of emitted image sets on the trusted side."""
 from __future__ import annotations
 
 import json
