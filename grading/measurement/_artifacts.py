@@ -22,8 +22,9 @@ def _pyplot():
 
 def _errorbars(ax, labels, estimates, cis, colour):
     xs = list(range(len(labels)))
-    lows = [e - c[0] if c[0] is not None and e is not None else 0 for e, c in zip(estimates, cis)]
-    highs = [c[1] - e if c[1] is not None and e is not None else 0 for e, c in zip(estimates, cis)]
+    # An interval need not be centred on its estimate (a bootstrap of |change|): never a negative bar.
+    lows = [max(0.0, e - c[0]) if c[0] is not None and e is not None else 0 for e, c in zip(estimates, cis)]
+    highs = [max(0.0, c[1] - e) if c[1] is not None and e is not None else 0 for e, c in zip(estimates, cis)]
     ax.errorbar(xs, [e if e is not None else 0 for e in estimates], yerr=[lows, highs], fmt="o", color=colour, capsize=4)
     ax.set_xticks(xs, labels, rotation=30, ha="right", fontsize=8)
 

@@ -75,6 +75,22 @@ with ImageSetWriter(groups=["a", "b"], title="benign") as out:
 '''
 
 
+def _many_scans_probe() -> str:
+    """A probe that emits a small progressive JPEG whose refinement scan repeats 3,000 times: cheap
+    to write, minutes to decode — it must be refused by counting scans, not by decoding."""
+    import base64
+
+    from tests.probekit.test_imageset_hostile import progressive_jpeg_with_repeated_scans
+
+    data = base64.b64encode(progressive_jpeg_with_repeated_scans(1500, 3000)).decode()
+    return HEADER + f'''
+import base64
+(out / "images" / "slow.jpg").write_bytes(base64.b64decode("{data}"))
+(out / "manifest.json").write_text(json.dumps({{"schema": 1, "groups": ["a", "b"],
+                                               "items": [item(0), item(1, "images/slow.jpg", "b")]}}))
+'''
+
+
 def _zip(entries: list[tuple[str, bytes]], method=zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", method) as archive:
@@ -118,6 +134,7 @@ def test_hostile_outputs_and_crafted_zips_all_end_and_every_page_answers(live_se
     token = Token.objects.create(user=participant).key
     submitted, refused = {}, {}
     uploads = [(f"{name}.py", name, body.encode()) for name, body in HOSTILE_PROBES.items()]
+    uploads.append(("scans.py", "progressive jpeg, repeated scans", _many_scans_probe().encode()))
     uploads += [("probe.zip", name, body) for name, body in _crafted_zips().items()]
     uploads.append(("benign.py", "benign", BENIGN_PROBE.encode()))
     for filename, title, content in uploads:
