@@ -45,7 +45,7 @@ class WorkerProcess:
             from config.celery import app
 
             return bool(app.control.ping(timeout=1.0))
-        probe = Celery(broker=broker)
+        probe = Celery(broker=broker, set_as_current=False)  # never the app this process sends with
         try:
             return any(self.name in name for reply in probe.control.ping(timeout=1.0) for name in reply)
         finally:
