@@ -1,4 +1,4 @@
-"""The image set a probe emits (DESIGN §4), and its validation on the trusted side.
+"""The image set a probe emits, and its validation on the trusted side.
 
 `validate_image_set` reads `manifest.json` and every image it lists without following links,
 judges formats by content, applies the caps, and either returns an `ImageSet` or raises
@@ -246,7 +246,7 @@ def validate_image_set(
     Parameters
     ----------
     root : the directory holding manifest.json and the images.
-    max_images, max_pixels, max_total_bytes : caps from the sandbox limits (DESIGN §7).
+    max_images, max_pixels, max_total_bytes : caps from the sandbox limits.
     decode : decode every image fully (catches truncated files); measurement decodes anyway.
     hash_images : compute each item's sha256; without it `Item.sha256` is None (a measurement
         chunk hashes only the images it observes).
