@@ -1,9 +1,9 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from bounty.errors import BountyError
 from bounty.models import Challenge, Submission, SubmissionEvent, Team
-from bounty.services import check_challenge_transition
+from bounty.services import check_challenge_transition, check_vendor_response, submission_respond
 
 
 class ChallengeAdminForm(forms.ModelForm):
@@ -37,14 +37,47 @@ class SubmissionEventInline(admin.TabularInline):
     can_delete = False
 
 
+RESPONSE_FIELDS = ("vendor_response", "vendor_response_version", "vendor_response_note")
+
+
+class SubmissionAdminForm(forms.ModelForm):
+    class Meta:
+        model = Submission
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        response = cleaned.get("vendor_response")
+        if response and any(field in self.changed_data for field in RESPONSE_FIELDS):
+            try:
+                check_vendor_response(response=response, version=cleaned.get("vendor_response_version", ""),
+                                      note=cleaned.get("vendor_response_note", ""))
+            except BountyError as exc:
+                self.add_error(exc.field, exc.message)
+        return cleaned
+
+
 @admin.register(Submission)
 class SubmissionAdmin(admin.ModelAdmin):
-    list_display = ("id", "title", "challenge", "participant", "state", "provisional_score", "final_score", "created_at")
-    list_filter = ("state", "challenge")
-    search_fields = ("title", "participant__username")
-    readonly_fields = ("probe_sha256", "state_changed_at", "created_at")
+    form = SubmissionAdminForm
+    list_display = ("id", "finding_identifier", "title", "challenge", "participant", "state", "provisional_score",
+                    "final_score", "embargo_until", "vendor_response", "created_at")
+    list_filter = ("state", "challenge", "vendor_response")
+    search_fields = ("title", "participant__username", "finding_identifier")
+    readonly_fields = ("probe_sha256", "state_changed_at", "created_at", "finding_identifier", "vendor_responded_at")
     list_select_related = ("challenge", "participant")
     inlines = [SubmissionEventInline]
+
+    def save_model(self, request, obj, form, change):
+        # The organizer's response goes through the service: recorded, and an embargoed finding published.
+        responded = obj.vendor_response and any(field in form.changed_data for field in RESPONSE_FIELDS)
+        super().save_model(request, obj, form, change)
+        if responded:
+            try:
+                submission_respond(submission=obj, response=obj.vendor_response, version=obj.vendor_response_version,
+                                   note=obj.vendor_response_note, actor=request.user)
+            except BountyError as exc:
+                self.message_user(request, f"Response recorded, not published: {exc.message}", level=messages.WARNING)
 
 
 @admin.register(Team)

@@ -18,7 +18,8 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
-from bounty import limits, selectors, services, uploads
+from bounty import limits, selectors, services, states, uploads
+from bounty.avid import avid_report
 from bounty.errors import BountyError
 from bounty.forms import (
     MAX_JUSTIFICATION_CHARS,
@@ -27,6 +28,7 @@ from bounty.forms import (
     RATING_PREFIX,
     rubric_self_assessment_fields,
 )
+from bounty.views import finding_urls
 from grading.rubric import rubric_for_challenge
 
 
@@ -155,6 +157,10 @@ class SubmissionStatusSerializer(serializers.Serializer):
     metrics = serializers.JSONField(allow_null=True)
     images = serializers.DictField(child=serializers.URLField())
     url = serializers.URLField()
+    finding_identifier = serializers.CharField(allow_null=True)
+    embargo_until = serializers.CharField(allow_null=True)
+    bundle_url = serializers.URLField(allow_null=True)
+    avid_url = serializers.URLField(allow_null=True)
 
 
 def _submission_payload(request, submission) -> dict:
@@ -164,6 +170,11 @@ def _submission_payload(request, submission) -> dict:
     payload["images"] = {name: _absolute(request, "submission-artifact", submission.pk, name)
                          for name in selectors.artifact_names(measurement=measurement)}
     payload["url"] = _absolute(request, "submission-detail", submission.pk)
+    published = submission.state == states.PUBLISHED
+    urls = finding_urls(request, submission) if published else {}
+    payload["finding_identifier"] = submission.finding_identifier
+    payload["embargo_until"] = submission.embargo_until.isoformat() if submission.embargo_until and not published else None
+    payload["bundle_url"], payload["avid_url"] = urls.get("bundle"), urls.get("avid")
     return payload
 
 
@@ -274,6 +285,17 @@ class SubmissionDetailApi(BountyApiView):
         return Response(SubmissionStatusSerializer(_submission_payload(request, submission)).data)
 
 
+class FindingAvidApi(BountyApiView):
+    """A published finding as an AVID report (the same JSON as /findings/<id>/avid.json)."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="findings_avid_retrieve", responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, submission_id: int):
+        submission = selectors.finding_get(submission_id=submission_id)
+        return Response(avid_report(submission=submission, urls=finding_urls(request, submission)))
+
+
 class SubmissionCancelApi(BountyApiView):
     permission_classes = [IsAuthenticated]
 
@@ -374,6 +396,7 @@ urlpatterns = [
     path("challenges/<slug:slug>/leaderboard/", LeaderboardApi.as_view(), name="api-leaderboard"),
     path("submissions/<int:submission_id>/", SubmissionDetailApi.as_view(), name="api-submission-detail"),
     path("submissions/<int:submission_id>/cancel/", SubmissionCancelApi.as_view(), name="api-submission-cancel"),
+    path("findings/<int:submission_id>/avid/", FindingAvidApi.as_view(), name="api-finding-avid"),
     path("token/", TokenApi.as_view(), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
 ]

@@ -40,3 +40,11 @@ TEAM_RATE_LIMITED = "Too many team changes in a short time; try again in {second
 RESET_RATE_LIMITED = "Too many password-reset requests from your address; try again in {seconds} s."
 # Uploads and texts a participant controls (bounty.uploads, bounty.forms).
 UPLOAD_TOO_LARGE = "The upload is too large: the limit is {limit} bytes. Nothing was stored."
+# Coordinated disclosure (bounty.services: embargo, organizer response).
+EMBARGOED = ("This challenge embargoes accepted findings until {until}: accept it (decision: accepted) and it "
+             "publishes itself when the embargo ends, or as soon as the organizer records a response.")
+EMBARGOED_ON_ACCEPT = ("This challenge embargoes accepted findings: accept it (decision: accepted) and it publishes "
+                       "itself when the embargo ends, or as soon as the organizer records a response.")
+UNKNOWN_RESPONSE = "Unknown response {response!r}; choose one of: {choices}."
+RESPONSE_NEEDS_VERSION = "Say which version fixes it ('fixed in version …')."
+RESPONSE_NEEDS_NOTE = "Say in a note why it won't be fixed: the finding page shows it."

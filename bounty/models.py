@@ -33,6 +33,10 @@ class Challenge(models.Model):
     daily_limit = models.PositiveIntegerField(default=10)
     total_limit = models.PositiveIntegerField(default=100)
     show_provisional = models.BooleanField(default=False, help_text="show provisional scores on the leaderboard")
+    embargo = models.DurationField(
+        null=True, blank=True,
+        help_text="coordinated disclosure: an accepted finding publishes this long after acceptance, or when the "
+        "organizer records a response (e.g. '30 00:00:00' is 30 days); empty: judges publish at once")
     judges = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="judged_challenges", blank=True)
     organizers = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="organized_challenges", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -47,6 +51,21 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# The organizer's answer to a finding under embargo: the one place these are spelled.
+RESPONSE_ACKNOWLEDGED = "acknowledged"
+RESPONSE_FIXED = "fixed"
+RESPONSE_WONT_FIX = "wont_fix"
+VENDOR_RESPONSES = [(RESPONSE_ACKNOWLEDGED, "Acknowledged"), (RESPONSE_FIXED, "Fixed in version …"),
+                    (RESPONSE_WONT_FIX, "Won't fix")]
+
+
+class FindingSerial(models.Model):
+    """The last finding number given in a year; its row lock keeps identifiers unique and in order."""
+
+    year = models.PositiveIntegerField(primary_key=True)
+    last = models.PositiveIntegerField(default=0)
 
 
 def probe_upload_to(instance: "Submission", filename: str) -> str:
@@ -72,6 +91,14 @@ class Submission(models.Model):
     provisional_score = models.FloatField(null=True, blank=True)
     final_score = models.FloatField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    # Stable public name of a published finding (CB-<year>-<serial>), given once when it publishes.
+    finding_identifier = models.CharField(max_length=20, unique=True, null=True, blank=True, editable=False)
+    embargo_until = models.DateTimeField(null=True, blank=True, help_text="set on acceptance from the challenge's embargo")
+    vendor_response = models.CharField(max_length=20, choices=VENDOR_RESPONSES, blank=True,
+                                       help_text="the organizer's response; recording one publishes an embargoed finding")
+    vendor_response_version = models.CharField(max_length=100, blank=True, help_text="for 'fixed': the fixed version")
+    vendor_response_note = models.TextField(blank=True, help_text="for 'won't fix': why")
+    vendor_responded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

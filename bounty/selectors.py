@@ -19,6 +19,7 @@ from bounty.models import Challenge, Submission, Team
 from grading import selectors as grading_selectors
 from grading.rubric import Rubric, RubricError, default_rubric, rubric_for_challenge, rubric_summary
 from probekit import get_model
+from probekit.bundle import image_set_files, write_bundle
 from sandbox.limits import Limits
 
 LEADERBOARD_PAGE_SIZE = 50
@@ -348,11 +349,37 @@ def image_set_zip(*, submission: Submission) -> bytes:
     directory = image_set_dir(submission=submission)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(directory.rglob("*")):
-            if path.is_symlink() or not path.is_file():
-                continue
+        for path in image_set_files(directory):
             archive.write(path, arcname=path.relative_to(directory).as_posix())
     return buffer.getvalue()
+
+
+def finding_record(*, submission: Submission, url: str = "") -> dict:
+    """How the platform names a published finding in its bundle and its AVID report."""
+    return {"id": submission.pk, "identifier": submission.finding_identifier, "title": submission.title,
+            "challenge": submission.challenge.slug, "url": url,
+            "published_at": submission.published_at.isoformat() if submission.published_at else None}
+
+
+def finding_bundle_write(*, submission: Submission, target, url: str = "") -> dict:
+    """Write the reproducibility bundle of a published finding to `target` (docs/findings-reproducibility.md).
+
+    The stored document byte for byte, the image set it measured, the probe as submitted, and the
+    challenge's measurement settings and seed, so `probekit verify` can recompute the document.
+    """
+    measurement = latest_measurement(submission=submission)
+    if measurement_document(measurement) is None:
+        raise Http404("This finding has no metrics document.")
+    directory = image_set_dir(submission=submission)
+    try:
+        with submission.probe.open("rb") as handle:
+            probe_bytes = handle.read()
+    except (OSError, ValueError):  # the probe file is no longer stored: the bundle says so (probe: null)
+        probe_bytes = None
+    return write_bundle(target, document_text=measurement.document_json, image_set_dir=directory,
+                        settings=challenge_measurement_settings(challenge=submission.challenge), seed=measurement.seed,
+                        probe_name=submission.probe_name, probe_bytes=probe_bytes,
+                        finding=finding_record(submission=submission, url=url))
 
 
 SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")

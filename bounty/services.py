@@ -15,12 +15,21 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from bounty import errors, states
 from bounty.errors import BountyError
-from bounty.models import Challenge, Submission, SubmissionEvent
+from bounty.models import (
+    RESPONSE_FIXED,
+    RESPONSE_WONT_FIX,
+    VENDOR_RESPONSES,
+    Challenge,
+    FindingSerial,
+    Submission,
+    SubmissionEvent,
+)
+from grading import services as grading_services
 from grading.models import MEASUREMENT_DONE, MEASUREMENT_IN_FLIGHT, Measurement
 from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
 from sandbox.probe_files import ProbeFileError, check_probe_file
@@ -172,6 +181,9 @@ def submission_transition(
         )
         if current is None or current not in from_states:
             return False
+        if to_state == states.ACCEPTED and "embargo_until" not in fields:
+            # The disclosure clock starts at acceptance, whoever accepts.
+            fields["embargo_until"] = embargo_end(submission_id=submission_id, accepted_at=timezone.now())
         Submission.objects.filter(pk=submission_id).update(
             state=to_state, state_reason=reason, state_changed_at=timezone.now(), **fields
         )
@@ -234,3 +246,108 @@ def submission_rerun(*, submission: Submission, actor) -> ProbeRun:
             reason=f"re-run requested to reproduce measurement #{original.pk}",
         )
     return run
+
+
+# --- publishing and coordinated disclosure -------------------------------------------------------------
+
+FINDING_PREFIX = "CB"
+
+
+def embargo_end(*, submission_id: int, accepted_at):
+    """When an accepted finding publishes by itself (None: its challenge has no embargo)."""
+    embargo = Challenge.objects.filter(submissions__pk=submission_id).values_list("embargo", flat=True).first()
+    return accepted_at + embargo if embargo else None
+
+
+def embargo_active(*, submission: Submission, now=None) -> bool:
+    """True while the organizer may still answer before the finding goes public."""
+    if submission.vendor_response:
+        return False
+    if submission.state == states.IN_REVIEW:
+        return bool(submission.challenge.embargo)
+    return submission.embargo_until is not None and submission.embargo_until > (now or timezone.now())
+
+
+def check_publish_allowed(*, submission: Submission) -> None:
+    """A judge may publish unless the challenge's embargo still holds the finding."""
+    if not embargo_active(submission=submission):
+        return
+    if submission.embargo_until is None:
+        raise BountyError(errors.EMBARGOED_ON_ACCEPT)
+    raise BountyError(errors.EMBARGOED.format(until=timezone.localtime(submission.embargo_until).strftime("%Y-%m-%d %H:%M %Z")))
+
+
+def _finding_identifier_assign(*, submission_id: int) -> str:
+    """The next CB-<year>-<serial>; the serial row's lock orders concurrent publishers."""
+    year = timezone.now().year
+    FindingSerial.objects.get_or_create(year=year)
+    FindingSerial.objects.filter(year=year).update(last=F("last") + 1)
+    number = FindingSerial.objects.values_list("last", flat=True).get(year=year)
+    identifier = f"{FINDING_PREFIX}-{year}-{number:04d}"
+    Submission.objects.filter(pk=submission_id, finding_identifier__isnull=True).update(finding_identifier=identifier)
+    return identifier
+
+
+@transaction.atomic
+def submission_publish_transition(*, submission: Submission, actor, reason: str) -> None:
+    """accepted → published, the move every publish path makes: final score, identifier, audit row.
+
+    A judge comes through review.services.submission_publish; the embargo's end and the
+    organizer's response come here with actor=None.
+    """
+    final = submission.final_score
+    if final is None:
+        score = grading_services.score_final_create(submission=submission)
+        final = score.value if score else None
+    if final is None:  # the leaderboard ranks scores: a published result always has one
+        raise BountyError(errors.PUBLISH_NEEDS_SCORE)
+    moved = submission_transition(
+        submission_id=submission.pk, from_states=(states.ACCEPTED,), to_state=states.PUBLISHED,
+        reason=reason, actor=actor, published_at=timezone.now(), final_score=final,
+    )
+    if not moved:
+        submission.refresh_from_db()
+        raise BountyError(errors.TRANSITION_REFUSED.format(from_state=submission.state, to_state=states.PUBLISHED))
+    _finding_identifier_assign(submission_id=submission.pk)
+    submission.refresh_from_db()
+
+
+def findings_release_due(*, now=None) -> list[int]:
+    """Publish every accepted finding whose embargo ended or whose organizer answered; their ids."""
+    now = now or timezone.now()
+    due = (Submission.objects.select_related("challenge")
+           .filter(state=states.ACCEPTED, embargo_until__isnull=False)
+           .filter(Q(embargo_until__lte=now) | ~Q(vendor_response="")).order_by("embargo_until", "pk"))
+    released = []
+    for submission in due:
+        reason = ("published: the organizer responded during the embargo" if submission.vendor_response
+                  else "published: the disclosure embargo ended")
+        try:
+            submission_publish_transition(submission=submission, actor=None, reason=reason)
+        except BountyError as exc:  # e.g. no score yet: it stays accepted and is retried next time
+            logger.warning("embargoed submission %s not published: %s", submission.pk, exc.message)
+            continue
+        released.append(submission.pk)
+    return released
+
+
+def check_vendor_response(*, response: str, version: str = "", note: str = "") -> None:
+    choices = [value for value, _label in VENDOR_RESPONSES]
+    if response not in choices:
+        raise BountyError(errors.UNKNOWN_RESPONSE.format(response=response, choices=", ".join(choices)), field="vendor_response")
+    if response == RESPONSE_FIXED and not version.strip():
+        raise BountyError(errors.RESPONSE_NEEDS_VERSION, field="vendor_response_version")
+    if response == RESPONSE_WONT_FIX and not note.strip():
+        raise BountyError(errors.RESPONSE_NEEDS_NOTE, field="vendor_response_note")
+
+
+def submission_respond(*, submission: Submission, response: str, version: str = "", note: str = "", actor=None) -> None:
+    """Record the organizer's response; an accepted finding under embargo then publishes at once."""
+    check_vendor_response(response=response, version=version, note=note)
+    Submission.objects.filter(pk=submission.pk).update(
+        vendor_response=response, vendor_response_version=version.strip()[:100], vendor_response_note=note.strip(),
+        vendor_responded_at=timezone.now())
+    submission.refresh_from_db()
+    if submission.state == states.ACCEPTED and submission.embargo_until is not None:
+        submission_publish_transition(submission=submission, actor=actor,
+                                      reason="published: the organizer responded during the embargo")

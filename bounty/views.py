@@ -1,6 +1,8 @@
 """Participant and public pages: a few lines each, logic lives in services and selectors."""
 from __future__ import annotations
 
+import tempfile
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -13,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_ratelimit.decorators import ratelimit
 
 from bounty import accounts, limits, selectors, services, uploads
+from bounty.avid import avid_report
 from bounty.errors import BountyError
 from bounty.forms import (
     RATING_PREFIX,
@@ -201,7 +204,9 @@ def leaderboard(request, slug: str):
 @require_GET
 def finding_detail(request, submission_id: int):
     submission = selectors.finding_get(submission_id=submission_id)
-    return render(request, "bounty/finding_detail.html", selectors.submission_page(submission=submission))
+    context = {**selectors.submission_page(submission=submission),
+               "bundle_name": selectors.download_name(submission, "-bundle.zip")}
+    return render(request, "bounty/finding_detail.html", context)
 
 
 @require_GET
@@ -220,6 +225,37 @@ def finding_image_set(request, submission_id: int):
     submission = selectors.finding_get(submission_id=submission_id)
     response = HttpResponse(selectors.image_set_zip(submission=submission), content_type="application/zip")
     return _served_file(response, filename=selectors.download_name(submission, "-images.zip"), attachment=True)
+
+
+def finding_urls(request, submission) -> dict[str, str]:
+    """The absolute addresses of a published finding's page and downloads (bundle, AVID report, API)."""
+    return {key: request.build_absolute_uri(reverse(name, args=[submission.pk]))
+            for key, name in (("finding", "finding-detail"), ("metrics", "finding-metrics"),
+                              ("bundle", "finding-bundle"), ("avid", "finding-avid"))}
+
+
+@require_GET
+def finding_bundle(request, submission_id: int):
+    """The reproducibility bundle: probe, image set, stored document, settings; `probekit verify` reads it."""
+    submission = selectors.finding_get(submission_id=submission_id)
+    handle = tempfile.TemporaryFile()
+    try:
+        selectors.finding_bundle_write(submission=submission, target=handle, url=finding_urls(request, submission)["finding"])
+    except BaseException:
+        handle.close()
+        raise
+    handle.seek(0)
+    response = FileResponse(handle, content_type="application/zip")
+    return _served_file(response, filename=selectors.download_name(submission, "-bundle.zip"), attachment=True)
+
+
+@require_GET
+def finding_avid(request, submission_id: int):
+    """The finding as an AVID report (bounty/avid.py, its schema beside it)."""
+    submission = selectors.finding_get(submission_id=submission_id)
+    report = avid_report(submission=submission, urls=finding_urls(request, submission))
+    response = JsonResponse(report, json_dumps_params={"indent": 1, "ensure_ascii": False})
+    return _served_file(response, filename=selectors.download_name(submission, "-avid.json"), attachment=False)
 
 
 # --- accounts and teams -------------------------------------------------------------------------

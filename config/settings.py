@@ -197,6 +197,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = SANDBOX_MAX_WALL_S + 300
 CELERY_TASK_TIME_LIMIT = SANDBOX_MAX_WALL_S + 400
 CELERY_BEAT_SCHEDULE = {
     "reap-and-reconcile": {"task": "pipeline.tasks.reconcile", "schedule": float(os.environ.get("RECONCILE_EVERY_S", 60))},
+    # Coordinated disclosure: accepted findings go public when their challenge's embargo ends.
+    "release-embargoed-findings": {"task": "pipeline.tasks.release_embargoed_findings",
+                                   "schedule": float(os.environ.get("EMBARGO_RELEASE_EVERY_S", 300))},
 }
 
 REST_FRAMEWORK = {

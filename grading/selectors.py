@@ -13,7 +13,7 @@ from django.conf import settings
 
 from grading.models import MEASUREMENT_DONE, Measurement
 
-# Plots and contact sheets a measurement renders (grading.measurement._artifacts); nothing else is served.
+# Plots and contact sheets a measurement renders (probekit.measurement._artifacts); nothing else is served.
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.png$")
 
 

@@ -2,6 +2,7 @@
 from celery import shared_task
 from celery.utils.log import get_task_logger
 
+from bounty import services as bounty_services
 from pipeline import measurements, runs
 from pipeline import reconcile as recovery
 from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, RUN_TASK, TASK_RETRY
@@ -41,3 +42,12 @@ def reconcile() -> dict:
     if any(report.values()):
         logger.warning("reconcile: %s", report)
     return report
+
+
+@shared_task(name="pipeline.tasks.release_embargoed_findings", acks_late=True, **TASK_RETRY)
+def release_embargoed_findings() -> list[int]:
+    """Publish the accepted findings whose disclosure embargo ended (or whose organizer answered)."""
+    released = bounty_services.findings_release_due()
+    if released:
+        logger.info("published after their embargo: %s", released)
+    return released

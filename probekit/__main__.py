@@ -1,4 +1,4 @@
-"""`python -m probekit models|crop|run`."""
+"""`python -m probekit models|crop|run|verify` (also installed as the `probekit` command)."""
 from __future__ import annotations
 
 import argparse
@@ -98,6 +98,25 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_verify(args) -> int:
+    from probekit.bundle import BundleError, verify_bundle
+
+    try:
+        report = verify_bundle(args.bundle)
+    except BundleError as exc:
+        print(f"probekit verify: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=1, ensure_ascii=False))
+    elif report["match"]:
+        print(f"match {report['published_sha256']}")
+    else:
+        print(f"differs: published {report['published_sha256']}, recomputed {report['recomputed_sha256']}")
+        for difference in report["differences"]:
+            print(f"  {difference['message']}")
+    return 0 if report["match"] else 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m probekit", description="Target models and local probe runs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,8 +133,11 @@ def main(argv=None) -> int:
     run.add_argument("--out")
     run.add_argument("--measure", action="store_true")
     run.add_argument("--model")
+    verify = sub.add_parser("verify", help="re-measure a finding's reproducibility bundle; exit 0 only on a match")
+    verify.add_argument("bundle", help="the bundle.zip of a published finding")
+    verify.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    return {"models": _cmd_models, "crop": _cmd_crop, "run": _cmd_run}[args.command](args)
+    return {"models": _cmd_models, "crop": _cmd_crop, "run": _cmd_run, "verify": _cmd_verify}[args.command](args)
 
 
 if __name__ == "__main__":

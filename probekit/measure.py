@@ -2,7 +2,7 @@
 
 For each labelled region: whether it holds the salient point, the share of its area kept in
 each crop window, and the share of the image's saliency mass inside it. The platform's
-statistics (grading.measurement) and `python -m probekit run --measure` both start here.
+statistics (probekit.measurement) and `python -m probekit run --measure` both start here.
 """
 from __future__ import annotations
 

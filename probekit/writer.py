@@ -1,4 +1,4 @@
-"""ImageSetWriter: how a probe emits its image set (docs/probekit.md).
+"""ImageSetWriter: how a probe emits its image set.
 
     from probekit import ImageSetWriter
     with ImageSetWriter(title="…", attribute="skin_tone", groups=["lighter", "darker"]) as out:

@@ -9,10 +9,9 @@ has one path (`submission_decide`), which publishing from review goes through as
 from __future__ import annotations
 
 from django.db import transaction
-from django.utils import timezone
 
-from bounty import errors, states
 from bounty import services as bounty_services
+from bounty import states
 from bounty.errors import BountyError
 from bounty.models import Submission
 from bounty.selectors import user_can_judge
@@ -166,22 +165,10 @@ def submission_publish(*, submission: Submission, judge) -> None:
     check_judge(submission=submission, judge=judge)
     if _has_conflict(submission=submission, judge=judge):
         raise BountyError(CONFLICT_DECLARED)
+    bounty_services.check_publish_allowed(submission=submission)
     if submission.state == states.IN_REVIEW:
         submission_decide(submission=submission, judge=judge, decision=states.ACCEPTED, reason=ACCEPTED_ON_PUBLISH)
-    final = submission.final_score
-    if final is None:
-        score = grading_services.score_final_create(submission=submission)
-        final = score.value if score else None
-    if final is None:  # the leaderboard ranks scores: a published result always has one
-        raise BountyError(errors.PUBLISH_NEEDS_SCORE)
-    moved = bounty_services.submission_transition(
-        submission_id=submission.pk, from_states=(states.ACCEPTED,), to_state=states.PUBLISHED,
-        reason="published", actor=judge, published_at=timezone.now(), final_score=final,
-    )
-    if not moved:
-        submission.refresh_from_db()
-        raise BountyError(errors.TRANSITION_REFUSED.format(from_state=submission.state, to_state=states.PUBLISHED))
-    submission.refresh_from_db()
+    bounty_services.submission_publish_transition(submission=submission, actor=judge, reason="published")
 
 
 def submission_reopen(*, submission: Submission, judge, reason: str) -> None:

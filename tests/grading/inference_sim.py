@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grading.measurement._document import apply_holm, build_tests, power_warnings
+from probekit.measurement._document import apply_holm, build_tests, power_warnings
 
 RATIOS = ["0.56", "1.0", "1.14", "2.0"]
 LAYOUTS = (("h", "ab"), ("h", "ba"), ("v", "ab"), ("v", "ba"))

@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from grading.measurement import document_dumps, measure_image_set
-from grading.measurement._document import TWO_WAY
+from probekit.measurement._document import TWO_WAY
 from tests.grading.inference_sim import (
     document_tests,
     exchangeable_singles,

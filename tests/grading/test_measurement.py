@@ -107,7 +107,7 @@ def test_generalization_lists_the_models_where_a_test_holds(contrast_set, monkey
 
     # Generalization runs every registered model; keep the fast ones for this test.
     fast = {k: v for k, v in models.REGISTRY.items() if k in ("spectral-residual", "fine-grained")}
-    monkeypatch.setattr("grading.measurement.REGISTRY", fast)
+    monkeypatch.setattr("probekit.measurement.REGISTRY", fast)
     document = measure_image_set(contrast_set, model=MODEL, seed=0, generalization=True)
     assert MODEL in document["generalization"]["preference:high>low"]
     assert set(document["hashes"]["models"]) == {MODEL, "fine-grained"}

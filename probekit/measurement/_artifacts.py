@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from grading.measurement._compose import Composite, build_composite
+from probekit.measurement._compose import Composite, build_composite
 
 WINDOW_COLOURS = ["#00b8d4", "#64dd17", "#ffab00", "#d500f9", "#ffffff"]
 GROUP_COLOURS = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f"]
@@ -98,7 +98,7 @@ def render_contact_sheet(image_set, units, observations, path: Path, *, options:
             x, y, w, h = region["box"]
             colour = GROUP_COLOURS[groups.index(region["group"]) % len(GROUP_COLOURS)]
             draw.rectangle([x, y, x + w - 1, y + h - 1], outline=colour, width=line)
-        for k, (key, (left, top, width, height)) in enumerate(obs["crops"].items()):
+        for k, (_key, (left, top, width, height)) in enumerate(obs["crops"].items()):
             draw.rectangle([left, top, left + width - 1, top + height - 1],
                            outline=WINDOW_COLOURS[k % len(WINDOW_COLOURS)], width=line)
         px, py = obs["point"]

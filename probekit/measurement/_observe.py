@@ -16,8 +16,7 @@ from pathlib import Path
 
 from probekit import get_model, ratio_key
 from probekit.measure import region_facts
-
-from grading.measurement._compose import Composite, build_composite
+from probekit.measurement._compose import Composite, build_composite
 
 CACHE_REVISION = 2
 

@@ -1,0 +1,91 @@
+"""Statistics of the measurement: pure functions on counts and samples (no Django).
+
+Proportions (Wilson, exact binomial, two-proportion z, Newcombe, Cohen's h), clustered
+proportions (ratio estimates by cluster, Wilson at the effective size), paired and two-sample
+statistics (percentile bootstrap, exact sign-flip and Wilcoxon signed-rank tests, Cohen's
+d_z), the Holm correction across one submission's tests, and the sample sizes behind the
+low-power warning.
+"""
+from ._clustered import (
+    MISMATCHED_CLUSTERS,
+    cluster_proportion_interval,
+    cluster_rate_difference,
+    cluster_ratio,
+    cluster_ratio_test,
+    effective_wilson_interval,
+)
+from ._multiple import holm
+from ._paired import (
+    bootstrap_difference_interval,
+    bootstrap_mean_interval,
+    cohen_dz,
+    sign_flip_test,
+    wilcoxon_signed_rank,
+)
+from ._power import (
+    BAD_ALPHA,
+    BAD_EFFECT,
+    BAD_POWER,
+    required_n_paired,
+    required_n_proportion,
+    required_n_two_proportions,
+    underpowered_warning,
+)
+from ._proportions import (
+    EMPTY_GROUP,
+    binomial_test,
+    cohen_h,
+    newcombe_interval,
+    rate_difference,
+    rate_ratio,
+    two_proportion_test,
+    wilson_interval,
+)
+from ._validation import (
+    BAD_CONFIDENCE,
+    BAD_PROPORTION,
+    BAD_RESAMPLES,
+    EMPTY_SAMPLE,
+    NOT_A_COUNT,
+    NOT_FINITE,
+    NOT_ONE_DIMENSIONAL,
+    SUCCESSES_EXCEED_TRIALS,
+)
+
+__all__ = [
+    "BAD_ALPHA",
+    "BAD_CONFIDENCE",
+    "BAD_EFFECT",
+    "BAD_POWER",
+    "BAD_PROPORTION",
+    "BAD_RESAMPLES",
+    "EMPTY_GROUP",
+    "EMPTY_SAMPLE",
+    "MISMATCHED_CLUSTERS",
+    "NOT_A_COUNT",
+    "NOT_FINITE",
+    "NOT_ONE_DIMENSIONAL",
+    "SUCCESSES_EXCEED_TRIALS",
+    "binomial_test",
+    "bootstrap_difference_interval",
+    "bootstrap_mean_interval",
+    "cluster_proportion_interval",
+    "cluster_rate_difference",
+    "cluster_ratio",
+    "cluster_ratio_test",
+    "cohen_dz",
+    "cohen_h",
+    "effective_wilson_interval",
+    "holm",
+    "newcombe_interval",
+    "rate_difference",
+    "rate_ratio",
+    "required_n_paired",
+    "required_n_proportion",
+    "required_n_two_proportions",
+    "sign_flip_test",
+    "two_proportion_test",
+    "underpowered_warning",
+    "wilcoxon_signed_rank",
+    "wilson_interval",
+]
