@@ -23,7 +23,7 @@ from bounty.errors import BountyError
 from bounty.models import Challenge, Submission, SubmissionEvent
 from grading.models import MEASUREMENT_DONE, MEASUREMENT_IN_FLIGHT, Measurement
 from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
-from sandbox.probe_files import ProbeFileError, check_probe_file
+from sandbox.probe_files import ProbeFileError, check_probe_file, check_probe_syntax
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ def check_probe_upload(*, name: str, content: bytes) -> None:
         raise BountyError(errors.PROBE_TOO_LARGE.format(size=len(content), limit=limit), field="probe")
     try:
         check_probe_file(name=name, content=content)
+        check_probe_syntax(name=name, content=content)
     except ProbeFileError as exc:
         raise BountyError(str(exc), field="probe") from None
 
