@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from static/ (no third-party host)
     "csp",
     "bounty",
     "grading",
@@ -213,6 +214,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Crop-bias bounty API",
     "DESCRIPTION": "Challenges, submissions and measured crop disparities.",
     "VERSION": "1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No validator badge: Swagger UI would send the schema to its authors' public validator.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 LOGGING = {
