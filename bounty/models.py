@@ -72,6 +72,8 @@ class Submission(models.Model):
     provisional_score = models.FloatField(null=True, blank=True)
     final_score = models.FloatField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
+    # Seeded by the platform (the demo): outside every quota, queued behind participants' work.
+    is_demo = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

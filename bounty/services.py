@@ -21,6 +21,7 @@ from django.utils import timezone
 from bounty import errors, states
 from bounty.errors import BountyError
 from bounty.models import Challenge, Submission, SubmissionEvent
+from bounty.queue import run_queue_name
 from grading.models import MEASUREMENT_DONE, MEASUREMENT_IN_FLIGHT, Measurement
 from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
 from sandbox.probe_files import ProbeFileError, check_probe_file, check_probe_syntax
@@ -56,9 +57,9 @@ def quota_usage(*, challenge: Challenge, participant) -> dict:
 
     A quota belongs to a person: a submission as a team counts against the member who sent it,
     so joining or creating teams never adds submissions. Failed runs count; platform faults
-    and cancellations do not.
+    and cancellations do not, nor do the demo's seeded submissions.
     """
-    counted = Submission.objects.filter(challenge=challenge, participant=participant).exclude(
+    counted = Submission.objects.filter(challenge=challenge, participant=participant, is_demo=False).exclude(
         state__in=(states.PLATFORM_ERROR, states.CANCELLED)
     )
     since = timezone.now() - timedelta(days=1)
@@ -97,6 +98,7 @@ def submission_create(
     writeup: str = "",
     self_assessment: dict | None = None,
     team=None,
+    is_demo: bool = False,
 ) -> Submission:
     """Validate, store and queue a submission; the run starts once the row is committed."""
     check_submission_allowed(challenge=challenge, participant=participant, team=team)
@@ -116,6 +118,7 @@ def submission_create(
             writeup=writeup,
             self_assessment=self_assessment or {},
             harm_type=(self_assessment or {}).get("harm_type", ""),
+            is_demo=is_demo,
         )
         submission.probe.save(submission.probe_name, ContentFile(probe_content), save=False)
         submission.save()
@@ -150,7 +153,16 @@ def run_enqueue(*, submission: Submission, details: dict | None = None, countdow
 
 def enqueue_run(*, run_id: str, countdown: float = 0) -> None:
     """Send (or re-send) a run's task; the task compares-and-sets, so a duplicate does nothing."""
-    current_app.send_task(RUN_TASK, args=[run_id], countdown=countdown)
+    current_app.send_task(RUN_TASK, args=[run_id], countdown=countdown, queue=run_queue_name(run_id=run_id))
+
+
+def run_defer(*, run_id: str) -> None:
+    """Put a queued run back behind the others (bounty.queue.run_should_wait said so).
+
+    Its `queued_at` moves on, so reconcile sees a run the broker holds, not a lost one.
+    """
+    if ProbeRun.objects.filter(pk=run_id, status=RUN_QUEUED).update(queued_at=timezone.now()):
+        enqueue_run(run_id=run_id, countdown=settings.QUEUE_DEFER_S)
 
 
 def submission_transition(

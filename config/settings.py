@@ -6,6 +6,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from kombu import Exchange, Queue
 
 from sandbox.policy import check_deployment_id, derive_deployment_id
 
@@ -196,6 +197,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEO
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TASK_SOFT_TIME_LIMIT = SANDBOX_MAX_WALL_S + 300
 CELERY_TASK_TIME_LIMIT = SANDBOX_MAX_WALL_S + 400
+# Participants' runs go to the default queue; demo seeding and judges' re-runs to the bulk one,
+# whose runs yield to participants' (bounty.queue). A worker started without -Q consumes both.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_BULK_QUEUE = "bulk"
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE,
+                                                                               CELERY_BULK_QUEUE)]
+# Slots all workers run at once (each worker's -c): the queue's wait estimate divides by it.
+WORKER_CONCURRENCY = int(os.environ.get("WORKER_CONCURRENCY", 2))
+# Runs one participant may have running while someone else waits; a waiting run is re-sent after this.
+QUEUE_MAX_RUNNING_PER_PARTICIPANT = int(os.environ.get("QUEUE_MAX_RUNNING_PER_PARTICIPANT", 1))
+QUEUE_DEFER_S = float(os.environ.get("QUEUE_DEFER_S", 3))
 CELERY_BEAT_SCHEDULE = {
     "reap-and-reconcile": {"task": "pipeline.tasks.reconcile", "schedule": float(os.environ.get("RECONCILE_EVERY_S", 60))},
 }
