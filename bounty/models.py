@@ -108,3 +108,34 @@ class SubmissionEvent(models.Model):
 
     class Meta:
         ordering = ["at", "pk"]
+
+
+class Webhook(models.Model):
+    """An organizer's receiver: every state change of the challenge's submissions is POSTed to it, signed."""
+
+    challenge = models.ForeignKey(Challenge, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500, help_text="http(s) URL that receives the POSTs")
+    secret = models.CharField(max_length=200, help_text="key of the X-Cropbias-Signature HMAC-SHA256")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.challenge.slug} → {self.url}"
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to deliver one event: what the receiver answered, or why it could not."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    submission_id = models.BigIntegerField(db_index=True)
+    event = models.CharField(max_length=60)
+    body = models.TextField(help_text="the exact bytes sent and signed")
+    attempt = models.PositiveIntegerField(default=1)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name_plural = "webhook deliveries"

@@ -22,6 +22,7 @@ from bounty import errors, states
 from bounty.errors import BountyError
 from bounty.models import Challenge, Submission, SubmissionEvent
 from bounty.queue import run_queue_name
+from bounty.webhooks import webhooks_schedule
 from grading.models import MEASUREMENT_DONE, MEASUREMENT_IN_FLIGHT, Measurement
 from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
 from sandbox.probe_files import ProbeFileError, check_probe_file, check_probe_syntax
@@ -192,7 +193,10 @@ def submission_transition(
             submission_id=submission_id, actor=actor, from_state=current, to_state=to_state, reason=reason
         )
         if current != to_state:
+            at = timezone.now()
             transaction.on_commit(lambda: notify_state_change(submission_id=submission_id))
+            transaction.on_commit(lambda: webhooks_schedule(submission_id=submission_id, from_state=current,
+                                                            to_state=to_state, at=at))
     return True
 
 

@@ -208,6 +208,9 @@ WORKER_CONCURRENCY = int(os.environ.get("WORKER_CONCURRENCY", 2))
 # Runs one participant may have running while someone else waits; a waiting run is re-sent after this.
 QUEUE_MAX_RUNNING_PER_PARTICIPANT = int(os.environ.get("QUEUE_MAX_RUNNING_PER_PARTICIPANT", 1))
 QUEUE_DEFER_S = float(os.environ.get("QUEUE_DEFER_S", 3))
+# Organizers' webhooks (bounty.webhooks): each POST's timeout, and the first retry's delay (then doubled).
+WEBHOOK_TIMEOUT_S = float(os.environ.get("WEBHOOK_TIMEOUT_S", 5))
+WEBHOOK_RETRY_BASE_S = float(os.environ.get("WEBHOOK_RETRY_BASE_S", 10))
 CELERY_BEAT_SCHEDULE = {
     "reap-and-reconcile": {"task": "pipeline.tasks.reconcile", "schedule": float(os.environ.get("RECONCILE_EVERY_S", 60))},
 }
