@@ -139,3 +139,10 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-at", "-pk"]
         verbose_name_plural = "webhook deliveries"
+
+
+class NotificationPreference(models.Model):
+    """A person's choice about the platform's e-mails; no row means the default (on)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preference")
+    state_emails = models.BooleanField(default=True, help_text="e-mail me when a submission of mine changes state")

@@ -13,7 +13,6 @@ from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -21,6 +20,7 @@ from django.utils import timezone
 from bounty import errors, states
 from bounty.errors import BountyError
 from bounty.models import Challenge, Submission, SubmissionEvent
+from bounty.notifications import notify_state_change
 from bounty.queue import run_queue_name
 from bounty.webhooks import webhooks_schedule
 from grading.models import MEASUREMENT_DONE, MEASUREMENT_IN_FLIGHT, Measurement
@@ -175,7 +175,7 @@ def submission_transition(
     actor=None,
     **fields,
 ) -> bool:
-    """Compare-and-set the state; audit it; tell the participant. False if the row had moved on."""
+    """Compare-and-set the state; audit it; tell the participant and the webhooks. False if the row had moved on."""
     from_states = tuple(from_states)
     for source in from_states:
         if source != to_state and to_state not in states.SUBMISSION_TRANSITIONS.get(source, set()):
@@ -194,27 +194,11 @@ def submission_transition(
         )
         if current != to_state:
             at = timezone.now()
-            transaction.on_commit(lambda: notify_state_change(submission_id=submission_id))
+            transaction.on_commit(lambda: notify_state_change(submission_id=submission_id, from_state=current,
+                                                              to_state=to_state))
             transaction.on_commit(lambda: webhooks_schedule(submission_id=submission_id, from_state=current,
                                                             to_state=to_state, at=at))
     return True
-
-
-def notify_state_change(*, submission_id: int) -> None:
-    """Email the participant; a mail failure never breaks the flow."""
-    submission = Submission.objects.select_related("participant", "challenge").get(pk=submission_id)
-    if not submission.participant.email:
-        return
-    try:
-        send_mail(
-            subject=f"[{submission.challenge.title}] submission #{submission.pk} is {submission.get_state_display().lower()}",
-            message=f"{submission.title}\n\nState: {submission.get_state_display()}\n{submission.state_reason}\n",
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[submission.participant.email],
-            fail_silently=False,
-        )
-    except Exception:  # noqa: BLE001 - mail is a courtesy, the state is already saved
-        logger.exception("could not email the participant of submission %s", submission_id)
 
 
 def submission_cancel(*, submission: Submission, actor) -> None:
