@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from bounty.errors import BountyError
-from bounty.models import Challenge, Submission, SubmissionEvent, Team
+from bounty.models import Challenge, Submission, SubmissionEvent, Team, Webhook, WebhookDelivery
 from bounty.services import check_challenge_transition, check_vendor_response, submission_respond
 
 
@@ -84,3 +84,31 @@ class SubmissionAdmin(admin.ModelAdmin):
 class TeamAdmin(admin.ModelAdmin):
     list_display = ("name",)
     filter_horizontal = ("members",)
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    extra = 0
+    fields = readonly_fields = ("at", "submission_id", "attempt", "status_code", "ok", "error")
+    can_delete = False
+    ordering = ("-at",)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    list_display = ("challenge", "url", "active", "created_at")
+    list_filter = ("active", "challenge")
+    inlines = [WebhookDeliveryInline]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ("at", "webhook", "submission_id", "attempt", "status_code", "ok", "error")
+    list_filter = ("ok", "webhook__challenge")
+    readonly_fields = ("webhook", "submission_id", "event", "body", "attempt", "status_code", "ok", "error", "at")
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -148,6 +148,8 @@ class SubmissionStatusSerializer(serializers.Serializer):
     active = serializers.BooleanField()
     finished = serializers.BooleanField()
     queue_position = serializers.IntegerField(allow_null=True)
+    eta_s = serializers.IntegerField(allow_null=True, help_text="while queued: seconds until it should start, "
+                                     "from recent run+measure times; null when unknown")
     elapsed_s = serializers.FloatField(allow_null=True)
     progress = serializers.DictField(child=serializers.IntegerField(), allow_null=True)
     run = RunSerializer(allow_null=True)

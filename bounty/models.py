@@ -99,6 +99,8 @@ class Submission(models.Model):
     vendor_response_version = models.CharField(max_length=100, blank=True, help_text="for 'fixed': the fixed version")
     vendor_response_note = models.TextField(blank=True, help_text="for 'won't fix': why")
     vendor_responded_at = models.DateTimeField(null=True, blank=True)
+    # Seeded by the platform (the demo): outside every quota, queued behind participants' work.
+    is_demo = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -133,3 +135,41 @@ class SubmissionEvent(models.Model):
 
     class Meta:
         ordering = ["at", "pk"]
+
+
+class Webhook(models.Model):
+    """An organizer's receiver: every state change of the challenge's submissions is POSTed to it, signed."""
+
+    challenge = models.ForeignKey(Challenge, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=500, help_text="http(s) URL that receives the POSTs")
+    secret = models.CharField(max_length=200, help_text="key of the X-Cropbias-Signature HMAC-SHA256")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.challenge.slug} → {self.url}"
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to deliver one event: what the receiver answered, or why it could not."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    submission_id = models.BigIntegerField(db_index=True)
+    event = models.CharField(max_length=60)
+    body = models.TextField(help_text="the exact bytes sent and signed")
+    attempt = models.PositiveIntegerField(default=1)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    ok = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name_plural = "webhook deliveries"
+
+
+class NotificationPreference(models.Model):
+    """A person's choice about the platform's e-mails; no row means the default (on)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_preference")
+    state_emails = models.BooleanField(default=True, help_text="e-mail me when a submission of mine changes state")

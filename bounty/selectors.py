@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from bounty import states
 from bounty.models import Challenge, Submission, Team
+from bounty.queue import queue_eta_s, queue_position
 from grading import selectors as grading_selectors
 from grading.rubric import Rubric, RubricError, default_rubric, rubric_for_challenge, rubric_summary
 from probekit import get_model
@@ -245,12 +246,6 @@ def submitter_label(submission: Submission) -> str:
 # --- one submission's live state ----------------------------------------------------------------
 
 
-def queue_position(*, submission: Submission) -> int | None:
-    if submission.state != states.QUEUED:
-        return None
-    return Submission.objects.filter(state=states.QUEUED, state_changed_at__lt=submission.state_changed_at).count() + 1
-
-
 def latest_run(*, submission: Submission):
     """The submission's own latest run; a judge's re-run is shown on the judge page only."""
     return submission.runs.exclude(details__has_key="rerun_of").order_by("-queued_at").first()
@@ -293,7 +288,8 @@ def submission_status(*, submission: Submission) -> dict:
         "state_changed_at": submission.state_changed_at.isoformat(),
         "active": submission.state in states.ACTIVE_STATES,
         "finished": submission.state in TERMINAL_STATES,
-        "queue_position": queue_position(submission=submission),
+        "queue_position": None,
+        "eta_s": None,
         "elapsed_s": None,
         "progress": None,
         "run": None,
@@ -301,6 +297,9 @@ def submission_status(*, submission: Submission) -> dict:
         "final_score": submission.final_score if submission.state == states.PUBLISHED else None,
         "published_at": submission.published_at.isoformat() if submission.published_at else None,
     }
+    if submission.state == states.QUEUED:
+        status["queue_position"] = queue_position(submission=submission)
+        status["eta_s"] = queue_eta_s(position=status["queue_position"])
     if run is not None:
         status["run"] = {
             "id": str(run.pk), "status": run.status, "attempt": run.attempt, "backend": run.backend,

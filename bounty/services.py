@@ -13,7 +13,6 @@ from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
@@ -29,10 +28,13 @@ from bounty.models import (
     Submission,
     SubmissionEvent,
 )
+from bounty.notifications import notify_state_change
+from bounty.queue import run_queue_name
+from bounty.webhooks import webhooks_schedule
 from grading import services as grading_services
 from grading.models import MEASUREMENT_DONE, MEASUREMENT_IN_FLIGHT, Measurement
 from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
-from sandbox.probe_files import ProbeFileError, check_probe_file
+from sandbox.probe_files import ProbeFileError, check_probe_file, check_probe_syntax
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ def check_probe_upload(*, name: str, content: bytes) -> None:
         raise BountyError(errors.PROBE_TOO_LARGE.format(size=len(content), limit=limit), field="probe")
     try:
         check_probe_file(name=name, content=content)
+        check_probe_syntax(name=name, content=content)
     except ProbeFileError as exc:
         raise BountyError(str(exc), field="probe") from None
 
@@ -64,9 +67,9 @@ def quota_usage(*, challenge: Challenge, participant) -> dict:
 
     A quota belongs to a person: a submission as a team counts against the member who sent it,
     so joining or creating teams never adds submissions. Failed runs count; platform faults
-    and cancellations do not.
+    and cancellations do not, nor do the demo's seeded submissions.
     """
-    counted = Submission.objects.filter(challenge=challenge, participant=participant).exclude(
+    counted = Submission.objects.filter(challenge=challenge, participant=participant, is_demo=False).exclude(
         state__in=(states.PLATFORM_ERROR, states.CANCELLED)
     )
     since = timezone.now() - timedelta(days=1)
@@ -105,6 +108,7 @@ def submission_create(
     writeup: str = "",
     self_assessment: dict | None = None,
     team=None,
+    is_demo: bool = False,
 ) -> Submission:
     """Validate, store and queue a submission; the run starts once the row is committed."""
     check_submission_allowed(challenge=challenge, participant=participant, team=team)
@@ -124,6 +128,7 @@ def submission_create(
             writeup=writeup,
             self_assessment=self_assessment or {},
             harm_type=(self_assessment or {}).get("harm_type", ""),
+            is_demo=is_demo,
         )
         submission.probe.save(submission.probe_name, ContentFile(probe_content), save=False)
         submission.save()
@@ -158,7 +163,16 @@ def run_enqueue(*, submission: Submission, details: dict | None = None, countdow
 
 def enqueue_run(*, run_id: str, countdown: float = 0) -> None:
     """Send (or re-send) a run's task; the task compares-and-sets, so a duplicate does nothing."""
-    current_app.send_task(RUN_TASK, args=[run_id], countdown=countdown)
+    current_app.send_task(RUN_TASK, args=[run_id], countdown=countdown, queue=run_queue_name(run_id=run_id))
+
+
+def run_defer(*, run_id: str) -> None:
+    """Put a queued run back behind the others (bounty.queue.run_should_wait said so).
+
+    Its `queued_at` moves on, so reconcile sees a run the broker holds, not a lost one.
+    """
+    if ProbeRun.objects.filter(pk=run_id, status=RUN_QUEUED).update(queued_at=timezone.now()):
+        enqueue_run(run_id=run_id, countdown=settings.QUEUE_DEFER_S)
 
 
 def submission_transition(
@@ -170,7 +184,7 @@ def submission_transition(
     actor=None,
     **fields,
 ) -> bool:
-    """Compare-and-set the state; audit it; tell the participant. False if the row had moved on."""
+    """Compare-and-set the state; audit it; tell the participant and the webhooks. False if the row had moved on."""
     from_states = tuple(from_states)
     for source in from_states:
         if source != to_state and to_state not in states.SUBMISSION_TRANSITIONS.get(source, set()):
@@ -191,25 +205,12 @@ def submission_transition(
             submission_id=submission_id, actor=actor, from_state=current, to_state=to_state, reason=reason
         )
         if current != to_state:
-            transaction.on_commit(lambda: notify_state_change(submission_id=submission_id))
+            at = timezone.now()
+            transaction.on_commit(lambda: notify_state_change(submission_id=submission_id, from_state=current,
+                                                              to_state=to_state))
+            transaction.on_commit(lambda: webhooks_schedule(submission_id=submission_id, from_state=current,
+                                                            to_state=to_state, at=at))
     return True
-
-
-def notify_state_change(*, submission_id: int) -> None:
-    """Email the participant; a mail failure never breaks the flow."""
-    submission = Submission.objects.select_related("participant", "challenge").get(pk=submission_id)
-    if not submission.participant.email:
-        return
-    try:
-        send_mail(
-            subject=f"[{submission.challenge.title}] submission #{submission.pk} is {submission.get_state_display().lower()}",
-            message=f"{submission.title}\n\nState: {submission.get_state_display()}\n{submission.state_reason}\n",
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=[submission.participant.email],
-            fail_silently=False,
-        )
-    except Exception:  # noqa: BLE001 - mail is a courtesy, the state is already saved
-        logger.exception("could not email the participant of submission %s", submission_id)
 
 
 def submission_cancel(*, submission: Submission, actor) -> None:

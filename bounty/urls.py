@@ -20,6 +20,7 @@ urlpatterns = [
     path("findings/<int:submission_id>/avid.json", views.finding_avid, name="finding-avid"),
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/confirm/<str:uidb64>/<str:token>/", views.signup_confirm, name="signup-confirm"),
+    path("accounts/notifications/", views.notification_settings, name="notification-settings"),
     path("teams/", views.team_list, name="team-list"),
     path("teams/<int:team_id>/members/", views.team_add_member, name="team-add-member"),
     path("teams/<int:team_id>/leave/", views.team_leave, name="team-leave"),

@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_ratelimit.decorators import ratelimit
 
-from bounty import accounts, limits, selectors, services, uploads
+from bounty import accounts, limits, notifications, selectors, services, uploads
 from bounty.avid import avid_report
 from bounty.errors import BountyError
 from bounty.forms import (
@@ -354,3 +354,14 @@ def team_leave(request, team_id: int):
     accounts.team_leave(team=team, user=request.user)
     messages.success(request, f"You left {team.name}.")
     return redirect("team-list")
+
+
+@login_required
+def notification_settings(request):
+    """Turn the state-change e-mails on or off (a checkbox: absent from the POST means off)."""
+    if request.method == "POST":
+        notifications.state_emails_set(user=request.user, enabled=request.POST.get("state_emails") == "on")
+        messages.success(request, "Your e-mail settings are saved.")
+        return redirect("notification-settings")
+    return render(request, "bounty/notification_settings.html",
+                  {"state_emails": notifications.state_emails_enabled(user=request.user)})

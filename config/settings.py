@@ -6,6 +6,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from kombu import Exchange, Queue
 
 from sandbox.policy import check_deployment_id, derive_deployment_id
 
@@ -49,6 +50,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from static/ (no third-party host)
     "csp",
     "bounty",
     "grading",
@@ -140,6 +142,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # larger files spool to a temporary f
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "bounty@localhost")
+# Where people reach the site: the links in e-mails are absolute on it.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
 
 # Redis: `make run` starts its own on this port (data under var/redis) unless REDIS_URL is set.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/0")
@@ -195,6 +199,22 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEO
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TASK_SOFT_TIME_LIMIT = SANDBOX_MAX_WALL_S + 300
 CELERY_TASK_TIME_LIMIT = SANDBOX_MAX_WALL_S + 400
+# Participants' runs go to the default queue; demo seeding and judges' re-runs to the bulk one,
+# whose runs yield to participants' (bounty.queue). A worker started without -Q consumes both.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_BULK_QUEUE = "bulk"
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE,
+                                                                               CELERY_BULK_QUEUE)]
+# Slots all workers run at once (each worker's -c): the queue's wait estimate divides by it.
+WORKER_CONCURRENCY = int(os.environ.get("WORKER_CONCURRENCY", 2))
+# Runs one participant may have running while someone else waits; a waiting run is re-sent after this.
+QUEUE_MAX_RUNNING_PER_PARTICIPANT = int(os.environ.get("QUEUE_MAX_RUNNING_PER_PARTICIPANT", 1))
+QUEUE_DEFER_S = float(os.environ.get("QUEUE_DEFER_S", 3))
+# Organizers' webhooks (bounty.webhooks): each POST's timeout, and the first retry's delay (then doubled).
+WEBHOOK_TIMEOUT_S = float(os.environ.get("WEBHOOK_TIMEOUT_S", 5))
+WEBHOOK_RETRY_BASE_S = float(os.environ.get("WEBHOOK_RETRY_BASE_S", 10))
+# What a task prints (the console mail backend's mails) is information, not a warning.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_BEAT_SCHEDULE = {
     "reap-and-reconcile": {"task": "pipeline.tasks.reconcile", "schedule": float(os.environ.get("RECONCILE_EVERY_S", 60))},
     # Coordinated disclosure: accepted findings go public when their challenge's embargo ends.
@@ -216,6 +236,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Crop-bias bounty API",
     "DESCRIPTION": "Challenges, submissions and measured crop disparities.",
     "VERSION": "1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No validator badge: Swagger UI would send the schema to its authors' public validator.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 LOGGING = {

@@ -1,12 +1,16 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from bounty import views as bounty_views
 from review.urls import participant_urlpatterns
 
 urlpatterns = [
     path("", include("bounty.urls")),
+    # Readable docs of /api/schema/: Swagger UI from static files, its init script a URL (no inline script).
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="api/docs.html"),
+         name="api-docs"),
     path("api/", include("bounty.api")),
     path("", include(participant_urlpatterns)),
     path("", include("pipeline.urls")),

@@ -18,8 +18,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from bounty import queue, services, states
 from bounty import selectors as bounty_selectors
-from bounty import services, states
 from bounty.models import Submission
 from grading import services as grading_services
 from pipeline.faults import PLATFORM_FAULTS
@@ -78,6 +78,9 @@ def run_execute(*, run_id: str) -> str:
     with Lease("run", run_id) as lease:
         if not lease.acquired:
             return "lease held by a live worker"
+        if queue.run_should_wait(run_id=run_id):
+            services.run_defer(run_id=run_id)
+            return "deferred: another participant's run goes first"
         run = _claim_run(run_id)
         if run is None:
             return "nothing to do"

@@ -3,6 +3,7 @@ from celery import shared_task
 from celery.utils.log import get_task_logger
 
 from bounty import services as bounty_services
+from bounty import webhooks
 from pipeline import measurements, runs
 from pipeline import reconcile as recovery
 from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, RUN_TASK, TASK_RETRY
@@ -51,3 +52,16 @@ def release_embargoed_findings() -> list[int]:
     if released:
         logger.info("published after their embargo: %s", released)
     return released
+
+
+@shared_task(name=webhooks.WEBHOOK_TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
+             max_retries=webhooks.WEBHOOK_ATTEMPTS - 1)
+def deliver_webhook(self, webhook_id: int, submission_id: int, body: str) -> str:
+    """One signed POST; a receiver that fails is tried again with backoff, WEBHOOK_ATTEMPTS in all."""
+    attempt = self.request.retries + 1
+    if webhooks.webhook_deliver(webhook_id=webhook_id, submission_id=submission_id, body=body, attempt=attempt):
+        return "delivered"
+    if attempt >= webhooks.WEBHOOK_ATTEMPTS:
+        logger.warning("webhook %s: gave up on submission %s after %s attempts", webhook_id, submission_id, attempt)
+        return "gave up"
+    raise self.retry(countdown=webhooks.retry_delay_s(attempt))

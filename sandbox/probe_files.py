@@ -8,6 +8,7 @@ broken ends in ProbeFileError with a message naming the entry (docs/failure-mode
 """
 from __future__ import annotations
 
+import ast
 import io
 import os
 import stat
@@ -40,6 +41,8 @@ ZIP_METHOD = "The .zip entry {name!r} uses compression method {method}; use stor
 ZIP_CORRUPT = "The .zip entry {name!r} is damaged ({why}); create the .zip again."
 ZIP_TOO_BIG = "The .zip unpacks to more than {limit} bytes or {files} files."
 ZIP_BOMB = "The .zip entry {name!r} inflates {ratio:.0f}× — refused as a zip bomb."
+PROBE_SYNTAX = "{name} line {line}: {message} — fix it and upload again (nothing was stored)."
+PROBE_TOO_NESTED = "{name} is nested too deeply for Python to read; simplify it and upload again."
 
 
 class ProbeFileError(ValueError):
@@ -167,6 +170,32 @@ def check_probe_file(*, name: str, content: bytes) -> None:
     if not lower.endswith(".zip"):
         raise ProbeFileError(PROBE_WRONG_TYPE)
     _walk_zip(content, _drain)
+
+
+def _check_syntax(name: str, source: bytes) -> None:
+    try:
+        ast.parse(source, filename=name)  # parsed only: nothing of the probe runs on the trusted side
+    except SyntaxError as exc:
+        raise ProbeFileError(PROBE_SYNTAX.format(name=name, line=exc.lineno or 1, message=exc.msg)) from None
+    except ValueError as exc:  # null bytes: Python 3.11 says so with a ValueError
+        raise ProbeFileError(PROBE_SYNTAX.format(name=name, line=1, message=str(exc))) from None
+    except (RecursionError, MemoryError):
+        raise ProbeFileError(PROBE_TOO_NESTED.format(name=name)) from None
+
+
+def check_probe_syntax(*, name: str, content: bytes) -> None:
+    """Raise ProbeFileError naming the file and line of the first Python syntax error.
+
+    For a .zip every .py file is read whole, through the same checks as `check_probe_file`;
+    call this after that check. The worker does not repeat it: a probe that parses may still fail
+    as it runs, and that is the probe's own result.
+    """
+    if name.lower().endswith(".zip"):
+        sources = zip_python_sources(content=content, max_files=ZIP_MAX_FILES, max_bytes=ZIP_MAX_UNPACKED_BYTES)
+    else:
+        sources = [("probe.py", content)]
+    for source_name, source in sources:
+        _check_syntax(source_name, source)
 
 
 def unpack_probe(probe_path: Path, dest: Path) -> Path:

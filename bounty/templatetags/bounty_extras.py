@@ -49,3 +49,14 @@ def cap(value, limit: int = 200) -> str:
     text = str(value if value is not None else "")
     limit = int(limit)
     return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters not shown)"
+
+
+@register.filter
+def wait(seconds) -> str:
+    """A wait in seconds as people say it: "40 s", "12 min", "2.5 h" (static/js/submission.js says the same)."""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{max(1, int(seconds + 0.5))} s"
+    if seconds < 5400:
+        return f"{int(seconds / 60 + 0.5)} min"
+    return f"{seconds / 3600:.1f} h"

@@ -4,8 +4,18 @@
   "use strict";
   const INTERVAL_MS = 2000;
 
+  // The same wording as the `wait` template filter.
+  function wait(seconds) {
+    if (seconds < 60) return Math.max(1, Math.round(seconds)) + " s";
+    if (seconds < 5400) return Math.round(seconds / 60) + " min";
+    return (seconds / 3600).toFixed(1) + " h";
+  }
+
   function liveText(s) {
-    if (s.queue_position) return " — position " + s.queue_position + " in the queue";
+    if (s.queue_position) {
+      return " — position " + s.queue_position + " in the queue" +
+        (s.eta_s === null ? "" : ", about " + wait(s.eta_s) + " to start");
+    }
     if (s.elapsed_s !== null) return " — running for " + Math.round(s.elapsed_s) + " s";
     if (s.progress) return " — measured " + s.progress.done + " of " + s.progress.total + " images";
     return "";

@@ -85,6 +85,7 @@ class Command(BaseCommand):
                     probe_name=name, probe_content=content, writeup=writeup.strip(),
                     self_assessment={"harm_type": harm, "justification": "Reference probe shipped with the platform.",
                                      "ratings": {}},
+                    is_demo=True,
                 )
             except BountyError as exc:
                 self.stderr.write(f"  not submitted: {name}: {exc}")
