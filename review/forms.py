@@ -4,14 +4,18 @@ from __future__ import annotations
 from django import forms
 
 from bounty import states
+from bounty.forms import MAX_JUSTIFICATION_CHARS
 from grading.rubric import Rubric, factor_parts, level_choices
+
+# Judges' free text is capped like participants' (docs/security.md).
+MAX_COMMENT_CHARS = 5000
 
 
 class ReviewForm(forms.Form):
     """One select per rated part and one justification per factor, built from the rubric."""
 
     harm_type = forms.ChoiceField()
-    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    comment = forms.CharField(required=False, max_length=MAX_COMMENT_CHARS, widget=forms.Textarea(attrs={"rows": 2}))
 
     def __init__(self, *args, rubric: Rubric, **kwargs):
         super().__init__(*args, **kwargs)
@@ -23,7 +27,8 @@ class ReviewForm(forms.Form):
                     required=False, label=part["label"],
                     choices=level_choices(part),
                 )
-            self.fields[f"why_{factor['id']}"] = forms.CharField(required=False, label=f"Why ({factor['label'].lower()})")
+            self.fields[f"why_{factor['id']}"] = forms.CharField(required=False, max_length=MAX_JUSTIFICATION_CHARS,
+                                                                 label=f"Why ({factor['label'].lower()})")
 
     def ratings(self) -> dict[str, str]:
         return {name[5:]: value for name, value in self.cleaned_data.items() if name.startswith("rate_") and value}
@@ -43,7 +48,7 @@ class ReasonForm(forms.Form):
 
 
 class CommentForm(forms.Form):
-    body = forms.CharField(required=False, max_length=5000)
+    body = forms.CharField(required=False, max_length=MAX_COMMENT_CHARS)
     to_participant = forms.BooleanField(required=False)
 
 

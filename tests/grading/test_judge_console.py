@@ -390,3 +390,14 @@ def test_the_live_score_preview_comes_from_the_engine(client, people, judged):
     assert partial["score"] is None and partial["formula"].startswith("rate: ")
     client.force_login(people["alice"])  # the participant: the console does not exist for her
     assert client.post(url, HALT_RATINGS).status_code == 404
+
+
+def test_a_judges_comment_past_its_cap_is_refused_and_nothing_is_saved(client, people, judged):
+    from review.forms import MAX_COMMENT_CHARS
+
+    _, submission = judged
+    client.force_login(people["jules"])
+    response = client.post(reverse("judge-review", args=[submission.pk]),
+                           {**HALT_RATINGS, **WHY, "comment": "x" * (MAX_COMMENT_CHARS + 1)}, follow=True)
+    assert f"at most {MAX_COMMENT_CHARS}" in response.content.decode()
+    assert not Review.objects.filter(submission=submission).exists()
