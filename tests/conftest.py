@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 class WorkerProcess:
     """A `celery worker` subprocess using the test database; can be killed and restarted."""
 
+    live: list["WorkerProcess"] = []  # every worker this session started, for the teardown below
+
     def __init__(self, env: dict, log_path: Path, concurrency: int = 2, extra_args: tuple = (), name: str = "test"):
         self.env, self.log_path, self.concurrency = env, log_path, concurrency
         self.extra_args, self.name = tuple(extra_args), name
@@ -28,6 +30,8 @@ class WorkerProcess:
              "--without-gossip", "--without-mingle", "-n", f"{self.name}-{os.getpid()}@%h", *self.extra_args],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
+        if self not in WorkerProcess.live:
+            WorkerProcess.live.append(self)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -88,6 +92,32 @@ def worker_env(django_db_setup, django_db_blocker) -> dict:
     env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings_test",
                VAR_DIR=str(settings.VAR_DIR), PYTHONPATH=str(ROOT))
     return env
+
+
+def _alive(worker: WorkerProcess) -> bool:
+    return worker.proc is not None and worker.proc.poll() is None
+
+
+@pytest.fixture(autouse=True)
+def _worker_quiet_before_the_tables_are_cleared(request):
+    """A transactional test ends with TRUNCATE; a worker still finishing that test's tasks could
+    deadlock with it. Drop what is queued and wait (boundedly) until the shared worker is idle."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    if not marker or not marker.kwargs.get("transaction") or not any(_alive(w) for w in WorkerProcess.live):
+        return
+    import redis
+    from django.conf import settings
+
+    from config.celery import app
+
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("celery", "bulk")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        active = app.control.inspect(timeout=0.5, limit=1).active() or {}  # the shared worker answers at once
+        if not any(active.values()):
+            return
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")
