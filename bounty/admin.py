@@ -1,25 +1,10 @@
 from django import forms
 from django.contrib import admin, messages
 
-from bounty.admin_forms import PhaseFormSet
+from bounty.admin_forms import ChallengeAdminForm, PhaseFormSet
 from bounty.errors import BountyError
 from bounty.models import Challenge, Phase, Submission, SubmissionEvent, Team, Webhook, WebhookDelivery
-from bounty.services import check_challenge_transition, check_vendor_response, submission_respond
-
-
-class ChallengeAdminForm(forms.ModelForm):
-    class Meta:
-        model = Challenge
-        fields = "__all__"
-
-    def clean_state(self):
-        state = self.cleaned_data["state"]
-        if self.instance.pk:
-            try:
-                check_challenge_transition(from_state=self.instance.state, to_state=state)
-            except BountyError as exc:
-                raise forms.ValidationError(exc.message) from None
-        return state
+from bounty.services import check_vendor_response, submission_respond
 
 
 class PhaseInline(admin.TabularInline):
