@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
 
@@ -64,6 +65,17 @@ def board_visible(*, phase: Phase | None, user, now: datetime | None = None) -> 
     if phase.leaderboard_visibility == BOARD_HIDDEN_UNTIL_END and (now or timezone.now()) >= phase.ends_at:
         return True
     return user_organizes(user=user, challenge=phase.challenge)
+
+
+def public_board_q(*, prefix: str = "", now: datetime | None = None) -> Q:
+    """board_visible for anyone, as a filter on submissions (`prefix` reaches them through a relation).
+
+    Counts shown to the public (the home page, the challenge list of the API) use it, so a hidden
+    phase's findings are not counted either.
+    """
+    now = now or timezone.now()
+    return (Q(**{f"{prefix}phase__isnull": True}) | Q(**{f"{prefix}phase__leaderboard_visibility": BOARD_PUBLIC})
+            | Q(**{f"{prefix}phase__leaderboard_visibility": BOARD_HIDDEN_UNTIL_END, f"{prefix}phase__ends_at__lte": now}))
 
 
 def board_hidden_message(*, phase: Phase) -> str:

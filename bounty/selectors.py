@@ -53,7 +53,8 @@ def challenge_get(*, slug: str) -> Challenge:
 
 def challenge_list() -> QuerySet[Challenge]:
     return Challenge.objects.exclude(state=states.DRAFT).annotate(
-        n_published=Count("submissions", filter=Q(submissions__state=states.PUBLISHED))
+        n_published=Count("submissions", filter=Q(submissions__state=states.PUBLISHED)
+                          & bounty_phases.public_board_q(prefix="submissions__"))
     ).order_by("-created_at")
 
 

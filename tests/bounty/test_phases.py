@@ -154,3 +154,14 @@ def test_overlapping_or_backwards_phases_are_named():
                                          ("C", now + 6 * day, now + 5 * day)])
     assert [(index, field) for index, field, _ in problems] == [(2, "ends_at"), (1, "starts_at")]
     assert "'A' and 'B'" in problems[1][2] and "'C' ends" in problems[0][2]
+
+
+def test_the_public_counts_leave_out_a_hidden_phases_findings(client, challenge):
+    published_rows(challenge, [1.0])  # before phases: counted
+    published_in(phase_create(challenge, "Open", start_days=-3, end_days=-2), [2.0])
+    published_in(phase_create(challenge, "Ended", start_days=-2, end_days=-1, visibility=BOARD_HIDDEN_UNTIL_END), [3.0])
+    published_in(phase_create(challenge, "Now", start_days=-1, end_days=5, visibility=BOARD_HIDDEN_UNTIL_END), [4.0])
+    published_in(phase_create(challenge, "Staff", start_days=5, end_days=6, visibility=BOARD_ORGANIZERS), [5.0])
+    listed = client.get(reverse("api-challenge-list")).json()
+    listed = listed["results"] if isinstance(listed, dict) else listed
+    assert [c["n_published"] for c in listed if c["slug"] == challenge.slug] == [3]
