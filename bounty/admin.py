@@ -1,29 +1,23 @@
 from django import forms
 from django.contrib import admin, messages
 
+from bounty.admin_forms import ChallengeAdminForm, PhaseFormSet
 from bounty.errors import BountyError
-from bounty.models import Challenge, Submission, SubmissionEvent, Team, Webhook, WebhookDelivery
-from bounty.services import check_challenge_transition, check_vendor_response, submission_respond
+from bounty.models import Challenge, Phase, Submission, SubmissionEvent, Team, Webhook, WebhookDelivery
+from bounty.services import check_vendor_response, submission_respond
 
 
-class ChallengeAdminForm(forms.ModelForm):
-    class Meta:
-        model = Challenge
-        fields = "__all__"
-
-    def clean_state(self):
-        state = self.cleaned_data["state"]
-        if self.instance.pk:
-            try:
-                check_challenge_transition(from_state=self.instance.state, to_state=state)
-            except BountyError as exc:
-                raise forms.ValidationError(exc.message) from None
-        return state
+class PhaseInline(admin.TabularInline):
+    model = Phase
+    formset = PhaseFormSet
+    extra = 0
+    fields = ("name", "starts_at", "ends_at", "daily_limit", "total_limit", "leaderboard_visibility")
 
 
 @admin.register(Challenge)
 class ChallengeAdmin(admin.ModelAdmin):
     form = ChallengeAdminForm
+    inlines = [PhaseInline]
     list_display = ("slug", "title", "state", "model_name", "model_version", "closes_at")
     list_filter = ("state",)
     prepopulated_fields = {"slug": ("title",)}
@@ -64,7 +58,8 @@ class SubmissionAdmin(admin.ModelAdmin):
                     "final_score", "embargo_until", "vendor_response", "created_at")
     list_filter = ("state", "challenge", "vendor_response")
     search_fields = ("title", "participant__username", "finding_identifier")
-    readonly_fields = ("probe_sha256", "state_changed_at", "created_at", "finding_identifier", "vendor_responded_at")
+    readonly_fields = ("probe_sha256", "phase", "state_changed_at", "created_at", "finding_identifier",
+                       "vendor_responded_at")
     list_select_related = ("challenge", "participant")
     inlines = [SubmissionEventInline]
 

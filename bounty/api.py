@@ -1,7 +1,8 @@
 """REST API at /api/: one view per operation, nested Input/Output serializers, token auth.
 
 Business-rule errors (BountyError) and invalid input both answer 400 with one body:
-`{"error": message, "field": name or null, "extra": {...}}`. Objects a user may not see are 404.
+`{"error": message, "field": name or null, "extra": {...}}`. Objects a user may not see are 404; a
+phase's leaderboard hidden from the viewer is 403 with the same body.
 """
 from __future__ import annotations
 
@@ -344,11 +345,22 @@ class LeaderboardApi(BountyApiView):
         def get_finding_url(self, row) -> str:
             return _absolute(self.context["request"], "finding-detail", row.pk)
 
+    class PhaseSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        name = serializers.CharField()
+        starts_at = serializers.DateTimeField()
+        ends_at = serializers.DateTimeField()
+        leaderboard_visibility = serializers.CharField()
+
+        class Meta:
+            ref_name = "LeaderboardPhase"
+
     class OutputSerializer(serializers.Serializer):
         count = serializers.IntegerField()
         page = serializers.IntegerField()
         num_pages = serializers.IntegerField()
         results = serializers.ListField(child=serializers.DictField())
+        phase = serializers.DictField(allow_null=True, help_text="the phase whose board this is; null without phases")
 
         class Meta:
             ref_name = "LeaderboardPage"
@@ -359,16 +371,21 @@ class LeaderboardApi(BountyApiView):
             OpenApiParameter("sort", OpenApiTypes.STR, enum=list(selectors.LEADERBOARD_SORTS)),
             OpenApiParameter("harm", OpenApiTypes.STR), OpenApiParameter("q", OpenApiTypes.STR),
             OpenApiParameter("page", OpenApiTypes.INT),
+            OpenApiParameter("phase", OpenApiTypes.INT, description="a phase's id; default: the open phase"),
         ],
         responses=OutputSerializer,
     )
     def get(self, request, slug: str):
         challenge = selectors.challenge_get(slug=slug)
-        page = selectors.leaderboard_page(challenge=challenge, query=selectors.LeaderboardQuery.from_params(request.GET))
+        board = selectors.leaderboard_board(challenge=challenge, user=request.user, params=request.GET)
+        phase = self.PhaseSerializer(board.phase).data if board.phase is not None else None
+        if board.page is None:  # hidden from this viewer: the error body, and nothing of its rows
+            return Response({"error": board.hidden_message, "field": "phase", "extra": {"phase": phase}},
+                            status=status.HTTP_403_FORBIDDEN)
         context = {"request": request, "show_provisional": challenge.show_provisional}
-        rows = self.RowSerializer(page.object_list, many=True, context=context).data
-        return Response({"count": page.paginator.count, "page": page.number,
-                         "num_pages": page.paginator.num_pages, "results": rows})
+        rows = self.RowSerializer(board.page.object_list, many=True, context=context).data
+        return Response({"count": board.page.paginator.count, "page": board.page.number,
+                         "num_pages": board.page.paginator.num_pages, "results": rows, "phase": phase})
 
 
 class TokenApi(ObtainAuthToken):

@@ -33,6 +33,9 @@ class Challenge(models.Model):
     daily_limit = models.PositiveIntegerField(default=10)
     total_limit = models.PositiveIntegerField(default=100)
     show_provisional = models.BooleanField(default=False, help_text="show provisional scores on the leaderboard")
+    participants_see_own_score = models.BooleanField(
+        default=True, help_text="a participant sees the scores of their own findings even while a phase's leaderboard "
+        "is hidden from them")
     embargo = models.DurationField(
         null=True, blank=True,
         help_text="coordinated disclosure: an accepted finding publishes this long after acceptance, or when the "
@@ -43,6 +46,37 @@ class Challenge(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+# Who may see a phase's leaderboard: the one place these are spelled (rules in bounty.phases).
+BOARD_PUBLIC = "public"
+BOARD_HIDDEN_UNTIL_END = "hidden_until_end"
+BOARD_ORGANIZERS = "organizers"
+BOARD_VISIBILITIES = [(BOARD_PUBLIC, "Public"), (BOARD_HIDDEN_UNTIL_END, "Hidden until the phase ends"),
+                      (BOARD_ORGANIZERS, "Organizers only")]
+
+
+class Phase(models.Model):
+    """A stretch of a challenge with its own leaderboard and, when set, its own quota."""
+
+    challenge = models.ForeignKey(Challenge, on_delete=models.CASCADE, related_name="phases")
+    name = models.CharField(max_length=100)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    daily_limit = models.PositiveIntegerField(null=True, blank=True, help_text="empty: the challenge's daily limit")
+    total_limit = models.PositiveIntegerField(null=True, blank=True, help_text="empty: the challenge's total limit")
+    leaderboard_visibility = models.CharField(max_length=20, choices=BOARD_VISIBILITIES, default=BOARD_PUBLIC)
+
+    class Meta:
+        ordering = ["starts_at", "pk"]
+        indexes = [models.Index(fields=["challenge", "starts_at", "ends_at"], name="phase_open_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.challenge.slug}: {self.name}"
+
+    @property
+    def own_quota(self) -> bool:
+        return self.daily_limit is not None or self.total_limit is not None
 
 
 class Team(models.Model):
@@ -77,6 +111,8 @@ class Submission(models.Model):
     challenge = models.ForeignKey(Challenge, on_delete=models.PROTECT, related_name="submissions")
     participant = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="submissions")
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions")
+    # The phase open when it was made (set once, at creation); a phase with findings cannot be deleted.
+    phase = models.ForeignKey(Phase, null=True, blank=True, on_delete=models.PROTECT, related_name="submissions")
     title = models.CharField(max_length=200)
     probe = models.FileField(upload_to=probe_upload_to)
     probe_name = models.CharField(max_length=200, default="probe.py")
@@ -116,6 +152,10 @@ class Submission(models.Model):
                 models.F("published_at"), models.F("id"), name="sub_board_score_idx",
             ),
             models.Index(fields=["challenge", "state", "published_at"], name="sub_board_date_idx"),
+            models.Index(
+                models.F("phase"), models.F("state"), models.F("final_score").desc(),
+                models.F("published_at"), models.F("id"), name="sub_phase_board_idx",
+            ),
             models.Index(fields=["team", "challenge", "created_at"], name="sub_team_quota_idx"),
         ]
 

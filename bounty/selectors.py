@@ -10,12 +10,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from bounty import phases as bounty_phases
 from bounty import states
-from bounty.models import Challenge, Submission, Team
+from bounty.models import Challenge, Phase, Submission, Team
 from bounty.queue import queue_eta_s, queue_position
 from grading import selectors as grading_selectors
 from grading.rubric import Rubric, RubricError, default_rubric, rubric_for_challenge, rubric_summary
@@ -42,7 +43,9 @@ TERMINAL_STATES = (states.FAILED, states.PLATFORM_ERROR, states.CANCELLED, state
 
 
 def challenge_get(*, slug: str) -> Challenge:
-    challenge = Challenge.objects.filter(slug=slug).exclude(state=states.DRAFT).first()
+    # has_phases rides on the same query, so a challenge without phases costs its board nothing more.
+    challenge = (Challenge.objects.filter(slug=slug).exclude(state=states.DRAFT)
+                 .annotate(has_phases=Exists(Phase.objects.filter(challenge=OuterRef("pk")))).first())
     if challenge is None:
         raise Http404("No such challenge.")
     return challenge
@@ -50,7 +53,8 @@ def challenge_get(*, slug: str) -> Challenge:
 
 def challenge_list() -> QuerySet[Challenge]:
     return Challenge.objects.exclude(state=states.DRAFT).annotate(
-        n_published=Count("submissions", filter=Q(submissions__state=states.PUBLISHED))
+        n_published=Count("submissions", filter=Q(submissions__state=states.PUBLISHED)
+                          & bounty_phases.public_board_q(prefix="submissions__"))
     ).order_by("-created_at")
 
 
@@ -178,10 +182,13 @@ class LeaderboardQuery:
                    q=params.get("q", "")[:100].strip(), page=page)
 
 
-def leaderboard_queryset(*, challenge: Challenge, query: LeaderboardQuery | None = None) -> QuerySet[Submission]:
-    """Published results, filtered and sorted by the query (ranks come from leaderboard_ranks)."""
+def leaderboard_queryset(*, challenge: Challenge, query: LeaderboardQuery | None = None,
+                         phase: Phase | None = None) -> QuerySet[Submission]:
+    """Published results (of `phase` when given), filtered and sorted by the query (ranks: leaderboard_ranks)."""
     query = query or LeaderboardQuery()
     rows = Submission.objects.filter(challenge=challenge, state=states.PUBLISHED).select_related("participant", "team")
+    if phase is not None:
+        rows = rows.filter(phase=phase)
     if query.harm:
         rows = rows.filter(harm_type=query.harm)
     if query.q:
@@ -202,41 +209,77 @@ SELECT final_score, higher + 1 FROM (
 ) ranked
 WHERE final_score IN ({wanted})
 """
+# A phase's board ranks among that phase's results only (sub_phase_board_idx).
+_PHASE_RANKS_SQL = _RANKS_SQL.replace("WHERE challenge_id = %s", "WHERE challenge_id = %s AND phase_id = %s")
 
 
-def leaderboard_ranks(*, challenge: Challenge, scores) -> dict[float | None, int]:
-    """Map each of `scores` (None allowed) to its rank: ties share a rank (1, 1, 3)."""
+def leaderboard_ranks(*, challenge: Challenge, scores, phase: Phase | None = None) -> dict[float | None, int]:
+    """Map each of `scores` (None allowed) to its rank among the board's results: ties share a rank (1, 1, 3)."""
     wanted = sorted({score for score in scores if score is not None})
     if not wanted:
         return {}
-    sql = _RANKS_SQL.format(table=connection.ops.quote_name(Submission._meta.db_table),
-                            wanted=", ".join(["%s"] * len(wanted)))  # at most one page of scores
+    sql = (_RANKS_SQL if phase is None else _PHASE_RANKS_SQL).format(
+        table=connection.ops.quote_name(Submission._meta.db_table),
+        wanted=", ".join(["%s"] * len(wanted)))  # at most one page of scores
+    params = [challenge.pk, *([] if phase is None else [phase.pk]), states.PUBLISHED, *wanted]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [challenge.pk, states.PUBLISHED, *wanted])
+        cursor.execute(sql, params)
         return {score: int(rank) for score, rank in cursor.fetchall()}
 
 
-def _with_ranks(*, challenge: Challenge, rows) -> list[Submission]:
+def _with_ranks(*, challenge: Challenge, rows, phase: Phase | None = None) -> list[Submission]:
     rows = list(rows)
-    ranks = leaderboard_ranks(challenge=challenge, scores=[row.final_score for row in rows])
+    ranks = leaderboard_ranks(challenge=challenge, scores=[row.final_score for row in rows], phase=phase)
     for row in rows:
         row.rank = ranks.get(row.final_score)
     return rows
 
 
 def leaderboard_page(*, challenge: Challenge, query: LeaderboardQuery | None = None,
-                     per_page: int = LEADERBOARD_PAGE_SIZE):
+                     per_page: int = LEADERBOARD_PAGE_SIZE, phase: Phase | None = None):
     """One page of the leaderboard in three queries (count, rows, ranks), whatever its size."""
     query = query or LeaderboardQuery()
-    page = Paginator(leaderboard_queryset(challenge=challenge, query=query), per_page).get_page(query.page)
-    page.object_list = _with_ranks(challenge=challenge, rows=page.object_list)
+    rows = leaderboard_queryset(challenge=challenge, query=query, phase=phase)
+    page = Paginator(rows, per_page).get_page(query.page)
+    page.object_list = _with_ranks(challenge=challenge, rows=page.object_list, phase=phase)
     return page
 
 
-def leaderboard(*, challenge: Challenge) -> list[dict]:
-    """Every published result ranked by final score; ties share a rank."""
-    rows = _with_ranks(challenge=challenge, rows=leaderboard_queryset(challenge=challenge))
+def leaderboard(*, challenge: Challenge, phase: Phase | None = None) -> list[dict]:
+    """Every published result (of `phase` when given) ranked by final score; ties share a rank."""
+    rows = _with_ranks(challenge=challenge, rows=leaderboard_queryset(challenge=challenge, phase=phase), phase=phase)
     return [{"rank": row.rank, "submission": row} for row in rows]
+
+
+@dataclass(frozen=True)
+class Board:
+    """What a leaderboard page, its API and its downloads may show one viewer.
+
+    `page` is None when the board is hidden from the viewer: then nothing of its rows, not even
+    their count, is computed; `own` are the viewer's own results in the phase, when the
+    challenge lets participants see their own scores.
+    """
+
+    phase: Phase | None
+    phases: list
+    page: object | None
+    hidden_message: str = ""
+    own: list = ()
+
+
+def leaderboard_board(*, challenge: Challenge, user, params, per_page: int = LEADERBOARD_PAGE_SIZE) -> Board:
+    """The board a viewer asked for (`?phase=`, filters, page), or why it is hidden from them."""
+    phases = bounty_phases.phase_list(challenge=challenge) if getattr(challenge, "has_phases", True) else []
+    phase = bounty_phases.board_phase(challenge=challenge, phases=phases, phase_id=params.get("phase"))
+    if bounty_phases.board_visible(phase=phase, user=user):
+        page = leaderboard_page(challenge=challenge, query=LeaderboardQuery.from_params(params), per_page=per_page,
+                                phase=phase)
+        return Board(phase=phase, phases=phases, page=page)
+    own = []
+    if user.is_authenticated and challenge.participants_see_own_score:
+        own = list(leaderboard_queryset(challenge=challenge, phase=phase).filter(participant=user))
+    return Board(phase=phase, phases=phases, page=None, hidden_message=bounty_phases.board_hidden_message(phase=phase),
+                 own=own)
 
 
 def submitter_label(submission: Submission) -> str:

@@ -25,10 +25,12 @@ from bounty.models import (
     VENDOR_RESPONSES,
     Challenge,
     FindingSerial,
+    Phase,
     Submission,
     SubmissionEvent,
 )
 from bounty.notifications import notify_state_change
+from bounty.phases import phase_open
 from bounty.queue import run_queue_name
 from bounty.webhooks import webhooks_schedule
 from grading import services as grading_services
@@ -62,24 +64,31 @@ def check_challenge_transition(*, from_state: str, to_state: str) -> None:
             from_state=from_state, to_state=to_state, allowed=", ".join(sorted(allowed)) or "nothing"), field="state")
 
 
-def quota_usage(*, challenge: Challenge, participant) -> dict:
-    """The person's use of the challenge's quota, over every team they submitted as.
+def quota_usage(*, challenge: Challenge, participant, phase: Phase | None = None) -> dict:
+    """The person's use of the quota in force (the open phase's when it sets limits, else the challenge's).
 
     A quota belongs to a person: a submission as a team counts against the member who sent it,
     so joining or creating teams never adds submissions. Failed runs count; platform faults
-    and cancellations do not, nor do the demo's seeded submissions.
+    and cancellations do not, nor do the demo's seeded submissions. A phase that sets either
+    limit counts only its own submissions; a limit it leaves empty is the challenge's.
     """
+    phase = phase if phase is not None else phase_open(challenge=challenge)
     counted = Submission.objects.filter(challenge=challenge, participant=participant, is_demo=False).exclude(
         state__in=(states.PLATFORM_ERROR, states.CANCELLED)
     )
+    daily_limit, total_limit = challenge.daily_limit, challenge.total_limit
+    if phase is not None and phase.own_quota:
+        counted = counted.filter(phase=phase)
+        daily_limit = challenge.daily_limit if phase.daily_limit is None else phase.daily_limit
+        total_limit = challenge.total_limit if phase.total_limit is None else phase.total_limit
     since = timezone.now() - timedelta(days=1)
     totals = counted.aggregate(total=Count("pk"), today=Count("pk", filter=Q(created_at__gte=since)))
-    left = max(0, min(challenge.total_limit - totals["total"], challenge.daily_limit - totals["today"]))
-    return {"total": totals["total"], "total_limit": challenge.total_limit,
-            "today": totals["today"], "daily_limit": challenge.daily_limit, "left": left}
+    left = max(0, min(total_limit - totals["total"], daily_limit - totals["today"]))
+    return {"total": totals["total"], "total_limit": total_limit,
+            "today": totals["today"], "daily_limit": daily_limit, "left": left}
 
 
-def check_submission_allowed(*, challenge: Challenge, participant, team=None) -> dict:
+def check_submission_allowed(*, challenge: Challenge, participant, team=None, phase: Phase | None = None) -> dict:
     """The challenge is open and the participant is within their own quota; returns the usage.
 
     A refusal carries the usage in `extra["quota"]`, so the form and the API can say what is left.
@@ -90,11 +99,11 @@ def check_submission_allowed(*, challenge: Challenge, participant, team=None) ->
         raise BountyError(errors.DEADLINE_PASSED.format(deadline=challenge.closes_at.strftime("%Y-%m-%d %H:%M UTC")))
     if team is not None and not team.members.filter(pk=participant.pk).exists():
         raise BountyError(errors.NOT_A_TEAM_MEMBER.format(team=team.name), field="team")
-    usage = quota_usage(challenge=challenge, participant=participant)
-    if usage["total"] >= challenge.total_limit:
-        raise BountyError(errors.TOTAL_LIMIT_REACHED.format(limit=challenge.total_limit), extra={"quota": usage})
-    if usage["today"] >= challenge.daily_limit:
-        raise BountyError(errors.DAILY_LIMIT_REACHED.format(limit=challenge.daily_limit), extra={"quota": usage})
+    usage = quota_usage(challenge=challenge, participant=participant, phase=phase)
+    if usage["total"] >= usage["total_limit"]:
+        raise BountyError(errors.TOTAL_LIMIT_REACHED.format(limit=usage["total_limit"]), extra={"quota": usage})
+    if usage["today"] >= usage["daily_limit"]:
+        raise BountyError(errors.DAILY_LIMIT_REACHED.format(limit=usage["daily_limit"]), extra={"quota": usage})
     return usage
 
 
@@ -117,8 +126,10 @@ def submission_create(
     with transaction.atomic():
         # One person's submissions queue on their row, so parallel requests cannot all pass the quota.
         get_user_model().objects.select_for_update().filter(pk=participant.pk).first()
-        check_submission_allowed(challenge=challenge, participant=participant, team=team)
+        phase = phase_open(challenge=challenge)
+        check_submission_allowed(challenge=challenge, participant=participant, team=team, phase=phase)
         submission = Submission(
+            phase=phase,
             challenge=challenge,
             participant=participant,
             team=team,

@@ -189,12 +189,13 @@ def submission_cancel(request, submission_id: int):
 @require_GET
 def leaderboard(request, slug: str):
     challenge = selectors.challenge_get(slug=slug)
-    query = selectors.LeaderboardQuery.from_params(request.GET)
-    page = selectors.leaderboard_page(challenge=challenge, query=query)
+    board = selectors.leaderboard_board(challenge=challenge, user=request.user, params=request.GET)
     params = request.GET.copy()
     params.pop("page", None)
     return render(request, "bounty/leaderboard.html", {
-        "challenge": challenge, "page": page, "rows": page.object_list, "query": query,
+        "challenge": challenge, "board": board, "page": board.page,
+        "rows": board.page.object_list if board.page is not None else [],
+        "query": selectors.LeaderboardQuery.from_params(request.GET),
         "harm_choices": selectors.harm_choices(challenge=challenge), "base_params": params.urlencode(),
         "sorts": [("rank", "Rank"), ("-date", "Newest"), ("date", "Oldest"), ("title", "Title")]
         + ([("provisional", "Provisional score")] if challenge.show_provisional else []),

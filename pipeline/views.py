@@ -2,15 +2,18 @@
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from bounty.selectors import user_is_organizer
 from pipeline.health import worker_health as health_of_workers
 
 
+@never_cache
 @login_required
 @require_GET
 def worker_health(request):
+    """Cheap to load: the workers' answer is cached for a few seconds (pipeline.health), its age shown."""
     if not user_is_organizer(user=request.user):
         raise Http404("No such page.")
     health = health_of_workers()
