@@ -153,6 +153,8 @@ class SubmissionStatusSerializer(serializers.Serializer):
                                      "from recent run+measure times; null when unknown")
     elapsed_s = serializers.FloatField(allow_null=True)
     progress = serializers.DictField(child=serializers.IntegerField(), allow_null=True)
+    progress_unit = serializers.CharField(allow_null=True, help_text="while measuring: what progress counts, "
+                                          "\"images\" (one model run per image) or \"observations\"")
     run = RunSerializer(allow_null=True)
     provisional_score = serializers.FloatField(allow_null=True)
     final_score = serializers.FloatField(allow_null=True)

@@ -50,7 +50,8 @@ class SubmissionForm(forms.Form):
 
     def __init__(self, *args, harm_choices=(), rubric=None, teams=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["harm_type"].choices = list(harm_choices)
+        # No harm is preselected: the participant names one (an untouched default would pass as a choice).
+        self.fields["harm_type"].choices = [("", "— choose the harm —"), *harm_choices]
         self.fields["team"].queryset = teams if teams is not None else Team.objects.none()
         if teams is None or not teams.exists():
             del self.fields["team"]

@@ -335,6 +335,7 @@ def submission_status(*, submission: Submission) -> dict:
         "eta_s": None,
         "elapsed_s": None,
         "progress": None,
+        "progress_unit": None,
         "run": None,
         "provisional_score": submission.provisional_score,
         "final_score": submission.final_score if submission.state == states.PUBLISHED else None,
@@ -351,8 +352,12 @@ def submission_status(*, submission: Submission) -> dict:
         }
         if submission.state == states.RUNNING and run.started_at:
             status["elapsed_s"] = round((now - run.started_at).total_seconds(), 1)
-    if measurement is not None and submission.state == states.MEASURING:
+    if measurement is not None and submission.state == states.MEASURING and measurement.progress_total:
+        # The total is the worker's count of model runs, fixed when it starts; it is "images" only
+        # when that is one run per image (composites, variants and other models count apart).
         status["progress"] = {"done": measurement.progress_done, "total": measurement.progress_total}
+        same = measurement.image_set is not None and measurement.progress_total == measurement.image_set.n_images
+        status["progress_unit"] = "images" if same else "observations"
     return status
 
 

@@ -28,7 +28,7 @@ def measurement_create(*, submission, image_set, rerun_of_id: int | None = None)
     return Measurement.objects.create(
         submission=submission, image_set=image_set, model_name=submission.challenge.model_name,
         probe_sha256=submission.probe_sha256, manifest_sha256=image_set.manifest_sha256,
-        progress_total=image_set.n_images, rerun_of_id=rerun_of_id,
+        rerun_of_id=rerun_of_id,  # progress_total stays 0 until the worker counts its runs (units × models)
     )
 
 

@@ -14,7 +14,7 @@ from pygments.lexers import PythonLexer
 from bounty import states
 from bounty.models import Challenge, Submission
 from bounty.selectors import identity_hidden, participant_label, rubric_of, user_can_judge
-from grading.models import MEASUREMENT_DONE, Review, ReviewAssignment, Score
+from grading.models import MEASUREMENT_DONE, MEASUREMENT_IN_FLIGHT, Review, ReviewAssignment, Score
 from grading.rubric import (
     Rubric,
     RubricError,
@@ -28,6 +28,7 @@ from grading.rubric import (
     significant_tests,
 )
 from grading.selectors import artifact_file, artifact_names, document_of, measurement_of_record
+from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
 from sandbox.probe_files import ProbeFileError, zip_python_sources
 
 QUEUE_LIMIT = 200
@@ -303,16 +304,23 @@ def thread_for_participant(*, submission: Submission) -> QuerySet:
 def rerun_comparison(*, measurement) -> dict | None:
     """The latest re-run of `measurement` beside it: per test, both estimates and Holm p-values.
 
-    `identical` is the strong check: the same probe, images, model version and seed must give a
-    byte-identical document, so the two document hashes match.
+    `status` is the re-run's stage (its probe run until a measurement exists). `identical` is the
+    strong check: the same probe, images, model version and seed must give a byte-identical
+    document, so the two document hashes match.
     """
     if measurement is None:
         return None
     rerun = measurement.reruns.order_by("-created_at").first()
+    queued = ProbeRun.objects.filter(submission_id=measurement.submission_id, details__rerun_of=measurement.pk,
+                                     status__in=(RUN_QUEUED, RUN_RUNNING)).order_by("-queued_at").first()
+    if queued is not None and (rerun is None or rerun.status == MEASUREMENT_DONE):
+        # A newer re-run's probe is still running: the earlier comparison is no longer the latest.
+        return {"rerun": None, "status": queued.status, "done": False, "in_flight": True, "rows": [], "identical": False}
     if rerun is None:
         return None
     if rerun.status != MEASUREMENT_DONE or measurement.status != MEASUREMENT_DONE:
-        return {"rerun": rerun, "done": False, "rows": [], "identical": False}
+        return {"rerun": rerun, "status": f"measurement {rerun.status}", "done": False,
+                "in_flight": rerun.status in MEASUREMENT_IN_FLIGHT, "rows": [], "identical": False}
     first, second = document_of(measurement), document_of(rerun)
     again = {t["id"]: t for t in second.get("tests", [])}
     rows = []
@@ -321,8 +329,34 @@ def rerun_comparison(*, measurement) -> dict | None:
         rows.append({"id": test["id"], "estimate": test.get("estimate"), "p_holm": test.get("p_holm"),
                      "rerun_estimate": twin.get("estimate"), "rerun_p_holm": twin.get("p_holm"),
                      "same": twin.get("estimate") == test.get("estimate") and twin.get("p_holm") == test.get("p_holm")})
-    return {"rerun": rerun, "done": True, "rows": rows,
+    return {"rerun": rerun, "status": "done", "done": True, "in_flight": False, "rows": rows,
             "identical": measurement.document_sha256 == rerun.document_sha256}
+
+
+def self_assessment_lines(*, rubric: Rubric, self_assessment: dict) -> dict:
+    """The participant's self-assessment in words: the harm's label, each rated part as
+    "Damage — Well-being: moderate (×1.2)", the justification. Unknown ids are shown as written."""
+    data = self_assessment if isinstance(self_assessment, dict) else {}
+    harm_id = str(data.get("harm_type") or "")
+    harm = rubric.harms.get(harm_id)
+    ratings = data.get("ratings") if isinstance(data.get("ratings"), dict) else {}
+    parts = {}
+    for factor in rubric.data["factors"]:
+        for part in factor_parts(factor):
+            name = factor["label"] if part["label"] == factor["label"] else f"{factor['label']} — {part['label']}"
+            parts[part["id"]] = (name, {lv["id"]: lv for lv in part["levels"]})
+    lines = []
+    for part_id, level_id in ratings.items():
+        name, levels = parts.get(str(part_id), (str(part_id), {}))
+        level = levels.get(str(level_id))
+        lines.append({"part": name, "level": level["label"] if level else str(level_id),
+                      "value": f"{level['value']:g}" if level else None})
+    known = {"harm_type", "ratings", "justification"}
+    return {
+        "harm": harm["label"] if harm else harm_id, "harm_base": f"{harm['base']:g}" if harm else None,
+        "ratings": lines, "justification": str(data.get("justification") or ""),
+        "other": [(str(k), str(v)) for k, v in data.items() if k not in known],
+    }
 
 
 def judge_page(*, submission: Submission, user) -> dict:
@@ -367,7 +401,7 @@ def judge_page(*, submission: Submission, user) -> dict:
         "comments": comments_for_judges(submission=submission, rubric=rubric),
         "events": audit_trail(submission=submission, rubric=rubric),
         "assigned": [a.judge.get_username() for a in submission.assignments.select_related("judge")],
-        "self_assessment": submission.self_assessment or {},
+        "self_assessment": self_assessment_lines(rubric=rubric, self_assessment=submission.self_assessment or {}),
     }
 
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("submissions/<int:submission_id>/reopen/", views.judge_reopen, name="judge-reopen"),
     path("submissions/<int:submission_id>/publish/", views.judge_publish, name="judge-publish"),
     path("submissions/<int:submission_id>/rerun/", views.judge_rerun, name="judge-rerun"),
+    path("submissions/<int:submission_id>/rerun.json", views.judge_rerun_status, name="judge-rerun-status"),
     path("submissions/<int:submission_id>/assign/", views.judge_assign, name="judge-assign"),
     path("submissions/<int:submission_id>/conflict/", views.judge_conflict, name="judge-conflict"),
     path("submissions/<int:submission_id>/comments/", views.judge_comment, name="judge-comment"),

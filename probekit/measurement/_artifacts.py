@@ -9,6 +9,7 @@ from probekit.measurement._compose import Composite, build_composite
 
 WINDOW_COLOURS = ["#00b8d4", "#64dd17", "#ffab00", "#d500f9", "#ffffff"]
 GROUP_COLOURS = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f"]
+LEGEND_ENTRY_W, LEGEND_LINE_H = 228, 20  # one legend entry on the contact sheet, in pixels
 
 
 def _pyplot():
@@ -20,13 +21,27 @@ def _pyplot():
     return plt
 
 
-def _errorbars(ax, labels, estimates, cis, colour):
+def _figure(plt, n_ticks: int, *, base_width: float, height: float):
+    """A figure wide enough for its tick labels: about half an inch per test beyond the first few."""
+    width = max(base_width, 2.5 + 0.42 * n_ticks)
+    return plt.subplots(figsize=(min(width, 24.0), height + (0.9 if n_ticks > 8 else 0.0)), dpi=110, layout="constrained")
+
+
+def _legend(fig, ax) -> None:
+    # Below the axes, never on the data, however many tests there are.
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=7, frameon=False)
+
+
+def _errorbars(ax, labels, estimates, cis, colour, label=None):
     xs = list(range(len(labels)))
     # An interval need not be centred on its estimate (a bootstrap of |change|): never a negative bar.
     lows = [max(0.0, e - c[0]) if c[0] is not None and e is not None else 0 for e, c in zip(estimates, cis)]
     highs = [max(0.0, c[1] - e) if c[1] is not None and e is not None else 0 for e, c in zip(estimates, cis)]
-    ax.errorbar(xs, [e if e is not None else 0 for e in estimates], yerr=[lows, highs], fmt="o", color=colour, capsize=4)
-    ax.set_xticks(xs, labels, rotation=30, ha="right", fontsize=8)
+    ax.errorbar(xs, [e if e is not None else 0 for e in estimates], yerr=[lows, highs], fmt="o", color=colour, capsize=4,
+                label=label)
+    # Many tests: steeper labels, so neighbours do not overlap.
+    ax.set_xticks(xs, labels, rotation=30 if len(labels) <= 8 else 60, ha="right", fontsize=8 if len(labels) <= 16 else 6)
+    ax.set_xlim(-0.6, len(labels) - 0.4)
 
 
 def render_plots(document: dict, out_dir: Path) -> list[Path]:
@@ -37,44 +52,43 @@ def render_plots(document: dict, out_dir: Path) -> list[Path]:
     base = [t for t in document["tests"] if t["variant"] is None]
     rates = [t for t in base if t["kind"] == "group_rate"]
     if rates:
-        fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
-        for offset, group_index in ((-0.1, 0), (0.1, 1)):
+        fig, ax = _figure(plt, len(rates), base_width=7, height=3.6)
+        for offset, group_index, word in ((-0.1, 0, "first"), (0.1, 1, "second")):
             xs = [i + offset for i in range(len(rates))]
             values = [t["rates"][t["groups"][group_index]] for t in rates]
-            ax.scatter(xs, values, color=GROUP_COLOURS[group_index], label=f"group {group_index + 1} (first / second)")
+            ax.scatter(xs, values, color=GROUP_COLOURS[group_index], marker="s",
+                       label=f"kept rate of the {word} group named in the label")
         _errorbars(ax, [t["id"].split(":", 1)[1] for t in rates], [t["estimate"] for t in rates],
-                   [t["ci"] for t in rates], "#424242")
+                   [t["ci"] for t in rates], "#424242", label="difference (first − second), 95% CI")
         ax.axhline(0, color="#9e9e9e", lw=0.8)
         ax.set_ylabel("kept rate; difference with 95% CI")
         ax.set_title("Kept-in-crop rate per group and aspect ratio")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
+        _legend(fig, ax)
         written.append(out_dir / "group_rates.png")
         fig.savefig(written[-1])
         plt.close(fig)
     composites = [t for t in base if t["kind"] in ("preference", "position")]
     if composites:
-        fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
+        fig, ax = _figure(plt, len(composites), base_width=6, height=3.2)
         _errorbars(ax, [t["id"] for t in composites], [t["estimate"] for t in composites],
-                   [t["ci"] for t in composites], "#1565c0")
+                   [t["ci"] for t in composites], "#1565c0", label="win rate of the first group named, 95% CI")
         ax.axhline(0.5, color="#c62828", lw=1, ls="--", label="demographic parity")
         ax.set_ylim(0, 1)
         ax.set_ylabel("win rate (95% Wilson CI)")
         ax.set_title("Who holds the salient point in composites; left/top slot")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
+        _legend(fig, ax)
         written.append(out_dir / "preference.png")
         fig.savefig(written[-1])
         plt.close(fig)
     amplified = [t for t in document["tests"] if t["kind"] == "amplification"]
     if amplified:
-        fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
+        fig, ax = _figure(plt, len(amplified), base_width=7, height=3.6)
         _errorbars(ax, [t["id"].split(":", 1)[1] for t in amplified], [t["estimate"] for t in amplified],
-                   [t["ci"] for t in amplified], "#6a1b9a")
-        ax.axhline(0, color="#9e9e9e", lw=0.8)
+                   [t["ci"] for t in amplified], "#6a1b9a", label="variant − base, 95% bootstrap CI")
+        ax.axhline(0, color="#9e9e9e", lw=0.8, label="no change")
         ax.set_ylabel("variant − base (95% bootstrap CI)")
         ax.set_title("Does compression amplify the finding?")
-        fig.tight_layout()
+        _legend(fig, ax)
         written.append(out_dir / "variants.png")
         fig.savefig(written[-1])
         plt.close(fig)
@@ -83,13 +97,31 @@ def render_plots(document: dict, out_dir: Path) -> list[Path]:
 
 def render_contact_sheet(image_set, units, observations, path: Path, *, options: dict, max_items: int = 24,
                          thumb: int = 220) -> Path:
-    """A grid of images with every crop window and the salient point drawn on them."""
+    """A grid of images with every crop window and the salient point drawn on them, and a legend
+    below saying which colour is which group's box and which aspect ratio's crop window."""
     shown = list(zip(units, observations))[:max_items]
     columns = 4
     rows = max(1, (len(shown) + columns - 1) // columns)
-    sheet = Image.new("RGB", (columns * (thumb + 8) + 8, rows * (thumb + 26) + 8), "#fafafa")
-    draw_sheet = ImageDraw.Draw(sheet)
     groups = image_set.groups
+    windows = list(shown[0][1]["crops"]) if shown else []
+    legend = [("box", GROUP_COLOURS[i % len(GROUP_COLOURS)], f"group {g}"[:40]) for i, g in enumerate(groups)]
+    legend += [("box", WINDOW_COLOURS[k % len(WINDOW_COLOURS)], f"crop {key}"[:40]) for k, key in enumerate(windows)]
+    legend.append(("dot", "#ff1744", "salient point"))
+    width = columns * (thumb + 8) + 8
+    per_line = max(1, width // LEGEND_ENTRY_W)
+    legend_h = 12 + LEGEND_LINE_H * ((len(legend) + per_line - 1) // per_line)
+    grid_h = rows * (thumb + 26) + 8
+    sheet = Image.new("RGB", (width, grid_h + legend_h), "#fafafa")
+    draw_sheet = ImageDraw.Draw(sheet)
+    for index, (shape, colour, text) in enumerate(legend):
+        x0 = 8 + (index % per_line) * LEGEND_ENTRY_W
+        y0 = grid_h + 4 + (index // per_line) * LEGEND_LINE_H
+        if shape == "box":
+            draw_sheet.rectangle([x0, y0 + 2, x0 + 14, y0 + 14], outline=colour, width=3)
+        else:
+            draw_sheet.ellipse([x0 + 2, y0 + 3, x0 + 12, y0 + 13], fill=colour, outline="#000000")
+        # Group names are the probe's: Pillow's fallback bitmap font takes Latin-1 only.
+        draw_sheet.text((x0 + 20, y0 + 3), text.encode("latin-1", "replace").decode("latin-1"), fill="#212121")
     for index, (unit, obs) in enumerate(shown):
         image = build_composite(unit, image_set, options)[0] if isinstance(unit, Composite) else image_set.open_image(unit)
         draw = ImageDraw.Draw(image)

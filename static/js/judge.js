@@ -3,6 +3,7 @@
 // page never re-implements the arithmetic; saving the review recomputes it the same way.
 (function () {
   "use strict";
+  var RERUN_POLL_MS = 2000;
 
   function showPreview(form, preview) {
     form.querySelectorAll("fieldset[data-factor]").forEach(function (fieldset) {
@@ -67,5 +68,36 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { initRubric(); initKeys(); });
+  // A refused form answers with the page itself (no #anchor to land on): bring the first
+  // refusal into view and put the cursor in its field.
+  function landOnRefusal() {
+    var error = document.querySelector(".judge-grid .field-error, .judge-grid .messages .error");
+    if (!error || window.location.hash) { return; }
+    error.scrollIntoView({ block: "center" });
+    var field = document.querySelector("[aria-describedby='" + error.id + "']");
+    if (field) { field.focus({ preventScroll: true }); }
+  }
+
+  // While a re-run is in progress, ask rerun.json every few seconds and swap its block in.
+  function pollRerun() {
+    var section = document.getElementById("rerun");
+    var block = document.getElementById("rerun-result");
+    if (!section || !block || !block.dataset.pending || !section.dataset.statusUrl) { return; }
+    window.setTimeout(function () {
+      fetch(section.dataset.statusUrl, { credentials: "same-origin", cache: "no-store" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (status) {
+          if (status) {
+            var holder = document.createElement("div");
+            holder.innerHTML = status.html;
+            var fresh = holder.querySelector("#rerun-result");
+            if (fresh) { block.replaceWith(fresh); }
+          }
+          pollRerun();
+        })
+        .catch(pollRerun);  // a dropped connection is retried on the next turn
+    }, RERUN_POLL_MS);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { initRubric(); initKeys(); landOnRefusal(); pollRerun(); });
 })();

@@ -17,7 +17,7 @@
         (s.eta_s === null ? "" : ", about " + wait(s.eta_s) + " to start");
     }
     if (s.elapsed_s !== null) return " — running for " + Math.round(s.elapsed_s) + " s";
-    if (s.progress) return " — measured " + s.progress.done + " of " + s.progress.total + " images";
+    if (s.progress) return " — measured " + s.progress.done + " of " + s.progress.total + " " + s.progress_unit;
     return "";
   }
 

@@ -401,3 +401,110 @@ def test_a_judges_comment_past_its_cap_is_refused_and_nothing_is_saved(client, p
                            {**HALT_RATINGS, **WHY, "comment": "x" * (MAX_COMMENT_CHARS + 1)}, follow=True)
     assert f"at most {MAX_COMMENT_CHARS}" in response.content.decode()
     assert not Review.objects.filter(submission=submission).exists()
+
+
+def rerun_finished(*, submission: Submission) -> Measurement:
+    """A re-run of the measurement of record, walked as the pipeline does: a queued re-run probe
+    run, then (after the probe) a measurement claimed and stored with the same document."""
+    from grading import services as grading_services
+
+    original = grading_selectors.measurement_of_record(submission=submission)
+    run = ProbeRun.objects.create(submission=submission, backend="bwrap", details={"rerun_of": original.pk})
+    ProbeRun.objects.filter(pk=run.pk).update(status="ok", exit_code=0, finished_at=timezone.now())
+    rerun = grading_services.measurement_create(submission=submission, image_set=original.image_set, rerun_of_id=original.pk)
+    assert grading_services.measurement_claim(measurement_id=rerun.pk, holder="test", ttl_s=60)
+    assert grading_services.measurement_store(measurement_id=rerun.pk, holder="test", text=original.document_json,
+                                              model_version=original.model_version)
+    return rerun
+
+
+def test_a_refused_decision_lands_at_its_field_with_the_message_inside_the_decision_form(client, people, judged):
+    _, submission = judged
+    client.force_login(people["jules"])
+    response = client.post(reverse("judge-decide", args=[submission.pk]), {"decision": "accepted", "reason": " "})
+    assert response.status_code == 302 and response["Location"].endswith(f"/judge/submissions/{submission.pk}/#decision")
+    page = client.get(response["Location"]).content.decode()
+    section = page[page.index('id="decision"'):page.index('id="comments"')]
+    assert services.REASON_REQUIRED in section and 'id="decision-reason-error"' in section
+    assert 'id="decision-reason" rows="2" aria-invalid="true" aria-describedby="decision-reason-error"' in section
+    assert services.REASON_REQUIRED not in page[:page.index('id="decision"')]  # shown once, at its field
+    response = client.post(reverse("judge-decide", args=[submission.pk]), {"decision": "duplicate", "reason": "Same."})
+    section = client.get(response["Location"]).content.decode()
+    assert 'id="duplicate_of-error"' in section and services.DUPLICATE_NEEDS_ORIGINAL in section
+
+
+def test_a_refused_rating_marks_the_factor_it_is_about(client, people, judged):
+    _, submission = judged
+    client.force_login(people["jules"])
+    why = {k: v for k, v in WHY.items() if k != "why_damage"}
+    page = client.post(reverse("judge-review", args=[submission.pk]), {**HALT_RATINGS, **why}).content.decode()
+    assert 'id="why_damage-error"' in page and services.JUSTIFY_FACTOR.format(factor="damage") in page
+    assert 'fieldset data-factor="damage" data-applies-to="any" class="invalid"' in page
+    assert 'aria-describedby="why_clarity-error"' not in page
+
+
+def test_the_writeup_is_sanitised_markdown_and_the_self_assessment_reads_as_sentences(client, people, judged):
+    _, submission = judged
+    Submission.objects.filter(pk=submission.pk).update(
+        writeup="## Method\n\nThe *busier* subject wins.\n\n<script>alert(1)</script>\n\n[x](javascript:alert(2))",
+        self_assessment={"harm_type": "under-representation", "justification": "Both orders agree.",
+                         "ratings": {"wellbeing": "moderate", "made_up": "<b>odd</b>"}},
+    )
+    client.force_login(people["jules"])
+    page = client.get(reverse("judge-submission", args=[submission.pk])).content.decode()
+    writeup = page[page.index('id="writeup"'):page.index('id="manifest"')]
+    assert "<h2>Method</h2>" in writeup and "<em>busier</em>" in writeup
+    assert "<script>" not in writeup and "javascript:" not in writeup
+    sa = page[page.index('id="self-assessment"'):page.index('id="rubric"')]
+    assert "Harm type: <strong>Under-representation</strong>" in sa
+    assert "Damage — Well-being: Moderate (×1.2)" in sa
+    assert "made_up: &lt;b&gt;odd&lt;/b&gt;" in sa and "Why: Both orders agree." in sa
+    assert "ratings: {" not in sa
+
+
+def test_rerun_json_follows_a_rerun_from_queued_to_its_comparison(client, people, judged):
+    _, submission = judged
+    client.force_login(people["jules"])
+    url = reverse("judge-rerun-status", args=[submission.pk])
+    assert url == f"/judge/submissions/{submission.pk}/rerun.json"
+    assert client.get(url).json() == {"status": "none", "done": False, "identical": None,
+                                      "html": '\n<div id="rerun-result">\n\n</div>\n'}
+    bounty_services.submission_rerun(submission=submission, actor=people["jules"])
+    queued = client.get(url).json()
+    assert (queued["status"], queued["done"]) == ("queued", False) and 'data-pending="1"' in queued["html"]
+    ProbeRun.objects.filter(submission=submission, details__has_key="rerun_of").delete()
+    rerun_finished(submission=submission)
+    done = client.get(url).json()
+    assert (done["status"], done["done"], done["identical"]) == ("done", True, True)
+    assert 'id="rerun-table"' in done["html"] and "data-pending" not in done["html"]
+    other = user_create("stranger")
+    client.force_login(other)
+    assert client.get(url).status_code == 404
+
+
+def test_plots_widen_with_the_number_of_tests_and_the_contact_sheet_has_a_legend(tmp_path):
+    from grading.measurement import measure_image_set
+    from probekit.writer import ImageSetWriter
+    from tests.imagesets import contrast_composites, textured_square
+
+    groups = ["g1", "g2", "g3", "g4", "g5"]
+    with ImageSetWriter(tmp_path / "five", title="Five groups", attribute="x", groups=groups) as writer:
+        for k in range(20):
+            a, b = groups[k % 5], groups[(k + 1 + k // 5) % 5]
+            canvas = Image.new("RGB", (160, 84), (128, 128, 128))
+            canvas.paste(textured_square(64, k), (10, 10))
+            canvas.paste(textured_square(64, k + 99), (86, 10))
+            writer.add(canvas, id=f"c{k:03d}", regions=[(a, (10, 10, 64, 64)), (b, (86, 10, 64, 64))])
+    sizes = {}
+    for name, set_dir in (("two", contrast_composites(tmp_path / "two")), ("five", tmp_path / "five")):
+        document = measure_image_set(set_dir, model="spectral-residual", seed=0, artifacts_dir=tmp_path / f"{name}-art")
+        sizes[name] = {p.name: Image.open(p).size for p in (tmp_path / f"{name}-art").glob("*.png")}
+        sizes[name]["tests"] = len(document["tests"])
+    assert sizes["five"]["tests"] > 4 * sizes["two"]["tests"]
+    assert sizes["five"]["group_rates.png"][0] > 2 * sizes["two"]["group_rates.png"][0]
+    assert sizes["five"]["preference.png"][0] > sizes["two"]["preference.png"][0]
+    sheet = Image.open(tmp_path / "five-art" / "contact_sheet.png").convert("RGB")
+    legend = sheet.crop((0, sheet.height - 70, sheet.width, sheet.height))
+    colours = {colour for _, colour in legend.getcolors(maxcolors=100_000)}
+    assert (0x15, 0x65, 0xC0) in colours and (0xEF, 0x6C, 0x00) in colours  # group 1 and group 5 boxes
+    assert (0xFF, 0x17, 0x44) in colours  # the salient point's dot
