@@ -130,6 +130,17 @@ def celery_worker(worker_env):
     worker.stop()
 
 
+@pytest.fixture
+def paused_worker(celery_worker, settings):
+    """No worker runs this test's queued work (it stays queued); the shared worker resumes after."""
+    import redis
+
+    celery_worker.stop()
+    yield
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("celery", "bulk")
+    celery_worker.start()
+
+
 def wait_for(predicate, *, timeout: float = 180, interval: float = 0.5, what: str = "condition"):
     """Poll until predicate() is truthy; a bound on waiting, not a speed assertion."""
     deadline = time.monotonic() + timeout

@@ -13,20 +13,8 @@ from bounty.models import Submission
 from sandbox.models import ProbeRun
 
 
-@pytest.fixture
-def no_worker(celery_worker, settings):
-    """Seeding queues real runs: no worker may start them while this test's rows are cleared."""
-    import redis
-
-    celery_worker.stop()
-    yield
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.delete("celery", "bulk")
-    celery_worker.start()
-
-
 @pytest.mark.django_db(transaction=True)
-def test_two_seeders_at_once_submit_every_example_once(no_worker):
+def test_two_seeders_at_once_submit_every_example_once(paused_worker):  # its runs must not start
     call_command("load_demo", model="spectral-residual")
     start, errors = threading.Barrier(2), []
 
