@@ -49,7 +49,7 @@ def write(path: Path, data) -> Path:
 
 def _model(nodes, inputs, outputs, initializers=()) -> bytes:
     graph = helper.make_graph(nodes, "test", inputs, outputs, list(initializers))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
     return model.SerializeToString()
 
