@@ -185,6 +185,9 @@ def test_measure_with_a_registered_models_variants_carries_their_amplification_t
     base_ids = [t["id"] for t in document["tests"] if t["variant"] is None]
     amplification = {t["id"] for t in document["tests"] if t["kind"] == "amplification"}
     assert base_ids and amplification == {f"amplification:{tid}#{v}" for tid in base_ids for v in variants}
+    # fp16 (×2) < prune50 (×2, by name) < int8 (×4)
+    assert {tid: [p["model"] for p in points] for tid, points in document["compression_curve"].items()} == \
+        {tid: ["mine", "mine@fp16", "mine@prune50", "mine@int8"] for tid in base_ids}
 
 
 def test_measure_names_an_unknown_model_in_one_line(tmp_path, models_dir):
