@@ -3,13 +3,26 @@ from django.contrib import admin, messages
 
 from bounty.errors import BountyError
 from bounty.models import Challenge, Submission, SubmissionEvent, Team, Webhook, WebhookDelivery
-from bounty.services import check_challenge_transition, check_vendor_response, submission_respond
+from bounty.services import check_challenge_model, check_challenge_transition, check_vendor_response, submission_respond
+from probekit.models import model_names
 
 
 class ChallengeAdminForm(forms.ModelForm):
+    model_name = forms.ChoiceField(choices=lambda: [(name, name) for name in model_names()])
+
     class Meta:
         model = Challenge
         fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            self.frozen_model = check_challenge_model(
+                challenge=self.instance, model_name=cleaned.get("model_name", ""),
+                variants=cleaned.get("model_variants") or [], state=cleaned.get("state", ""))
+        except BountyError as exc:
+            self.add_error(exc.field, exc.message)
+        return cleaned
 
     def clean_state(self):
         state = self.cleaned_data["state"]
@@ -28,6 +41,13 @@ class ChallengeAdmin(admin.ModelAdmin):
     list_filter = ("state",)
     prepopulated_fields = {"slug": ("title",)}
     filter_horizontal = ("judges", "organizers")
+    readonly_fields = ("model_version", "model_sha256")
+
+    def save_model(self, request, obj, form, change):
+        # Opening freezes the target's version and weights hash (bounty.services.check_challenge_model).
+        for field, value in getattr(form, "frozen_model", {}).items():
+            setattr(obj, field, value)
+        super().save_model(request, obj, form, change)
 
 
 class SubmissionEventInline(admin.TabularInline):

@@ -21,6 +21,7 @@ class Challenge(models.Model):
     state = models.CharField(max_length=16, choices=states.CHALLENGE_STATES, default=states.DRAFT)
     model_name = models.CharField(max_length=100, default="u2netp", help_text="probekit model, frozen when opened")
     model_version = models.CharField(max_length=100, blank=True)
+    model_sha256 = models.CharField(max_length=80, blank=True, help_text="sha256:<hex> of its weights, frozen when opened")
     model_variants = models.JSONField(default=list, blank=True, help_text='e.g. ["u2netp@int8"]')
     aspect_ratios = models.JSONField(default=default_ratios)
     compose_options = models.JSONField(default=dict, blank=True, help_text="background, padding, layout for compose: pairs")

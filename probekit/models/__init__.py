@@ -73,14 +73,19 @@ def _get_model(name: str, _models_dir: str | None) -> TargetModel:
         return factory(variant or None)
     model = registered_model(base, variant or None)
     if model is None:
-        raise ValueError(UNKNOWN_MODEL.format(name=name, known=", ".join([*REGISTRY, *registered_names()])))
+        raise ValueError(UNKNOWN_MODEL.format(name=name, known=", ".join(model_names())))
     return model
+
+
+def model_names() -> list[str]:
+    """Every base model this installation can run: the built-ins, then the registered ones."""
+    return [*REGISTRY, *registered_names()]
 
 
 def list_models() -> list[dict]:
     """`python -m probekit models --json`: name, version, description and example variants."""
     rows = []
-    for name in [*REGISTRY, *registered_names()]:
+    for name in model_names():
         try:
             model = get_model(name)
             version, description = model.version, model.card.summary
@@ -92,4 +97,5 @@ def list_models() -> list[dict]:
     return rows
 
 
-__all__ = ["CropResult", "DEFAULT_MODEL", "ModelCard", "REGISTRY", "TargetModel", "get_model", "list_models"]
+__all__ = ["CropResult", "DEFAULT_MODEL", "ModelCard", "REGISTRY", "TargetModel", "get_model", "list_models",
+           "model_names"]

@@ -60,13 +60,20 @@ def registered_names() -> list[str]:
     return sorted(p.name for p in folder.iterdir() if NAME.match(p.name) and (p / MODEL_FILE).is_file())
 
 
-def registered_model(name: str, variant: str | None) -> OnnxModel | None:
-    """The registered model `name` (with its variant), or None when no such model is registered."""
+def registered_file(name: str) -> Path | None:
+    """The ONNX file of the registered model `name`, or None when no such model is registered."""
     folder = models_dir()
     if folder is None or not NAME.match(name) or not (folder / name / MODEL_FILE).is_file():
         return None
-    card = load_card((folder / name / CARD_FILE).read_text(encoding="utf-8"))
-    return OnnxModel(name, (folder / name / MODEL_FILE).read_bytes(), card, variant)
+    return folder / name / MODEL_FILE
+
+
+def registered_model(name: str, variant: str | None) -> OnnxModel | None:
+    """The registered model `name` (with its variant), or None when no such model is registered."""
+    path = registered_file(name)
+    if path is None:
+        return None
+    return OnnxModel(name, path.read_bytes(), load_card((path.parent / CARD_FILE).read_text(encoding="utf-8")), variant)
 
 
 def example_variants(model: OnnxModel) -> list[str]:

@@ -10,6 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from grading.models import RegisteredModel
 from probekit.models import registered
 from probekit.models.registered import (
     BAD_NAME,
@@ -37,6 +38,8 @@ from tests.onnx_models import (
     write,
 )
 
+pytestmark = pytest.mark.django_db
+
 
 @pytest.fixture
 def models_dir(tmp_path, monkeypatch):
@@ -63,6 +66,7 @@ def test_registering_prints_name_version_sha256_and_variants(tmp_path, models_di
     assert report["variants"] == ["organizer-model@int8", "organizer-model@fp16", "organizer-model@prune50",
                                   "organizer-model@prune90"]
     assert registered_names(models_dir) == ["organizer-model"]
+    assert RegisteredModel.objects.get(name="organizer-model").sha256 == report["sha256"]
     # the same bytes and card again: nothing changes, the same answer
     assert add_model(tmp_path, u2netp_bytes(), U2NETP_CARD, capsys=capsys) == report
 
@@ -98,7 +102,7 @@ def test_a_bad_model_or_card_is_refused_with_one_line_and_nothing_registered(tmp
         add_model(tmp_path, data, card_json)
     assert str(error.value).startswith(message), str(error.value)
     assert "\n" not in str(error.value)
-    assert registered_names(models_dir) == []
+    assert registered_names(models_dir) == [] and not RegisteredModel.objects.exists()
 
 
 def test_a_model_over_the_size_cap_is_refused(tmp_path, models_dir, monkeypatch):

@@ -5,8 +5,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from probekit.models import REGISTRY
-from probekit.models.registered import ModelRejected, register_model
+from grading.services import registered_model_create
+from probekit.models.registered import ModelRejected
 
 
 class Command(BaseCommand):
@@ -20,8 +20,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            report = register_model(options["model"], name=options["name"], card_path=options["card"],
-                                    builtins=REGISTRY)
+            report = registered_model_create(model_path=options["model"], name=options["name"],
+                                             card_path=options["card"])
         except ModelRejected as exc:
             raise CommandError(str(exc)) from None
         if options["json"]:
