@@ -1,6 +1,7 @@
 """Registry of target models. Names are `model` or `model@variant`."""
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from functools import lru_cache
 
@@ -44,6 +45,31 @@ REGISTRY = {
     "fine-grained": (_fine_grained, ["128px"]),
     "smartcrop": (_smartcrop, ["128px"]),
 }
+
+
+PLUGIN_GROUP = "probekit.models"
+PLUGIN_BROKEN = "plug-in model {name!r} ({value}) cannot be loaded: {error}"
+
+
+def _plugin_factory(entry_point):
+    # Loaded on first use: a broken plug-in fails when chosen (and is listed unavailable), not at import.
+    def factory(variant: str | None) -> TargetModel:
+        try:
+            make = entry_point.load()
+        except Exception as exc:  # noqa: BLE001 - whatever a third-party import raises, the model is unusable
+            raise ValueError(PLUGIN_BROKEN.format(name=entry_point.name, value=entry_point.value, error=exc)) from None
+        return make(variant)
+
+    return factory
+
+
+def _plugins() -> dict:
+    """Croppers other packages add through the `probekit.models` entry point group (docs/models.md)."""
+    return {ep.name: (_plugin_factory(ep), []) for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP)
+            if ep.name not in REGISTRY}
+
+
+REGISTRY.update(_plugins())
 
 
 def _px(variant: str | None, model: str, default: int, extra: tuple[str, ...] = ()) -> int:
