@@ -4,7 +4,8 @@ End to end = PNG decode from memory + `model.analyze` (map, resize to the image,
 points, crop windows). Floor = PNG decode + the bare model call (`_saliency_small`). Floor and end to end
 alternate image by image, so a busy machine slows both alike and the ratio stays meaningful.
 Prints one JSON line per model: {"bench": "models", "model", "images", "images_per_s", "floor_per_s",
-"ratio_to_floor"}. Goal: ratio_to_floor ≤ 1.3.
+"ratio_to_floor"}, and for a variant also "ratio_to_base" (its images/s over its base model's, same run)
+and "sparsity" (achieved share of zero weights of a prune<NN>, else null). Goal: ratio_to_floor ≤ 1.3.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ WIDTH, HEIGHT = 1024, 768
 FAST_MODELS = ["spectral-residual", "spectral-residual@32px", "fine-grained", "fine-grained@128px", "smartcrop",
                "smartcrop@128px"]
 # u2netp@160px (about 6 images/s) is left to --models to keep the whole bench under 4 minutes.
-U2NETP_MODELS = ["u2netp", "u2netp@int8"]
+U2NETP_MODELS = ["u2netp", "u2netp@int8", "u2netp@fp16", "u2netp@prune50", "u2netp@prune90"]
 
 
 def generated_png(seed: int) -> bytes:
@@ -84,9 +85,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     count = max(args.images, args.u2netp_images)
     images = [generated_png(seed) for seed in range(count)]
+    speed = {}
     for name in args.models or [*FAST_MODELS, *U2NETP_MODELS]:
         subset = images[:args.u2netp_images] if name.startswith("u2netp") else images[:args.images]
-        print(json.dumps(bench_model(name, subset)), flush=True)
+        row = bench_model(name, subset)
+        speed[name] = row["images_per_s"]
+        base = name.partition("@")[0]
+        if base != name:
+            row["ratio_to_base"] = round(row["images_per_s"] / speed[base], 3) if base in speed else None
+            row["sparsity"] = getattr(get_model(name), "sparsity", None)
+        print(json.dumps(row), flush=True)
     return 0
 
 

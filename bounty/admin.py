@@ -22,6 +22,13 @@ class ChallengeAdmin(admin.ModelAdmin):
     list_filter = ("state",)
     prepopulated_fields = {"slug": ("title",)}
     filter_horizontal = ("judges", "organizers")
+    readonly_fields = ("model_version", "model_sha256")
+
+    def save_model(self, request, obj, form, change):
+        # Opening freezes the target's version and weights hash (bounty.services.check_challenge_model).
+        for field, value in getattr(form, "frozen_model", {}).items():
+            setattr(obj, field, value)
+        super().save_model(request, obj, form, change)
 
 
 class SubmissionEventInline(admin.TabularInline):

@@ -15,9 +15,9 @@ from django import forms
 from bounty.errors import BountyError
 from bounty.models import Challenge, default_ratios
 from bounty.phases import check_phase_dates
-from bounty.services import check_challenge_transition
+from bounty.services import check_challenge_model, check_challenge_transition
 from probekit.measurement._compose import DEFAULT_OPTIONS, SCALINGS, compose_options
-from probekit.models import REGISTRY
+from probekit.models import REGISTRY, model_names
 from sandbox import limits as sandbox_limits
 from sandbox.limits import DEFAULT_LIMITS, Limits
 
@@ -90,7 +90,10 @@ _SettingsFields = type("_SettingsFields", (forms.Form,), _settings_fields())
 
 
 class ChallengeAdminForm(forms.ModelForm, _SettingsFields):
-    """The challenge in the admin: the state machine's check, and typed settings instead of JSON."""
+    """The challenge in the admin: the state machine's check, the target model (built-in or
+    registered; frozen when the challenge opens), and typed settings instead of JSON."""
+
+    model_name = forms.ChoiceField(choices=lambda: [(name, name) for name in model_names()])
 
     model_variants = forms.MultipleChoiceField(
         required=False, widget=forms.CheckboxSelectMultiple,
@@ -160,6 +163,12 @@ class ChallengeAdminForm(forms.ModelForm, _SettingsFields):
             Limits.from_dict(overrides)
         except (ValueError, TypeError) as exc:
             self.add_error(None, f"Limits: {exc}")
+        try:  # opening freezes the target's version and weights hash (ChallengeAdmin.save_model applies it)
+            self.frozen_model = check_challenge_model(
+                challenge=self.instance, model_name=cleaned.get("model_name", ""),
+                variants=cleaned.get("model_variants") or [], state=cleaned.get("state", ""))
+        except BountyError as exc:
+            self.add_error(exc.field, exc.message)
         # Written to the instance here: the JSON fields are not form fields, so the ModelForm would skip them.
         self.instance.compose_options = options
         self.instance.limits = overrides

@@ -17,6 +17,9 @@ TOTAL_LIMIT_REACHED = "You have reached this challenge's limit of {limit} submis
 PROBE_TOO_LARGE = "The probe file is {size} bytes; the limit is {limit} bytes."
 TRANSITION_REFUSED = "A submission in state '{from_state}' cannot move to '{to_state}'."
 CHALLENGE_TRANSITION_REFUSED = "A challenge that is {from_state} cannot become {to_state}; from {from_state} it can become: {allowed}."
+CHALLENGE_MODEL_UNKNOWN = "This installation cannot run the target model: {error}."
+CHALLENGE_MODEL_FROZEN = ("The target model is frozen since the challenge opened ({name} {version}); "
+                          "create a new challenge to target another model.")
 CANNOT_CANCEL = "Only a submission that has not been measured yet can be cancelled (this one is {state})."
 DEADLINE_PASSED = "The deadline of this challenge ({deadline}) has passed; submissions are closed."
 NOT_A_TEAM_MEMBER = "You are not a member of the team {team!r}; submit on your own or ask a member to add you."

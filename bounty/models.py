@@ -11,6 +11,12 @@ def default_ratios() -> list[float]:
     return [0.56, 1.0, 1.14, 2.0]
 
 
+# Who may run a registered target model (docs/models.md): the one place these are spelled.
+MODEL_PUBLIC = "public"
+MODEL_PRIVATE = "private"
+MODEL_VISIBILITIES = [(MODEL_PUBLIC, "Public: probes may run it"), (MODEL_PRIVATE, "Private: only the platform runs it")]
+
+
 class Challenge(models.Model):
     """A bias bounty on one frozen target model."""
 
@@ -21,6 +27,11 @@ class Challenge(models.Model):
     state = models.CharField(max_length=16, choices=states.CHALLENGE_STATES, default=states.DRAFT)
     model_name = models.CharField(max_length=100, default="u2netp", help_text="probekit model, frozen when opened")
     model_version = models.CharField(max_length=100, blank=True)
+    model_sha256 = models.CharField(max_length=80, blank=True, help_text="sha256:<hex> of its weights, frozen when opened")
+    model_visibility = models.CharField(
+        max_length=8, choices=MODEL_VISIBILITIES, default=MODEL_PUBLIC,
+        help_text="a registered model: public (probes may run it in the sandbox, participants may download it) or "
+        "private (only the platform runs it; probes see its card)")
     model_variants = models.JSONField(default=list, blank=True, help_text='e.g. ["u2netp@int8"]')
     aspect_ratios = models.JSONField(default=default_ratios)
     compose_options = models.JSONField(default=dict, blank=True, help_text="background, padding, layout for compose: pairs")

@@ -16,13 +16,15 @@ from django.utils import timezone
 
 from bounty import phases as bounty_phases
 from bounty import states
-from bounty.models import Challenge, Phase, Submission, Team
+from bounty.models import MODEL_PUBLIC, Challenge, Phase, Submission, Team
 from bounty.queue import queue_eta_s, queue_position
 from grading import selectors as grading_selectors
 from grading.rubric import Rubric, RubricError, default_rubric, rubric_for_challenge, rubric_summary
 from probekit import get_model
 from probekit.bundle import image_set_files, write_bundle
+from probekit.models.registered import registered_file
 from sandbox.limits import Limits
+from sandbox.runner import TargetModelView
 
 LEADERBOARD_PAGE_SIZE = 50
 # GET ?sort= values → ORDER BY; every order ends in the same tie-breaks so pages never overlap.
@@ -446,6 +448,15 @@ def user_is_organizer(*, user) -> bool:
 def challenge_limits(*, challenge: Challenge) -> Limits:
     """The sandbox and image-set caps of a challenge: its overrides on the defaults, for every stage."""
     return Limits.from_dict(challenge.limits)
+
+
+def challenge_target_model(*, challenge: Challenge) -> TargetModelView | None:
+    """What a probe of this challenge sees of its registered target model (None for a built-in one)."""
+    path = registered_file(challenge.model_name.partition("@")[0])
+    if path is None:
+        return None
+    return TargetModelView(name=path.parent.name, directory=path.parent,
+                           public=challenge.model_visibility == MODEL_PUBLIC)
 
 
 def challenge_measurement_settings(*, challenge: Challenge) -> dict:

@@ -35,6 +35,7 @@ from bounty.queue import run_queue_name
 from bounty.webhooks import webhooks_schedule
 from grading import services as grading_services
 from grading.models import MEASUREMENT_DONE, MEASUREMENT_IN_FLIGHT, Measurement
+from probekit.bundle import model_facts
 from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
 from sandbox.probe_files import ProbeFileError, check_probe_file, check_probe_syntax
 
@@ -62,6 +63,25 @@ def check_challenge_transition(*, from_state: str, to_state: str) -> None:
     if from_state != to_state and to_state not in allowed:
         raise BountyError(errors.CHALLENGE_TRANSITION_REFUSED.format(
             from_state=from_state, to_state=to_state, allowed=", ".join(sorted(allowed)) or "nothing"), field="state")
+
+
+def check_challenge_model(*, challenge: Challenge, model_name: str, variants: list, state: str) -> dict:
+    """The target fields to freeze when `challenge` opens now: model_version and model_sha256 ({} otherwise).
+
+    An opened challenge's target (name and variants) cannot change; every name must be one this
+    installation runs (a built-in or a registered model).
+    """
+    opened = challenge.pk is not None and challenge.state != states.DRAFT
+    if opened and (model_name != challenge.model_name or list(variants) != list(challenge.model_variants)):
+        raise BountyError(errors.CHALLENGE_MODEL_FROZEN.format(name=challenge.model_name,
+                                                                version=challenge.model_version), field="model_name")
+    try:
+        facts = [model_facts(name) for name in [model_name, *variants]]
+    except ValueError as exc:
+        raise BountyError(errors.CHALLENGE_MODEL_UNKNOWN.format(error=exc), field="model_name") from None
+    if state != states.OPEN or opened:
+        return {}
+    return {"model_version": facts[0]["version"], "model_sha256": facts[0]["weights_sha256"] or ""}
 
 
 def quota_usage(*, challenge: Challenge, participant, phase: Phase | None = None) -> dict:

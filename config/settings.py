@@ -156,6 +156,8 @@ SANDBOX_DEPLOYMENT_ID = check_deployment_id(os.environ.get("SANDBOX_DEPLOYMENT_I
 SANDBOX_MAX_WALL_S = int(os.environ.get("SANDBOX_MAX_WALL_S", 1800))
 RUNS_DIR = VAR_DIR / "runs"
 MEASURE_CACHE_DIR = VAR_DIR / "measure-cache"
+# Organizers' registered models (docs/models.md); probekit reads the variable, being Django-free.
+os.environ.setdefault("PROBEKIT_MODELS_DIR", str(VAR_DIR / "models"))
 MEASURE_CHUNK_SIZE = int(os.environ.get("MEASURE_CHUNK_SIZE", 200))
 # How long a run or a measurement may sit in one state before the reaper steps in.
 REAPER_GRACE_S = int(os.environ.get("REAPER_GRACE_S", 120))

@@ -105,3 +105,20 @@ class SubmissionComment(models.Model):
 
     class Meta:
         ordering = ["created_at", "pk"]
+
+
+class RegisteredModel(models.Model):
+    """The record of an organizer's registered ONNX model; its files live in PROBEKIT_MODELS_DIR/<name>/."""
+
+    name = models.CharField(max_length=64, unique=True)
+    version = models.CharField(max_length=32)
+    sha256 = models.CharField(max_length=80)
+    registered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"

@@ -6,7 +6,9 @@ The pipeline calls these with rows it already holds; each status move is a compa
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 from django.db.models import F, Q
 from django.utils import timezone
@@ -18,9 +20,34 @@ from grading.models import (
     MEASUREMENT_PENDING,
     MEASUREMENT_RUNNING,
     Measurement,
+    RegisteredModel,
     Score,
 )
 from grading.rubric import final_score, provisional_score, rubric_for_challenge
+from probekit.models import REGISTRY
+from probekit.models.registered import register_model
+
+
+def registered_model_create(*, model_path, name: str, card_path, actor=None) -> dict:
+    """Check and register an organizer's ONNX model (probekit's checks), and record who did.
+
+    Raises probekit's `ModelRejected` (one line) when the model or card is refused; nothing is stored then.
+    """
+    report = register_model(model_path, name=name, card_path=card_path, builtins=REGISTRY)
+    RegisteredModel.objects.get_or_create(name=report["name"], defaults={
+        "version": report["version"], "sha256": report["sha256"], "registered_by": actor})
+    return report
+
+
+def registered_model_upload(*, model_file, name: str, card_text: str) -> dict:
+    """The checks and files of `registered_model_create` for an upload; the admin then saves the record row."""
+    with tempfile.TemporaryDirectory(prefix="cropbias-model-") as tmp:
+        model_path, card_path = Path(tmp) / "model.onnx", Path(tmp) / "card.json"
+        with open(model_path, "wb") as out:
+            for chunk in model_file.chunks():
+                out.write(chunk)
+        card_path.write_text(card_text, encoding="utf-8")
+        return register_model(model_path, name=name, card_path=card_path, builtins=REGISTRY)
 
 
 def measurement_create(*, submission, image_set, rerun_of_id: int | None = None) -> Measurement:

@@ -106,6 +106,7 @@ def run_execute(*, run_id: str) -> str:
                 Path(submission.probe.path), backend=run.backend, limits=limits, out_dir=out_dir,
                 run_id=f"{run.pk}-{run.attempt}",  # one sandbox per attempt
                 should_cancel=should_cancel,
+                target_model=bounty_selectors.challenge_target_model(challenge=submission.challenge),
             )
         except PLATFORM_FAULTS:
             raise  # the task retries with backoff

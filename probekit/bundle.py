@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from probekit.imageset import ImageSetRejected, file_sha256
 from probekit.measurement import document_dumps, measure_image_set
 from probekit.models import get_model
+from probekit.models.registered import registered_file
 
 BUNDLE_FORMAT = 1
 BUNDLE_JSON = "bundle.json"
@@ -80,7 +81,7 @@ def model_file(name: str) -> Path | None:
         from probekit.models.u2net import weights_path
 
         return Path(model.weights) if model.weights else weights_path()
-    return None
+    return registered_file(model.base_name)
 
 
 def model_facts(name: str) -> dict:

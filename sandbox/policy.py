@@ -54,6 +54,11 @@ BAD_RUN_ID = "run_id must be 1-128 characters of letters, digits, '_', '.' or '-
 DEPLOYMENT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 BAD_DEPLOYMENT_ID = "SANDBOX_DEPLOYMENT_ID must be 1-32 characters of lower-case letters, digits or '-'"
 
+# The target model's view inside the run directory, mounted read-only at /models (PROBEKIT_MODELS_DIR).
+MODELS_COPY = "models"
+MODELS_MOUNT = "/models"
+MODELS_ENV = "PROBEKIT_MODELS_DIR"
+
 SANDBOX_ENV = {
     "PATH": "/usr/bin:/bin",
     "HOME": "/tmp",
@@ -142,8 +147,11 @@ def unmount(target: Path) -> None:
 
 
 def prepare_run_dir(runs_dir: Path, run_id: str, probe_dir: Path, limits: Limits, *, as_root: bool,
-                    uid: int, gid: int) -> tuple[Path, dict]:
+                    uid: int, gid: int, models_dir: Path | None = None) -> tuple[Path, dict]:
     """The run directory: its start time, a world-readable copy of the probe, the output directory.
+
+    `models_dir` (what the probe may see of the target model, `sandbox.runner.target_model_view`) is
+    copied world-readable to `models/`, which the backends mount read-only at /models.
 
     As root the output directory is a per-run tmpfs with size and inode caps (a bind mount
     cannot be size-capped); otherwise RLIMIT_FSIZE and the usage check cap it.
@@ -156,14 +164,15 @@ def prepare_run_dir(runs_dir: Path, run_id: str, probe_dir: Path, limits: Limits
     run_dir.mkdir(mode=0o711)
     os.chmod(run_dir, 0o711)  # mkdir's mode is filtered by the umask
     (run_dir / STARTED_AT_FILE).write_text(repr(time.time()))
-    probe_copy = run_dir / "probe"
-    shutil.copytree(probe_dir, probe_copy, symlinks=True)
-    for dirpath, _dirnames, filenames in os.walk(probe_copy):
-        os.chmod(dirpath, 0o755)
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o644)
+    copies = [(probe_dir, run_dir / "probe"), *([(models_dir, run_dir / MODELS_COPY)] if models_dir else [])]
+    for source, copy in copies:
+        shutil.copytree(source, copy, symlinks=True)
+        for dirpath, _dirnames, filenames in os.walk(copy):
+            os.chmod(dirpath, 0o755)
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                if not os.path.islink(path):
+                    os.chmod(path, 0o644)
     out = run_dir / "out"
     out.mkdir(mode=0o700)
     details: dict = {"output_tmpfs": False}

@@ -14,10 +14,12 @@ import shutil
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from probekit.imageset import ImageSetRejected, open_listed_file, validate_image_set
+from probekit.models.registered import CARD_FILE, MODEL_FILE
 from sandbox.backends import get_backend
 from sandbox.backends.base import (
     STATUS_OK,
@@ -34,6 +36,25 @@ from sandbox.probe_files import ProbeFileError, unpack_probe
 logger = logging.getLogger(__name__)
 
 DEFAULT_BACKEND = os.environ.get("SANDBOX_BACKEND", "bwrap")
+
+
+@dataclass(frozen=True)
+class TargetModelView:
+    """A registered target model as a probe may see it: its card always, its weights only when public."""
+
+    name: str
+    directory: Path  # the registered model's directory (model.onnx, card.json)
+    public: bool
+
+
+def target_model_view(target: TargetModelView, dest: Path) -> Path:
+    """`dest` holding `<name>/card.json` and, for a public model, `<name>/model.onnx` (the /models mount)."""
+    folder = dest / target.name
+    folder.mkdir(parents=True)
+    shutil.copyfile(target.directory / CARD_FILE, folder / CARD_FILE)
+    if target.public:
+        shutil.copyfile(target.directory / MODEL_FILE, folder / MODEL_FILE)
+    return dest
 
 
 def _chunks_of(source, relative: str):
@@ -79,8 +100,12 @@ def run_probe(
     out_dir: str | os.PathLike,
     run_id: str | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    target_model: TargetModelView | None = None,
 ) -> RunResult:
-    """Run the probe sandboxed; on success its validated image set is at `out_dir`."""
+    """Run the probe sandboxed; on success its validated image set is at `out_dir`.
+
+    `target_model`: a registered model the probe sees at /models (PROBEKIT_MODELS_DIR), by its visibility.
+    """
     limits = limits or DEFAULT_LIMITS
     run_id = run_id or uuid.uuid4().hex
     out_dir = Path(out_dir)
@@ -91,13 +116,14 @@ def run_probe(
     with live_sandbox(f"work:{work}", functools.partial(shutil.rmtree, work, ignore_errors=True)):
         try:
             return _run_unpacked(probe_path, work, backend=backend, limits=limits, out_dir=out_dir,
-                                 run_id=run_id, should_cancel=should_cancel, started=started)
+                                 run_id=run_id, should_cancel=should_cancel, started=started,
+                                 target_model=target_model)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
 
 def _run_unpacked(probe_path, work: Path, *, backend, limits: Limits, out_dir: Path, run_id: str,
-                  should_cancel, started: float) -> RunResult:
+                  should_cancel, started: float, target_model: TargetModelView | None) -> RunResult:
     try:
         sandbox = backend if isinstance(backend, SandboxBackend) else get_backend(backend or DEFAULT_BACKEND)
         probe_dir = unpack_probe(Path(probe_path), work / "probe")
@@ -106,7 +132,9 @@ def _run_unpacked(probe_path, work: Path, *, backend, limits: Limits, out_dir: P
     except PlatformError as exc:
         return RunResult(STATUS_PLATFORM_ERROR, None, time.monotonic() - started, error=str(exc))
     try:
-        result = sandbox.execute(probe_dir, limits=limits, run_id=run_id, should_cancel=should_cancel)
+        models_dir = target_model_view(target_model, work / "models") if target_model else None
+        result = sandbox.execute(probe_dir, limits=limits, run_id=run_id, should_cancel=should_cancel,
+                                 models_dir=models_dir)
     except PlatformError as exc:
         logger.warning("sandbox %s could not run %s: %s", sandbox.name, run_id, exc)
         return RunResult(STATUS_PLATFORM_ERROR, None, time.monotonic() - started, error=str(exc),

@@ -17,6 +17,7 @@ from probekit import DEFAULT_RATIOS, get_model, ratio_key
 from probekit.imageset import file_sha256, validate_image_set
 from probekit.measurement._compose import Composite, build_composite, plan_composites
 from probekit.measurement._compose import compose_options as resolve_compose_options
+from probekit.measurement._curve import compression_curve
 from probekit.measurement._document import (
     amplification,
     apply_holm,
@@ -188,6 +189,7 @@ def measure_image_set(
                 if twin is not None and direction and significant_direction(twin) == direction:
                     holds[test["id"]].append(other)
         generalization_map = {tid: models for tid, models in holds.items()}
+    tests = [public(t) for t in all_tests]
     document = {
         "schema": SCHEMA,
         "model": model,
@@ -210,10 +212,13 @@ def measure_image_set(
             "models": versions,
         },
         "versions": _library_versions(),
-        "tests": [public(t) for t in all_tests],
+        "tests": tests,
         "holm": family,
         "groups": _group_summary(base_tests, image_set.groups),
         "generalization": generalization_map,
+        "compression_curve": compression_curve(
+            tests, model=model, variants=names[1:],
+            compression={n: getattr(get_model(n), "compression", None) for n in names[1:]}),
         "warnings": warnings,
     }
     if artifacts_dir is not None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from probekit.measurement._compose import Composite, build_composite
+from probekit.measurement._curve import render_compression_curve
 
 WINDOW_COLOURS = ["#00b8d4", "#64dd17", "#ffab00", "#d500f9", "#ffffff"]
 GROUP_COLOURS = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f"]
@@ -92,6 +93,7 @@ def render_plots(document: dict, out_dir: Path) -> list[Path]:
         written.append(out_dir / "variants.png")
         fig.savefig(written[-1])
         plt.close(fig)
+    written += render_compression_curve(document, out_dir, plt)
     return written
 
 

@@ -9,6 +9,8 @@ from PIL import Image
 
 from probekit.crop import DEFAULT_RATIOS, crop_window, ratio_key, top_points
 
+UNKNOWN_VARIANT = "unknown variant {variant!r} of {model}; known variants: {known}"
+
 
 @dataclass(frozen=True)
 class ModelCard:

@@ -68,12 +68,14 @@ class SandboxBackend(abc.ABC):
         limits: Limits,
         run_id: str,
         should_cancel: Callable[[], bool] | None = None,
+        models_dir: Path | None = None,
     ) -> RunResult:
         """Run `python /probe/probe.py` from `probe_dir` under `limits`; never raise for probe faults.
 
         Raises PlatformError when the sandbox cannot be set up. `should_cancel` is polled about
         once a second; when it returns True the run is killed and reported as an error
-        "cancelled".
+        "cancelled". `models_dir`, when given, is mounted read-only at /models and named by
+        PROBEKIT_MODELS_DIR (what the probe may see of a registered target model).
         """
 
     def available(self) -> tuple[bool, str]:

@@ -58,6 +58,9 @@ from sandbox.policy import (
     BAD_RUN_ID,
     DENIED_SYSCALLS,
     KILL_GRACE_S,
+    MODELS_COPY,
+    MODELS_ENV,
+    MODELS_MOUNT,
     POLL_INTERVAL_S,
     RUN_ID_RE,
     SANDBOX_ENV,
@@ -340,6 +343,7 @@ class BubblewrapBackend(SandboxBackend):
         limits: Limits,
         run_id: str,
         should_cancel: Callable[[], bool] | None = None,
+        models_dir: Path | None = None,
     ) -> RunResult:
         if not RUN_ID_RE.match(run_id):
             raise ValueError(BAD_RUN_ID)
@@ -360,7 +364,8 @@ class BubblewrapBackend(SandboxBackend):
         with live_sandbox(f"bwrap:{self.runs_dir}/{run_id}", end):
             try:
                 run_dir, details = prepare_run_dir(self.runs_dir, run_id, Path(probe_dir), limits,
-                                                   as_root=self.as_root, uid=self.uid, gid=self.gid)
+                                                   as_root=self.as_root, uid=self.uid, gid=self.gid,
+                                                   models_dir=models_dir)
                 self._write_identity(run_dir)
                 cgroups = self._create_cgroups(run_id, limits)
                 details.update(
@@ -592,6 +597,8 @@ class BubblewrapBackend(SandboxBackend):
         if self.probekit_dir.is_dir():
             source = _reachable_source(self.probekit_dir) if self.as_root else self.probekit_dir
             args += ["--ro-bind", str(source), "/opt/probekit"]
+        if (run_dir / MODELS_COPY).is_dir():
+            args += ["--ro-bind", str(run_dir / MODELS_COPY), MODELS_MOUNT, "--setenv", MODELS_ENV, MODELS_MOUNT]
         args += [
             "--ro-bind", str(run_dir / "probe"), "/probe",
             "--bind", str(run_dir / "out"), "/out",

@@ -49,6 +49,9 @@ from sandbox.policy import (
     BAD_RUN_ID,
     DENIED_SYSCALLS,
     KILL_GRACE_S,
+    MODELS_COPY,
+    MODELS_ENV,
+    MODELS_MOUNT,
     RUN_ID_RE,
     SANDBOX_ENV,
     SANDBOX_GID,
@@ -319,6 +322,7 @@ class DockerBackend(SandboxBackend):
         limits: Limits,
         run_id: str,
         should_cancel: Callable[[], bool] | None = None,
+        models_dir: Path | None = None,
     ) -> RunResult:
         if not RUN_ID_RE.match(run_id):
             raise ValueError(BAD_RUN_ID)
@@ -335,7 +339,8 @@ class DockerBackend(SandboxBackend):
         with live_sandbox(f"docker:{self.deployment}:{run_id}", end):
             try:
                 run_dir, details = prepare_run_dir(self.runs_dir, run_id, Path(probe_dir), limits,
-                                                   as_root=self.as_root, uid=SANDBOX_UID, gid=SANDBOX_GID)
+                                                   as_root=self.as_root, uid=SANDBOX_UID, gid=SANDBOX_GID,
+                                                   models_dir=models_dir)
                 if not self.as_root:
                     os.chmod(run_dir / "out", 0o777)  # the engine's uid 65534 writes here
                 details.update(image_digest=image_id, engine=self.base_url, uid=SANDBOX_UID,
@@ -434,6 +439,7 @@ class DockerBackend(SandboxBackend):
             # rules see, where an OOM kill is not always reported (Podman on cgroup v1).
             Ulimit(name="data", soft=limits.memory_bytes, hard=limits.memory_bytes),
         ]
+        models = run_dir / MODELS_COPY if (run_dir / MODELS_COPY).is_dir() else None
         tmpfs = {"/tmp": f"size={limits.tmp_bytes},mode=1777"}
         tmpfs.update({path: "ro,size=4k" for path in READ_ONLY_TMPFS})
         kwargs = dict(
@@ -443,7 +449,7 @@ class DockerBackend(SandboxBackend):
             hostname="sandbox",
             user=f"{SANDBOX_UID}:{SANDBOX_GID}",
             working_dir="/out",
-            environment=dict(SANDBOX_ENV),
+            environment={**SANDBOX_ENV, **({MODELS_ENV: MODELS_MOUNT} if models else {})},
             network_mode="none",
             read_only=True,
             cap_drop=["ALL"],
@@ -458,6 +464,7 @@ class DockerBackend(SandboxBackend):
             mounts=[
                 Mount("/probe", str(run_dir / "probe"), type="bind", read_only=True),
                 Mount("/out", str(run_dir / "out"), type="bind", read_only=False),
+                *([Mount(MODELS_MOUNT, str(models), type="bind", read_only=True)] if models else []),
             ],
             log_config=LogConfig(type="json-file", config={
                 "max-size": f"{max(1, limits.log_bytes // 1024)}k", "max-file": "1"}),

@@ -116,7 +116,7 @@ def test_generalization_lists_the_models_where_a_test_holds(contrast_set, monkey
 def test_artifacts_are_drawn(contrast_set, tmp_path):
     measure_image_set(contrast_set, model=MODEL, variants=[f"{MODEL}@32px"], seed=0, artifacts_dir=tmp_path)
     names = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert names == ["contact_sheet.png", "group_rates.png", "preference.png", "variants.png"]
+    assert names == ["compression_curve.png", "contact_sheet.png", "group_rates.png", "preference.png", "variants.png"]
 
 
 def test_the_measure_command_prints_the_document(contrast_set):

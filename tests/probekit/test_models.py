@@ -19,7 +19,7 @@ from probekit.models.u2net import WEIGHTS_MD5, ModelWeightsError, U2Netp, load_w
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_MODELS = ["spectral-residual", "spectral-residual@32px", "fine-grained", "fine-grained@128px", "smartcrop",
-              "smartcrop@128px", "u2netp", "u2netp@int8", "u2netp@160px"]
+              "smartcrop@128px", "u2netp", "u2netp@int8", "u2netp@160px", "u2netp@fp16", "u2netp@prune50"]
 PATCH = (330, 60, 90, 90)  # x, y, w, h
 
 
@@ -172,7 +172,8 @@ def test_every_variant_has_its_own_version():
 
 @pytest.mark.parametrize(("name", "message"), [
     ("resnet", UNKNOWN_MODEL.format(name="resnet", known="u2netp, spectral-residual, fine-grained, smartcrop")),
-    ("u2netp@int4", UNKNOWN_VARIANT.format(variant="int4", model="u2netp", known="int8, <N>px (16–2048)")),
+    ("u2netp@int4", UNKNOWN_VARIANT.format(variant="int4", model="u2netp",
+                                          known="int8, fp16, prune<NN> (10–95), <N>px (16–2048)")),
     ("smartcrop@12px", UNKNOWN_VARIANT.format(variant="12px", model="smartcrop", known="<N>px with 16 ≤ N ≤ 2048")),
     ("fine-grained@int8", UNKNOWN_VARIANT.format(variant="int8", model="fine-grained", known="<N>px (16–2048)")),
 ])

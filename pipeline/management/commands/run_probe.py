@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from bounty.models import Challenge
-from bounty.selectors import challenge_limits
+from bounty.selectors import challenge_limits, challenge_target_model
 from sandbox.backends import BACKENDS
 from sandbox.limits import Limits
 from sandbox.runner import run_probe
@@ -29,16 +29,17 @@ class Command(BaseCommand):
         probe = Path(options["probe"])
         if not probe.is_file():
             raise CommandError(f"no such probe file: {probe}")
-        limits = Limits()
+        limits, target_model = Limits(), None
         if options["challenge"]:
             challenge = Challenge.objects.filter(slug=options["challenge"]).first()
             if challenge is None:
                 raise CommandError(f"no challenge with slug {options['challenge']!r}")
             limits = challenge_limits(challenge=challenge)
+            target_model = challenge_target_model(challenge=challenge)
         run_id = uuid.uuid4().hex
         out = Path(options["out"]) if options["out"] else settings.RUNS_DIR / f"cli-{run_id}"
         if not options["json"]:
             self.stderr.write(f"running {probe} in the {options['backend'] or settings.SANDBOX_BACKEND} sandbox…")
         result = run_probe(probe, backend=options["backend"] or settings.SANDBOX_BACKEND, limits=limits,
-                           out_dir=out, run_id=run_id)
+                           out_dir=out, run_id=run_id, target_model=target_model)
         self.stdout.write(json.dumps(result.to_json(), indent=None if options["json"] else 1))
