@@ -131,4 +131,6 @@ def test_a_worker_posts_every_state_change_of_a_submission_signed(receiver, cele
     assert (states.SUBMITTED, states.QUEUED) in moves and (states.QUEUED, states.RUNNING) in moves
     assert all(_signed_correctly(post) for post in receiver.posts)
     assert {json.loads(post["body"])["submission"] for post in receiver.posts} == {submission.pk}
-    assert WebhookDelivery.objects.filter(ok=True).count() == len(receiver.posts)
+    # A delivery is logged once its POST is answered: wait for the log to catch up with the receiver.
+    wait_for(lambda: WebhookDelivery.objects.filter(ok=True).count() == len(receiver.posts), timeout=60,
+             what="every delivery to be logged")
