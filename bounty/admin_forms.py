@@ -17,7 +17,7 @@ from bounty.models import Challenge, default_ratios
 from bounty.phases import check_phase_dates
 from bounty.services import check_challenge_model, check_challenge_transition
 from probekit.measurement._compose import DEFAULT_OPTIONS, SCALINGS, compose_options
-from probekit.models import REGISTRY, model_names
+from probekit.models import list_models, model_names
 from sandbox import limits as sandbox_limits
 from sandbox.limits import DEFAULT_LIMITS, Limits
 
@@ -35,8 +35,8 @@ def _hex(rgb) -> str:
 
 
 def variant_choices(stored=()) -> list[tuple[str, str]]:
-    """Every `model@variant` probekit's registry offers, and any the challenge already has."""
-    offered = [f"{name}@{variant}" for name, (_factory, variants) in REGISTRY.items() for variant in variants]
+    """Every `model@variant` probekit offers (built-in and registered models), and any the challenge has."""
+    offered = [variant for row in list_models() for variant in row["variants"]]
     return [(value, value) for value in offered + [v for v in stored if v not in offered]]
 
 

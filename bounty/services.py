@@ -68,11 +68,11 @@ def check_challenge_transition(*, from_state: str, to_state: str) -> None:
 def check_challenge_model(*, challenge: Challenge, model_name: str, variants: list, state: str) -> dict:
     """The target fields to freeze when `challenge` opens now: model_version and model_sha256 ({} otherwise).
 
-    An opened challenge's target (name and variants) cannot change; every name must be one this
-    installation runs (a built-in or a registered model).
+    An opened challenge's target model cannot change (its name, version and weights hash are frozen);
+    every name, variants included, must be one this installation runs (a built-in or a registered model).
     """
     opened = challenge.pk is not None and challenge.state != states.DRAFT
-    if opened and (model_name != challenge.model_name or list(variants) != list(challenge.model_variants)):
+    if opened and model_name != challenge.model_name:
         raise BountyError(errors.CHALLENGE_MODEL_FROZEN.format(name=challenge.model_name,
                                                                 version=challenge.model_version), field="model_name")
     try:

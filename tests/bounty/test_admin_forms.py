@@ -25,7 +25,8 @@ def change_data(challenge, **fields) -> dict:
             "model_name": challenge.model_name, "model_version": challenge.model_version,
             "rubric_name": challenge.rubric_name, "rubric_version": challenge.rubric_version,
             "daily_limit": challenge.daily_limit, "total_limit": challenge.total_limit,
-            "participants_see_own_score": "on", "aspect_ratios": "", **NO_PHASES}
+            "participants_see_own_score": "on", "aspect_ratios": "", "model_visibility": challenge.model_visibility,
+            **NO_PHASES}
     data.update(fields)
     return data
 

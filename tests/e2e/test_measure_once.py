@@ -26,11 +26,12 @@ import random
 from PIL import Image, ImageDraw
 from probekit import ImageSetWriter
 
-shade = random.SystemRandom().randrange(64, 192)
+rng = random.SystemRandom()
+colour = tuple(rng.randrange(40, 216) for _ in range(3))
 
 with ImageSetWriter(groups=["high", "low"], title="many composites") as out:
     for k in range(120):
-        image = Image.new("RGB", (240, 100), (shade, shade, 128))
+        image = Image.new("RGB", (240, 100), colour)
         draw = ImageDraw.Draw(image)
         for i in range(0, 100, 4 + k % 5):
             draw.line([(10 + (k % 2) * 120, i), (110 + (k % 2) * 120, 100 - i)], fill=(0, 0, 0), width=2)
@@ -144,7 +145,7 @@ def test_a_measurement_longer_than_the_grace_is_received_by_a_worker_once(privat
     start = RECEIVED.search(log).end()
     end = re.compile(r"Task pipeline\.tasks\.measure_submission\[[^\]]+\] succeeded").search(log, start).start()
     sweeps = re.findall(r"Task pipeline\.tasks\.reconcile\[[^\]]+\] succeeded", log[start:end])
-    assert len(sweeps) >= 3 * GRACE_S, len(sweeps)
+    assert len(sweeps) >= 2 * GRACE_S, len(sweeps)
 
 
 def test_a_worker_killed_during_a_measurement_leaves_it_measured_once(private_stack, tmp_path):
