@@ -67,12 +67,17 @@ def _until(seconds: float):
     return timezone.now() + timedelta(seconds=seconds)
 
 
+def _lease_expired(now) -> Q:
+    """Running, but nobody renews its lease any more (or it never had one)."""
+    return Q(status=MEASUREMENT_RUNNING) & (Q(lease_until__lt=now) | Q(lease_until=None))
+
+
 def measurement_claim(*, measurement_id: int, holder: str, ttl_s: float) -> Measurement | None:
     """Take the measurement's lease and count an attempt: pending, or running with an expired lease.
 
     None when it finished or a live holder has it (a redelivery then has nothing to do)."""
     now = timezone.now()
-    free = Q(status=MEASUREMENT_PENDING) | Q(status=MEASUREMENT_RUNNING) & (Q(lease_until__lt=now) | Q(lease_until=None))
+    free = Q(status=MEASUREMENT_PENDING) | _lease_expired(now)
     if not Measurement.objects.filter(free, pk=measurement_id).update(
             status=MEASUREMENT_RUNNING, attempts=F("attempts") + 1, lease_holder=holder, lease_until=_until(ttl_s)):
         return None
@@ -137,7 +142,7 @@ def measurements_to_resend(*, older_than) -> list[int]:
     now = timezone.now()
     return list(Measurement.objects.filter(
         Q(status=MEASUREMENT_PENDING, created_at__lt=older_than)
-        | Q(status=MEASUREMENT_RUNNING) & (Q(lease_until__lt=now) | Q(lease_until=None))
+        | _lease_expired(now)
     ).values_list("pk", flat=True))
 
 

@@ -38,37 +38,30 @@ class Lease:
     def __init__(self, kind: str, ident, *, ttl_s: float = LEASE_TTL_S):
         self.ttl_s = ttl_s
         self._lock = redis_client().lock(lease_key(kind, ident), timeout=ttl_s, blocking=False, thread_local=False)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._renewal: RenewedInBackground | None = None
         self.acquired = False
-        self.lost = threading.Event()
 
     def __enter__(self) -> "Lease":
         self.acquired = bool(self._lock.acquire(blocking=False))
         if self.acquired:
-            self._thread = threading.Thread(target=self._renew, name=f"lease {self._lock.name}", daemon=True)
-            self._thread.start()
+            self._renewal = RenewedInBackground(self._renew_once, every_s=self.ttl_s / 3, name=f"lease {self._lock.name}")
+            self._renewal.__enter__()
         return self
 
-    def _renew(self) -> None:
-        while not self._stop.wait(self.ttl_s / 3):
-            try:
-                self._lock.reacquire()
-            except LockError:
-                # Gone (a Redis restart) or taken over: take it again only if nobody else holds it.
-                if self._lock.acquire(blocking=False):
-                    logger.warning("lease %s was gone and is taken again", self._lock.name)
-                    continue
-                logger.warning("lease %s was lost (expired and taken over)", self._lock.name)
-                self.lost.set()
-                return
-            except redis.RedisError:
-                logger.warning("could not renew the lease %s; retrying", self._lock.name)
+    def _renew_once(self) -> bool:
+        """Extend the lease; False when another worker holds it now."""
+        try:
+            self._lock.reacquire()
+        except LockError:
+            # Gone (a Redis restart) or taken over: take it again only if nobody else holds it.
+            if not self._lock.acquire(blocking=False):
+                return False
+            logger.warning("lease %s was gone and is taken again", self._lock.name)
+        return True
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._renewal is not None:
+            self._renewal.__exit__(*exc)
         if self.acquired:
             try:
                 self._lock.release()
@@ -82,9 +75,10 @@ def lease_held(kind: str, ident) -> bool:
 
 
 class RenewedInBackground:
-    """Call `renew()` every `every_s` seconds in a thread while the block runs (a DB-held lease).
+    """Call `renew()` every `every_s` seconds in a thread while the block runs (a Redis or a DB lease).
 
-    `renew` returns False once the lease is lost; the thread then stops and sets `lost`.
+    `renew` returns False once the lease is lost; the thread then stops and sets `lost`. An
+    exception (the database or Redis briefly away) is logged and the next beat tries again.
     """
 
     def __init__(self, renew, *, every_s: float, name: str):
@@ -101,7 +95,7 @@ class RenewedInBackground:
                         logger.warning("%s: the lease was lost", self.name)
                         self.lost.set()
                         return
-                except Exception:  # noqa: BLE001 - a database blip: try again at the next beat
+                except Exception:  # noqa: BLE001 - a database or Redis blip: try again at the next beat
                     logger.warning("%s: could not renew the lease; retrying", self.name, exc_info=True)
         finally:
             connection.close()  # this thread's own connection

@@ -81,9 +81,8 @@ class RedisServer:
 
 
 @pytest.fixture
-def private_stack(worker_env, celery_worker, tmp_path):
+def private_stack(worker_env, paused_worker, tmp_path):
     """A worker with beat (reconcile every second, grace 2 s) on its own Redis; the shared worker is paused."""
-    celery_worker.stop()  # nothing else may pick up this test's work
     server = RedisServer(tmp_path)
     server.start()
     env = dict(worker_env, REDIS_URL=server.url, REAPER_GRACE_S=str(GRACE_S), RECONCILE_EVERY_S="1",
@@ -94,7 +93,6 @@ def private_stack(worker_env, celery_worker, tmp_path):
     yield server, worker
     worker.stop()
     server.stop()
-    celery_worker.start()
 
 
 def _long_measurement_submission(slug: str, tmp_path: Path):
