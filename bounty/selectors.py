@@ -363,6 +363,11 @@ def submission_status(*, submission: Submission) -> dict:
     return status
 
 
+def thread_for_participant(*, submission: Submission) -> QuerySet:
+    """The messages of the needs_info thread the participant sees (never judges-only notes)."""
+    return submission.comments.filter(to_participant=True).select_related("author")
+
+
 def submission_page(*, submission: Submission) -> dict:
     """Everything the submission and finding pages show."""
     measurement = latest_measurement(submission=submission)
@@ -374,7 +379,7 @@ def submission_page(*, submission: Submission) -> dict:
         "document": measurement_document(measurement),
         "artifacts": artifact_names(measurement=measurement),
         "events": submission.events.all(),
-        "thread": submission.comments.filter(to_participant=True).select_related("author"),
+        "thread": thread_for_participant(submission=submission),
         "image_set": measurement.image_set if measurement else None,
     }
 

@@ -296,11 +296,6 @@ def comments_for_judges(*, submission: Submission, rubric: Rubric) -> list[dict]
     return rows
 
 
-def thread_for_participant(*, submission: Submission) -> QuerySet:
-    """The messages of the needs_info thread the participant sees (never judges-only notes)."""
-    return submission.comments.filter(to_participant=True).select_related("author")
-
-
 def rerun_comparison(*, measurement) -> dict | None:
     """The latest re-run of `measurement` beside it: per test, both estimates and Holm p-values.
 

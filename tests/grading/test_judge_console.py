@@ -26,6 +26,7 @@ from django.urls.resolvers import RoutePattern, URLResolver
 from django.utils import timezone
 from PIL import Image
 
+from bounty import selectors as bounty_selectors
 from bounty import services as bounty_services
 from bounty import states
 from bounty.models import Challenge, Submission
@@ -312,7 +313,7 @@ def test_needs_info_opens_a_thread_the_participant_answers(client, people, judge
     services.submission_decide(submission=submission, judge=people["jules"], decision=states.NEEDS_INFO,
                                reason="Which faces did you use?")
     services.comment_create(submission=submission, author=people["kim"], body="Judges only: looks fine.")
-    thread = list(selectors.thread_for_participant(submission=submission).values_list("body", flat=True))
+    thread = list(bounty_selectors.thread_for_participant(submission=submission).values_list("body", flat=True))
     assert thread == ["Which faces did you use?"]
     with pytest.raises(services.BountyError):
         services.thread_reply(submission=submission, participant=people["bob"], body="Not mine to answer.")
@@ -376,7 +377,7 @@ def test_a_judge_comment_to_the_participant_joins_the_thread(people, judged):
     services.comment_create(submission=submission, author=people["jules"], body="Please add the seed.", to_participant=True)
     services.comment_create(submission=submission, author=people["jules"], body="Internal note.")
     assert SubmissionComment.objects.filter(submission=submission).count() == 2
-    assert [c.body for c in selectors.thread_for_participant(submission=submission)] == ["Please add the seed."]
+    assert [c.body for c in bounty_selectors.thread_for_participant(submission=submission)] == ["Please add the seed."]
 
 
 def test_the_live_score_preview_comes_from_the_engine(client, people, judged):
