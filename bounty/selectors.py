@@ -1,9 +1,11 @@
 """Reads of the bounty app: what participants, the public and the API may see."""
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+import blobs
 from bounty import phases as bounty_phases
 from bounty import states
 from bounty.models import MODEL_PUBLIC, Challenge, Phase, Submission, Team
@@ -309,13 +312,13 @@ def artifact_names(*, measurement) -> list[str]:
     return [name.removesuffix(".png") for name in grading_selectors.artifact_names(measurement=measurement)]
 
 
-def artifact_path(*, submission: Submission, name: str) -> Path:
-    """The PNG of the submission's measurement of record called `name`; 404 for anything else."""
+def artifact_open(*, submission: Submission, name: str):
+    """The open PNG of the submission's measurement of record called `name`; 404 for anything else."""
     measurement = latest_measurement(submission=submission)
-    path = grading_selectors.artifact_file(measurement=measurement, filename=f"{name}.png") if measurement else None
-    if path is None:
+    handle = grading_selectors.artifact_open(measurement=measurement, filename=f"{name}.png") if measurement else None
+    if handle is None:
         raise Http404("No such image.")
-    return path
+    return handle
 
 
 def submission_status(*, submission: Submission) -> dict:
@@ -387,22 +390,27 @@ def submission_page(*, submission: Submission) -> dict:
 # --- downloads of a published finding -----------------------------------------------------------
 
 
-def image_set_dir(*, submission: Submission) -> Path:
+@contextlib.contextmanager
+def image_set_local(*, submission: Submission) -> Iterator[Path]:
+    """The finding's image set as a local directory for the block (fetched from the object storage)."""
     measurement = latest_measurement(submission=submission)
     if measurement is None or measurement.image_set is None:
         raise Http404("This finding has no image set.")
-    root = Path(settings.VAR_DIR).resolve()
-    directory = (root / measurement.image_set.path).resolve()
-    if root not in directory.parents or not directory.is_dir():
+    try:
+        manifest = blobs.key_of(measurement.image_set.path, "manifest.json")
+    except ValueError:  # not a key of ours
+        manifest = None
+    if manifest is None or not blobs.exists(manifest):
         raise Http404("This finding's image set is no longer stored.")
-    return directory
+    with blobs.fetched_tree(measurement.image_set.path, label="download") as directory:
+        yield directory
 
 
 def image_set_zip(*, submission: Submission) -> bytes:
     """The image set as a zip: manifest.json and its images, regular files only, no links followed."""
-    directory = image_set_dir(submission=submission)
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with image_set_local(submission=submission) as directory, \
+            zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in image_set_files(directory):
             archive.write(path, arcname=path.relative_to(directory).as_posix())
     return buffer.getvalue()
@@ -424,16 +432,16 @@ def finding_bundle_write(*, submission: Submission, target, url: str = "") -> di
     measurement = latest_measurement(submission=submission)
     if measurement_document(measurement) is None:
         raise Http404("This finding has no metrics document.")
-    directory = image_set_dir(submission=submission)
     try:
         with submission.probe.open("rb") as handle:
             probe_bytes = handle.read()
-    except (OSError, ValueError):  # the probe file is no longer stored: the bundle says so (probe: null)
+    except (*blobs.FAULTS, ValueError):  # the probe file is no longer stored: the bundle says so (probe: null)
         probe_bytes = None
-    return write_bundle(target, document_text=measurement.document_json, image_set_dir=directory,
-                        settings=challenge_measurement_settings(challenge=submission.challenge), seed=measurement.seed,
-                        probe_name=submission.probe_name, probe_bytes=probe_bytes,
-                        finding=finding_record(submission=submission, url=url))
+    with image_set_local(submission=submission) as directory:
+        return write_bundle(target, document_text=measurement.document_json, image_set_dir=directory,
+                            settings=challenge_measurement_settings(challenge=submission.challenge),
+                            seed=measurement.seed, probe_name=submission.probe_name, probe_bytes=probe_bytes,
+                            finding=finding_record(submission=submission, url=url))
 
 
 SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")

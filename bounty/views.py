@@ -167,8 +167,8 @@ def submission_log(request, submission_id: int, stream: str):
 def submission_artifact(request, submission_id: int, name: str):
     """A measurement's plot or contact sheet: to its owner and judges, to everyone once published."""
     submission = selectors.submission_get_visible(submission_id=submission_id, user=request.user)
-    path = selectors.artifact_path(submission=submission, name=name)
-    return _served_file(FileResponse(path.open("rb"), content_type="image/png"), filename=f"{name}.png")
+    handle = selectors.artifact_open(submission=submission, name=name)
+    return _served_file(FileResponse(handle, content_type="image/png"), filename=f"{name}.png")
 
 
 @login_required

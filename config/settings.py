@@ -128,6 +128,31 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+# Object storage (blobs/, docs/operations.md): probes ("default"), image sets, artifacts, registered
+# models and a split measurement's observations ("blobs"). The local filesystem under VAR_DIR is the
+# embedded default; with S3_BUCKET set, both live in that bucket (S3 protocol, django-storages), so
+# workers on other hosts need no shared disk: each fetches what it needs into SCRATCH_DIR.
+S3_BUCKET = os.environ.get("S3_BUCKET", "")
+S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL", "") or None
+S3_REGION = os.environ.get("S3_REGION", "us-east-1")
+SCRATCH_DIR = VAR_DIR / "scratch"
+
+
+def _s3(location: str) -> dict:
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": S3_BUCKET, "endpoint_url": S3_ENDPOINT_URL, "region_name": S3_REGION, "location": location,
+        "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
+        "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+        "file_overwrite": True, "querystring_auth": False, "default_acl": None,
+        "addressing_style": "path" if S3_ENDPOINT_URL else None}}
+
+
+STORAGES = {
+    "default": _s3("media") if S3_BUCKET else {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "blobs": _s3("var") if S3_BUCKET else {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                                           "OPTIONS": {"location": str(VAR_DIR), "allow_overwrite": True}},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 # Uploads are capped while they stream in, before anything is stored (bounty.uploads, docs/security.md).
 MAX_PROBE_UPLOAD_BYTES = int(os.environ.get("MAX_PROBE_UPLOAD_BYTES", 5 * 1024 * 1024))
 FILE_UPLOAD_HANDLERS = [

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
-from django.conf import settings
-
+import blobs
 from grading.models import MEASUREMENT_DONE, Measurement
 
 # Plots and contact sheets a measurement renders (probekit.measurement._artifacts); nothing else is served.
@@ -31,25 +29,21 @@ def document_of(measurement: Measurement | None) -> dict | None:
     return json.loads(measurement.document_json)
 
 
-def artifacts_dir(*, measurement_id: int) -> Path:
-    """Where a measurement's plots and contact sheet live."""
-    return Path(settings.VAR_DIR) / "artifacts" / f"measurement-{measurement_id}"
+def artifacts_key(*, measurement_id: int) -> str:
+    """Where a measurement's plots and contact sheet are stored (blobs)."""
+    return blobs.key_of(blobs.ARTIFACTS, f"measurement-{measurement_id}")
 
 
 def artifact_names(*, measurement: Measurement | None) -> list[str]:
     """The PNG files rendered for a measurement, by name."""
     if measurement is None:
         return []
-    directory = artifacts_dir(measurement_id=measurement.pk)
-    if not directory.is_dir():
-        return []
-    return sorted(p.name for p in directory.glob("*.png") if p.is_file() and ARTIFACT_NAME.match(p.name))
+    return [name for name in blobs.tree_names(artifacts_key(measurement_id=measurement.pk))
+            if ARTIFACT_NAME.match(name)]
 
 
-def artifact_file(*, measurement: Measurement, filename: str) -> Path | None:
-    """The file of one artifact of `measurement`, or None for any other name or path."""
+def artifact_open(*, measurement: Measurement, filename: str):
+    """The open file of one artifact of `measurement`, or None for any other name."""
     if not ARTIFACT_NAME.match(filename):
         return None
-    directory = artifacts_dir(measurement_id=measurement.pk).resolve()
-    path = (directory / filename).resolve()
-    return path if path.parent == directory and path.is_file() else None
+    return blobs.open_blob(f"{artifacts_key(measurement_id=measurement.pk)}/{filename}")

@@ -6,6 +6,8 @@ The pipeline calls these with rows it already holds; each status move is a compa
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 from django.db.models import F, Q
 from django.utils import timezone
 
+import blobs
 from grading.models import (
     MEASUREMENT_DONE,
     MEASUREMENT_FAILED,
@@ -25,7 +28,40 @@ from grading.models import (
 )
 from grading.rubric import final_score, provisional_score, rubric_for_challenge
 from probekit.models import REGISTRY
-from probekit.models.registered import register_model
+from probekit.models.registered import MODEL_FILE, models_dir, register_model, registered_file
+
+
+def _registered_model_store(name: str) -> None:
+    """Put a registered model's folder in the object storage, where other hosts' workers fetch it."""
+    blobs.put_tree(blobs.key_of(blobs.MODELS, name), models_dir() / name)
+
+
+def registered_models_fetch(*, names) -> None:
+    """Make sure this host holds the registered models among `names` (`name` or `name@variant`).
+
+    A model registered on another host is fetched from the object storage into a staging folder
+    and renamed into PROBEKIT_MODELS_DIR whole, after its bytes are checked against the sha256
+    recorded at registration. Built-in names are left alone. Raises blobs.StorageUnavailable
+    (a passing fault of the platform) when the storage cannot give the model back intact."""
+    wanted = {name.partition("@")[0] for name in names if name}
+    for row in RegisteredModel.objects.filter(name__in=wanted):
+        expected = row.sha256.removeprefix("sha256:")
+        path = registered_file(row.name)
+        if path is not None and hashlib.sha256(path.read_bytes()).hexdigest() == expected:
+            continue
+        folder = models_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder, prefix=".fetch-"))
+        try:
+            blobs.fetch_tree(blobs.key_of(blobs.MODELS, row.name), staging)
+            model = staging / MODEL_FILE
+            if not model.is_file() or hashlib.sha256(model.read_bytes()).hexdigest() != expected:
+                raise blobs.StorageUnavailable(f"object storage: the registered model {row.name} is missing "
+                                               f"or does not match its sha256 {row.sha256}")
+            shutil.rmtree(folder / row.name, ignore_errors=True)
+            os.rename(staging, folder / row.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def registered_model_create(*, model_path, name: str, card_path, actor=None) -> dict:
@@ -34,6 +70,7 @@ def registered_model_create(*, model_path, name: str, card_path, actor=None) -> 
     Raises probekit's `ModelRejected` (one line) when the model or card is refused; nothing is stored then.
     """
     report = register_model(model_path, name=name, card_path=card_path, builtins=REGISTRY)
+    _registered_model_store(report["name"])
     RegisteredModel.objects.get_or_create(name=report["name"], defaults={
         "version": report["version"], "sha256": report["sha256"], "registered_by": actor})
     return report
@@ -47,7 +84,9 @@ def registered_model_upload(*, model_file, name: str, card_text: str) -> dict:
             for chunk in model_file.chunks():
                 out.write(chunk)
         card_path.write_text(card_text, encoding="utf-8")
-        return register_model(model_path, name=name, card_path=card_path, builtins=REGISTRY)
+        report = register_model(model_path, name=name, card_path=card_path, builtins=REGISTRY)
+    _registered_model_store(report["name"])
+    return report
 
 
 def measurement_create(*, submission, image_set, rerun_of_id: int | None = None) -> Measurement:

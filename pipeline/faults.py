@@ -1,6 +1,6 @@
 """Which exceptions are the platform's passing faults (docs/failure-model.md).
 
-The database or Redis briefly away: the task is retried with backoff, a bounded number of times;
+The database, Redis or the object storage briefly away: the task is retried with backoff, a bounded number of times;
 every task re-checks state first, so a retry is always safe. Everything else a stage can raise is
 classified where it happens: the probe's fault becomes `failed` with its reason, an unforeseen
 platform fault a bounded retry and then a final `platform_error`.
@@ -9,9 +9,10 @@ from django.db import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from blobs import StorageUnavailable
 from bounty.services import RUN_TASK as RUN_TASK_NAME
 
-PLATFORM_FAULTS = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
+PLATFORM_FAULTS = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError, StorageUnavailable)
 TASK_RETRY = dict(autoretry_for=PLATFORM_FAULTS, retry_backoff=2, retry_backoff_max=30, retry_jitter=False,
                   max_retries=8)
 

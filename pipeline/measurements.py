@@ -22,12 +22,13 @@ from celery import chord, current_app
 from django.conf import settings
 from django.db import transaction
 
+import blobs
 from bounty import selectors as bounty_selectors
 from bounty import services, states
 from grading import services as grading_services
 from grading.measurement import document_dumps, measure_chunk, measure_image_set, measurement_plan
 from grading.models import MEASUREMENT_RUNNING, Measurement
-from grading.selectors import artifacts_dir
+from grading.selectors import artifacts_key
 from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, PLATFORM_FAULTS
 from pipeline.leases import RenewedInBackground
 from probekit.imageset import ImageSetRejected
@@ -87,30 +88,42 @@ def measurement_execute(*, measurement_id: int, chunks_done: bool = False) -> st
         return _compute(measurement, holder=holder, chunks_done=chunks_done)
 
 
+def _observations_key(measurement_id: int) -> str:
+    """Where a split measurement's chunks leave their observations for the merge (any host's)."""
+    return blobs.key_of(blobs.OBSERVATIONS, f"measurement-{measurement_id}")
+
+
 def _compute(measurement: Measurement, *, holder: str, chunks_done: bool) -> str:
     measurement_id = measurement.pk
-    set_dir = settings.VAR_DIR / measurement.image_set.path
     options = _settings_of(measurement)
 
     def progress(done: int, total: int) -> None:
         grading_services.measurement_progress(measurement_id=measurement_id, done=done, total=total)
 
     try:
-        chunks = [] if chunks_done else _chunks(measurement, set_dir, options)
-        if chunks:
-            progress(0, sum(stop - start for _m, start, stop in chunks))
-            if not grading_services.measurement_split(measurement_id=measurement_id, holder=holder,
-                                                      horizon_s=SPLIT_LEASE_S):
-                return "lease lost before the split"
-            chord(current_app.signature(CHUNK_TASK, args=(measurement_id, name, start, stop), immutable=True)
-                  for name, start, stop in chunks)(current_app.signature(MERGE_TASK, args=(measurement_id,),
-                                                                         immutable=True))
-            return f"split into {len(chunks)} chunks"
-        document = measure_image_set(
-            set_dir, seed=measurement.seed, probe_sha256=measurement.submission.probe_sha256, workers=1,
-            cache_dir=settings.MEASURE_CACHE_DIR, progress=progress,
-            artifacts_dir=artifacts_dir(measurement_id=measurement_id), **options,
-        )
+        grading_services.registered_models_fetch(names=[measurement.model_name, *options.get("variants", ())])
+        with contextlib.ExitStack() as files:
+            set_dir = files.enter_context(blobs.fetched_tree(measurement.image_set.path, label="imageset"))
+            chunks = [] if chunks_done else _chunks(measurement, set_dir, options)
+            if chunks:
+                progress(0, sum(stop - start for _m, start, stop in chunks))
+                if not grading_services.measurement_split(measurement_id=measurement_id, holder=holder,
+                                                          horizon_s=SPLIT_LEASE_S):
+                    return "lease lost before the split"
+                chord(current_app.signature(CHUNK_TASK, args=(measurement_id, name, start, stop), immutable=True)
+                      for name, start, stop in chunks)(current_app.signature(MERGE_TASK, args=(measurement_id,),
+                                                                             immutable=True))
+                return f"split into {len(chunks)} chunks"
+            # The merge reads the chunks' observations; an unsplit measurement this host's own cache.
+            cache_dir = (files.enter_context(blobs.fetched_tree(_observations_key(measurement_id),
+                                                                 label="observations"))
+                         if chunks_done else settings.MEASURE_CACHE_DIR)
+            artifacts = files.enter_context(blobs.writing_tree(artifacts_key(measurement_id=measurement_id),
+                                                               label="artifacts"))
+            document = measure_image_set(
+                set_dir, seed=measurement.seed, probe_sha256=measurement.submission.probe_sha256, workers=1,
+                cache_dir=cache_dir, progress=progress, artifacts_dir=artifacts, **options,
+            )
     except PLATFORM_FAULTS:
         with contextlib.suppress(*PLATFORM_FAULTS):  # when the database is away the lease just expires
             grading_services.measurement_release(measurement_id=measurement_id, holder=holder)
@@ -124,7 +137,11 @@ def _compute(measurement: Measurement, *, holder: str, chunks_done: bool) -> str
             enqueue_measurement(measurement_id=measurement_id, countdown=5 * measurement.attempts)
             return "retrying"
         return _fail(measurement, probe_fault=False, error=f"{type(exc).__name__}: {exc}")
-    return _store(measurement, document, holder=holder)
+    stored = _store(measurement, document, holder=holder)
+    if chunks_done:
+        with contextlib.suppress(blobs.StorageUnavailable):  # only space is lost when this fails
+            blobs.delete_tree(_observations_key(measurement_id))
+    return stored
 
 
 def _store(measurement: Measurement, document: dict, *, holder: str) -> str:
@@ -183,10 +200,15 @@ def measurement_chunk(*, measurement_id: int, model: str, start: int, stop: int)
     options = _settings_of(measurement)
     with RenewedInBackground(renew, every_s=LEASE_TTL_S / 3, name=f"measurement {measurement_id} chunk {start}"):
         try:
-            done = measure_chunk(settings.VAR_DIR / measurement.image_set.path, model=model, start=start, stop=stop,
-                                 ratios=options["ratios"], seed=measurement.seed,
-                                 compose_options=options["compose_options"], cache_dir=settings.MEASURE_CACHE_DIR,
-                                 max_images=options["max_images"], max_pixels=options["max_pixels"])
+            grading_services.registered_models_fetch(names=[model])
+            with blobs.fetched_tree(measurement.image_set.path, label="imageset") as set_dir, \
+                    blobs.writing_tree(_observations_key(measurement_id), label="observations") as cache_dir:
+                done = measure_chunk(set_dir, model=model, start=start, stop=stop,
+                                     ratios=options["ratios"], seed=measurement.seed,
+                                     compose_options=options["compose_options"], cache_dir=cache_dir,
+                                     max_images=options["max_images"], max_pixels=options["max_pixels"])
+            logger.info("measurement %s: chunk %s[%s:%s] observed on %s", measurement_id, model, start, stop,
+                        socket.gethostname())
         except PLATFORM_FAULTS:
             raise
         except Exception as exc:  # noqa: BLE001 - ends the measurement; the chord's callback then finds it failed

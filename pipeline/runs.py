@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+import blobs
 from bounty import queue, services, states
 from bounty import selectors as bounty_selectors
 from bounty.models import Submission
@@ -102,18 +103,24 @@ def run_execute(*, run_id: str) -> str:
             return not rerun and Submission.objects.filter(pk=submission.pk, state=states.CANCELLED).exists()
 
         try:
-            result = run_probe(
-                Path(submission.probe.path), backend=run.backend, limits=limits, out_dir=out_dir,
-                run_id=f"{run.pk}-{run.attempt}",  # one sandbox per attempt
-                should_cancel=should_cancel,
-                target_model=bounty_selectors.challenge_target_model(challenge=submission.challenge),
-            )
+            grading_services.registered_models_fetch(names=[submission.challenge.model_name])
+            target_model = bounty_selectors.challenge_target_model(challenge=submission.challenge)
+            with blobs.fetched_file(submission.probe) as probe_path:
+                result = run_probe(
+                    probe_path, backend=run.backend, limits=limits, out_dir=out_dir,
+                    run_id=f"{run.pk}-{run.attempt}",  # one sandbox per attempt
+                    should_cancel=should_cancel, target_model=target_model,
+                )
         except PLATFORM_FAULTS:
             raise  # the task retries with backoff
         except Exception as exc:  # noqa: BLE001 - an unforeseen fault of the platform: retried, then final
             logger.exception("run %s: the sandbox runner failed", run_id)
             result = _platform_error(f"internal error in the runner ({type(exc).__name__})")
-        return _store_run_result(run=run, result=result)
+        try:
+            return _store_run_result(run=run, result=result)
+        finally:
+            if not blobs.is_local():  # the set is in the object storage now (or the run failed)
+                shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def _is_rerun(run: ProbeRun) -> bool:
@@ -126,12 +133,17 @@ def _image_set_read(*, run: ProbeRun, path: Path):
     return validate_image_set(path, max_images=limits.max_images, max_pixels=limits.max_pixels, decode=False)
 
 
-def _image_set_create(*, run: ProbeRun, path: Path, n_images: int, facts=None) -> ImageSet:
+def _image_set_upload(*, path: Path) -> str:
+    """Store the copied-out set in the object storage; its key (ImageSet.path) is its place under VAR_DIR."""
+    key = Path(path).resolve().relative_to(settings.VAR_DIR).as_posix()
+    blobs.put_tree(key, path)
+    return key
+
+
+def _image_set_create(*, run: ProbeRun, key: str, n_images: int, facts) -> ImageSet:
     """The stored image set's row."""
-    facts = facts or _image_set_read(run=run, path=path)
-    relative = Path(path).resolve().relative_to(settings.VAR_DIR)
     return ImageSet.objects.create(
-        run=run, path=str(relative), n_images=n_images or len(facts.items), title=facts.title[:300],
+        run=run, path=key, n_images=n_images or len(facts.items), title=facts.title[:300],
         attribute=facts.attribute[:100], groups=list(facts.groups), manifest_sha256=facts.manifest_sha256,
     )
 
@@ -146,10 +158,11 @@ def _run_fields(run: ProbeRun, result: RunResult) -> dict:
 
 def _store_rerun_result(*, run: ProbeRun, result: RunResult, fields: dict) -> str:
     """A judge's re-run: store its run and measure it beside the original; no state moves."""
-    facts = None
+    facts = key = None
     if result.status == "ok":
         try:
             facts = _image_set_read(run=run, path=result.image_set_path)
+            key = _image_set_upload(path=result.image_set_path)
         except ImageSetRejected as exc:
             fields = dict(fields, status="rejected", error=str(exc))
             result = RunResult(status="rejected", exit_code=result.exit_code, wall_s=result.wall_s, error=str(exc))
@@ -158,7 +171,7 @@ def _store_rerun_result(*, run: ProbeRun, result: RunResult, fields: dict) -> st
             return "already stored"
         if result.status != "ok":
             return result.status
-        image_set = _image_set_create(run=run, path=result.image_set_path, n_images=result.n_images, facts=facts)
+        image_set = _image_set_create(run=run, key=key, n_images=result.n_images, facts=facts)
         measurement = grading_services.measurement_create(
             submission=run.submission, image_set=image_set, rerun_of_id=run.details["rerun_of"])
         transaction.on_commit(lambda: enqueue_measurement(measurement_id=measurement.pk))
@@ -177,7 +190,8 @@ def _store_run_result(*, run: ProbeRun, result: RunResult, final: bool = False) 
     if result.status == "ok":
         try:
             facts = _image_set_read(run=run, path=result.image_set_path)
-            return _store_image_set(run=run, result=result, fields=fields, facts=facts)
+            key = _image_set_upload(path=result.image_set_path)
+            return _store_image_set(run=run, result=result, fields=fields, facts=facts, key=key)
         except ImageSetRejected as exc:  # the copied-out set does not pass with the challenge's caps
             result = RunResult(status="rejected", exit_code=result.exit_code, wall_s=result.wall_s,
                                stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail, error=str(exc))
@@ -194,12 +208,12 @@ def _store_run_result(*, run: ProbeRun, result: RunResult, final: bool = False) 
     return result.status
 
 
-def _store_image_set(*, run: ProbeRun, result: RunResult, fields: dict, facts) -> str:
+def _store_image_set(*, run: ProbeRun, result: RunResult, fields: dict, facts, key: str) -> str:
     submission = run.submission
     with transaction.atomic():  # rows only: the set was read and hashed before
         if not ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields):
             return "already stored"
-        image_set = _image_set_create(run=run, path=result.image_set_path, n_images=result.n_images, facts=facts)
+        image_set = _image_set_create(run=run, key=key, n_images=result.n_images, facts=facts)
         measurement = grading_services.measurement_create(submission=submission, image_set=image_set)
         services.submission_transition(
             submission_id=submission.pk, from_states=(states.RUNNING,), to_state=states.MEASURING,

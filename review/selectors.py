@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import Http404
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
+import blobs
 from bounty import states
 from bounty.models import Challenge, Submission
 from bounty.selectors import identity_hidden, participant_label, rubric_of, user_can_judge
@@ -27,7 +26,8 @@ from grading.rubric import (
     scores_disagree,
     significant_tests,
 )
-from grading.selectors import artifact_file, artifact_names, document_of, measurement_of_record
+from grading.selectors import artifact_names, document_of, measurement_of_record
+from grading.selectors import artifact_open as artifact_open_of
 from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
 from sandbox.probe_files import ProbeFileError, zip_python_sources
 
@@ -247,10 +247,9 @@ def manifest_summary(*, image_set) -> dict | None:
         return None
     summary = {"title": image_set.title, "attribute": image_set.attribute, "groups": image_set.groups,
                "n_images": image_set.n_images, "hypothesis": "", "compose": "none", "per_group": {}, "n_bases": 0}
-    path = Path(settings.VAR_DIR) / image_set.path / "manifest.json"
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        manifest = json.loads(blobs.read_bytes(blobs.key_of(image_set.path, "manifest.json")) or b"{}")
+    except (blobs.StorageUnavailable, ValueError):
         return summary
     per_group: dict[str, int] = {}
     for item in manifest.get("items", []):
@@ -263,13 +262,13 @@ def manifest_summary(*, image_set) -> dict | None:
     return summary
 
 
-def artifact_path(*, submission: Submission, measurement_id: int, filename: str) -> Path:
-    """The file of one artifact of one of this submission's measurements; 404 for anything else."""
+def artifact_open(*, submission: Submission, measurement_id: int, filename: str):
+    """The open file of one artifact of one of this submission's measurements; 404 for anything else."""
     measurement = submission.measurements.filter(pk=measurement_id).first()
-    path = artifact_file(measurement=measurement, filename=filename) if measurement else None
-    if path is None:
+    handle = artifact_open_of(measurement=measurement, filename=filename) if measurement else None
+    if handle is None:
         raise Http404("No such artifact.")
-    return path
+    return handle
 
 
 def audit_trail(*, submission: Submission, rubric: Rubric) -> list[dict]:

@@ -262,8 +262,8 @@ def judge_comment(request, submission_id: int):
 def judge_artifact(request, submission_id: int, measurement_id: int, filename: str):
     """Contact sheets and plots of a measurement, for the judges of its challenge only."""
     submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
-    path = selectors.artifact_path(submission=submission, measurement_id=measurement_id, filename=filename)
-    return FileResponse(path.open("rb"), content_type="image/png", filename=path.name)
+    handle = selectors.artifact_open(submission=submission, measurement_id=measurement_id, filename=filename)
+    return FileResponse(handle, content_type="image/png", filename=filename)
 
 
 @login_required

@@ -26,6 +26,7 @@ from django.urls.resolvers import RoutePattern, URLResolver
 from django.utils import timezone
 from PIL import Image
 
+import blobs
 from bounty import selectors as bounty_selectors
 from bounty import services as bounty_services
 from bounty import states
@@ -79,7 +80,7 @@ def _measure(set_dir: Path, *, challenge: Challenge, measurement_id: int, probe_
     document = measure_image_set(
         set_dir, model=challenge.model_name, ratios=list(challenge.aspect_ratios), seed=0,
         probe_sha256=probe_sha256, generalization=False,
-        artifacts_dir=grading_selectors.artifacts_dir(measurement_id=measurement_id),
+        artifacts_dir=blobs.local_path(grading_selectors.artifacts_key(measurement_id=measurement_id)),
     )
     return document_dumps(document)
 
@@ -358,7 +359,7 @@ def test_agreement_across_a_challenge_is_krippendorffs_alpha(client, people, jud
 def test_measurement_artifacts_are_served_to_judges_only(client, people, judged):
     _, submission = judged
     measurement = submission.measurements.get()
-    directory = grading_selectors.artifacts_dir(measurement_id=measurement.pk)
+    directory = blobs.local_path(grading_selectors.artifacts_key(measurement_id=measurement.pk))
     directory.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (8, 8), (200, 10, 10)).save(directory / "contact-sheet.png")
     url = reverse("judge-artifact", args=[submission.pk, measurement.pk, "contact-sheet.png"])

@@ -10,7 +10,7 @@ from django.conf import settings
 from PIL import Image
 
 from bounty.selectors import challenge_limits, challenge_measurement_settings
-from pipeline.runs import _image_set_create
+from pipeline.runs import _image_set_create, _image_set_read, _image_set_upload
 from probekit.imageset import ImageSetRejected
 from sandbox.limits import DEFAULT_LIMITS
 from tests.factories import challenge_create, submission_create, user_create
@@ -35,7 +35,9 @@ def test_a_challenge_that_raises_max_images_stores_a_set_above_the_default(tmp_p
     submission = submission_create(challenge=challenge, participant=user_create("bea"))
     out = _write_set(Path(settings.RUNS_DIR) / f"limits-{submission.pk}", n)
     try:
-        image_set = _image_set_create(run=submission.runs.get(), path=out, n_images=n)
+        run = submission.runs.get()
+        facts = _image_set_read(run=run, path=out)
+        image_set = _image_set_create(run=run, key=_image_set_upload(path=out), n_images=n, facts=facts)
         assert image_set.n_images == n
         assert challenge_measurement_settings(challenge=challenge)["max_images"] == n
     finally:
@@ -48,7 +50,7 @@ def test_a_challenge_that_lowers_max_images_is_held_to_it_when_the_set_is_stored
     out = _write_set(Path(settings.RUNS_DIR) / f"limits-{submission.pk}", 4)
     try:
         with pytest.raises(ImageSetRejected, match="limit is 3"):
-            _image_set_create(run=submission.runs.get(), path=out, n_images=4)
+            _image_set_read(run=submission.runs.get(), path=out)
         assert challenge_limits(challenge=challenge).max_images == 3
     finally:
         shutil.rmtree(out, ignore_errors=True)
