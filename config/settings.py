@@ -138,13 +138,18 @@ S3_REGION = os.environ.get("S3_REGION", "us-east-1")
 SCRATCH_DIR = VAR_DIR / "scratch"
 
 
-def _s3(location: str) -> dict:
+def s3_storage(location: str, *, bucket: str, endpoint_url: str | None, region: str) -> dict:
+    """A STORAGES entry for `location` (a key prefix) in an S3 bucket; keys from AWS_* variables."""
     return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-        "bucket_name": S3_BUCKET, "endpoint_url": S3_ENDPOINT_URL, "region_name": S3_REGION, "location": location,
+        "bucket_name": bucket, "endpoint_url": endpoint_url, "region_name": region, "location": location,
         "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
         "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
         "file_overwrite": True, "querystring_auth": False, "default_acl": None,
-        "addressing_style": "path" if S3_ENDPOINT_URL else None}}
+        "addressing_style": "path" if endpoint_url else None}}
+
+
+def _s3(location: str) -> dict:
+    return s3_storage(location, bucket=S3_BUCKET, endpoint_url=S3_ENDPOINT_URL, region=S3_REGION)
 
 
 STORAGES = {

@@ -150,3 +150,28 @@ def wait_for(predicate, *, timeout: float = 180, interval: float = 0.5, what: st
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3-compatible server (moto in server mode) for the whole session."""
+    from tests.s3server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3") / "s3.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, settings, monkeypatch):
+    """This test's own bucket as the platform's storage (both the probes' and the blobs')."""
+    from config.settings import s3_storage
+
+    bucket = s3_server.bucket_create()
+    for name, value in s3_server.env(bucket).items():
+        monkeypatch.setenv(name, value)
+    options = dict(bucket=bucket, endpoint_url=s3_server.url, region="us-east-1")
+    settings.STORAGES = {**settings.STORAGES, "default": s3_storage("media", **options),
+                         "blobs": s3_storage("var", **options)}
+    return bucket
