@@ -89,12 +89,38 @@ def local_path(key: str) -> Path:
 # --- scratch -------------------------------------------------------------------------------------
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def scratch_sweep() -> list[str]:
+    """Remove the scratch directories of this host's processes that died (a killed worker's)."""
+    root = Path(settings.SCRATCH_DIR)
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in root.iterdir():
+            parts = entry.name.split("-")
+            if len(parts) >= 3 and parts[-2].isdigit() and not _pid_alive(int(parts[-2])):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry.name)
+    return removed
+
+
 @contextlib.contextmanager
 def scratch(label: str = "task") -> Iterator[Path]:
-    """A private directory for one task under SCRATCH_DIR, removed when the block ends."""
+    """A private directory for one task under SCRATCH_DIR, removed when the block ends.
+
+    Its name carries the process id, so the next task on this host removes what a killed worker left."""
     root = Path(settings.SCRATCH_DIR)
     root.mkdir(parents=True, exist_ok=True)
-    directory = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=root))
+    scratch_sweep()
+    directory = Path(tempfile.mkdtemp(prefix=f"{label}-{os.getpid()}-", dir=root))
     try:
         yield directory
     finally:

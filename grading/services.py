@@ -32,7 +32,11 @@ from probekit.models.registered import MODEL_FILE, models_dir, register_model, r
 
 
 def _registered_model_store(name: str) -> None:
-    """Put a registered model's folder in the object storage, where other hosts' workers fetch it."""
+    """Put a registered model's folder in the object storage, where other hosts' workers fetch it.
+
+    On the embedded filesystem storage there is one host: the registry folder is the storage."""
+    if blobs.is_local():
+        return
     blobs.put_tree(blobs.key_of(blobs.MODELS, name), models_dir() / name)
 
 
@@ -44,6 +48,8 @@ def registered_models_fetch(*, names) -> None:
     recorded at registration. Built-in names are left alone. Raises blobs.StorageUnavailable
     (a passing fault of the platform) when the storage cannot give the model back intact."""
     wanted = {name.partition("@")[0] for name in names if name}
+    if blobs.is_local() or not wanted:
+        return
     for row in RegisteredModel.objects.filter(name__in=wanted):
         expected = row.sha256.removeprefix("sha256:")
         path = registered_file(row.name)

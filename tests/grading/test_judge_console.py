@@ -77,11 +77,11 @@ def _example_image_set() -> Path:
 def _measure(set_dir: Path, *, challenge: Challenge, measurement_id: int, probe_sha256: str) -> str:
     from grading.measurement import document_dumps, measure_image_set
 
-    document = measure_image_set(
-        set_dir, model=challenge.model_name, ratios=list(challenge.aspect_ratios), seed=0,
-        probe_sha256=probe_sha256, generalization=False,
-        artifacts_dir=blobs.local_path(grading_selectors.artifacts_key(measurement_id=measurement_id)),
-    )
+    with blobs.writing_tree(grading_selectors.artifacts_key(measurement_id=measurement_id)) as artifacts:
+        document = measure_image_set(
+            set_dir, model=challenge.model_name, ratios=list(challenge.aspect_ratios), seed=0,
+            probe_sha256=probe_sha256, generalization=False, artifacts_dir=artifacts,
+        )
     return document_dumps(document)
 
 
