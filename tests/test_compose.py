@@ -125,6 +125,9 @@ def test_the_image_has_debian_python_bubblewrap_the_requirements_and_static_file
     assert "manage.py collectstatic --noinput" in dockerfile
     for source in re.findall(r"^COPY (\S+) ", dockerfile, re.M):
         assert (ROOT / source).exists(), source
+    # `COPY . /app` must not carry local state, the venv or the secrets into the image.
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".venv", "var", ".git", ".env", "deploy/metrics_token"} <= ignored
 
 
 def test_every_variable_compose_interpolates_is_in_the_example_env(compose):
