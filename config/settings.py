@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served from static/ (no third-party host)
     "csp",
+    "django_prometheus",  # /metrics (pipeline.metrics): request metrics of each web process
     "bounty",
     "grading",
     "sandbox",
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first: times the whole request
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -70,7 +72,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_ratelimit.middleware.RatelimitMiddleware",  # a rate-limited request gets RATELIMIT_VIEW (429)
+    "django_prometheus.middleware.PrometheusAfterMiddleware",  # last: sees the view's response first
 ]
+# /metrics (pipeline.metrics, docs/operations.md): a bearer token; unset, loopback clients only.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 ROOT_URLCONF = "config.urls"
 TEMPLATES = [
@@ -225,6 +230,9 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Task events for Flower (docs/operations.md): workers publish state changes, senders a "sent" event.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
 # A task not acknowledged within this time is redelivered: longer than the longest allowed run.
 CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 2 * SANDBOX_MAX_WALL_S + 600))
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}

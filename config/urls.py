@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from bounty import views as bounty_views
+from pipeline.metrics import metrics_view
 from review.urls import participant_urlpatterns
 
 urlpatterns = [
@@ -22,4 +23,6 @@ urlpatterns = [
     # The admin's own login form would bypass that limiter: it sends people to the one above.
     path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("admin/", admin.site.urls),
+    # Prometheus: the platform's metrics and django-prometheus's (bearer token or loopback only).
+    path("metrics", metrics_view, name="metrics"),
 ]

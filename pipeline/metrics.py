@@ -1,0 +1,212 @@
+"""The platform's Prometheus metrics, computed at scrape time from the database and the broker.
+
+Web workers and Celery workers are separate processes, so a counter held in memory would be one
+process's share. Everything here is read from the rows instead (the same answer whichever web
+process is scraped): queue lengths from the broker (`pipeline.health.queue_lengths`), work in
+flight and finished by status, platform errors by stage, and the stage durations as histograms
+built from the timestamps the rows keep. One scrape costs a fixed number of queries (one per
+table read, whatever the number of rows) and one Redis round trip. The metric list with its
+meaning is in docs/operations.md.
+
+The `/metrics` view adds django-prometheus's own metrics (requests, responses, per process) and
+is closed by `METRICS_TOKEN` (a bearer token) or, when that is unset, to loopback clients.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
+from django.http import HttpResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from bounty import states
+from bounty.models import Submission, SubmissionEvent
+from grading.models import MEASUREMENT_IN_FLIGHT, MEASUREMENT_STATUSES, Measurement
+from pipeline.health import queue_lengths
+from sandbox.models import RUN_QUEUED, RUN_RUNNING, RUN_STATUSES, ProbeRun
+
+PREFIX = "cropbias"
+# Upper bounds (seconds) of every duration histogram: from a quick run to a day in review.
+BUCKETS_S = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 6 * 3600, 24 * 3600)
+
+RUNS_IN_FLIGHT = (RUN_QUEUED, RUN_RUNNING)
+RUNS_FINISHED = tuple(status for status, _ in RUN_STATUSES if status not in RUNS_IN_FLIGHT)
+MEASUREMENTS_FINISHED = tuple(status for status, _ in MEASUREMENT_STATUSES if status not in MEASUREMENT_IN_FLIGHT)
+# The submission's state before platform_error names the stage that failed (bounty.states).
+PLATFORM_ERROR_STAGES = {states.RUNNING: "run", states.MEASURING: "measurement"}
+
+
+def _duration(end: str, start: str) -> ExpressionWrapper:
+    return ExpressionWrapper(F(end) - F(start), output_field=DurationField())
+
+
+def _histogram_aggregates(key: str, duration: str, present: Q) -> dict:
+    """The aggregates of one histogram over annotated `duration`, among rows matching `present`."""
+    aggregates = {f"{key}_count": Count("pk", filter=present), f"{key}_sum": Sum(duration, filter=present)}
+    for i, bound in enumerate(BUCKETS_S):
+        aggregates[f"{key}_le{i}"] = Count("pk", filter=present & Q(**{f"{duration}__lte": timedelta(seconds=bound)}))
+    return aggregates
+
+
+def _histogram(name: str, documentation: str, values: dict, key: str) -> HistogramMetricFamily:
+    buckets = [(str(float(bound)), values[f"{key}_le{i}"]) for i, bound in enumerate(BUCKETS_S)]
+    buckets.append(("+Inf", values[f"{key}_count"]))
+    total = values[f"{key}_sum"]
+    return HistogramMetricFamily(name, documentation, buckets=buckets,
+                                 sum_value=total.total_seconds() if total is not None else 0.0)
+
+
+def _counts_by(queryset, field: str) -> dict[str, int]:
+    return dict(queryset.order_by().values_list(field).annotate(n=Count("pk")).values_list(field, "n"))
+
+
+class PlatformCollector:
+    """Reads the platform's state at each scrape (registered on its own registry below)."""
+
+    def describe(self):
+        return []  # no query when registered; the families are known only at scrape time
+
+    def collect(self):
+        yield from self._queues()
+        yield from self._runs()
+        yield from self._measurements()
+        yield from self._submissions()
+
+    def _queues(self):
+        lengths = queue_lengths()
+        up = GaugeMetricFamily(f"{PREFIX}_broker_up", "1 if the broker answered this scrape's queue-length read, else 0")
+        up.add_metric([], 0 if None in lengths.values() else 1)
+        yield up
+        depth = GaugeMetricFamily(f"{PREFIX}_queue_depth", "Messages waiting in each Celery queue the workers consume",
+                                  labels=["queue"])
+        for name, length in lengths.items():
+            if length is not None:
+                depth.add_metric([name], length)
+        yield depth
+
+    def _runs(self):
+        by_status = _counts_by(ProbeRun.objects.all(), "status")
+        in_flight = GaugeMetricFamily(f"{PREFIX}_runs_in_flight", "Probe runs queued or running", labels=["status"])
+        for status in RUNS_IN_FLIGHT:
+            in_flight.add_metric([status], by_status.get(status, 0))
+        yield in_flight
+        finished = CounterMetricFamily(f"{PREFIX}_runs_finished", "Probe runs that ended, by final status",
+                                       labels=["status"])
+        for status in RUNS_FINISHED:
+            finished.add_metric([status], by_status.get(status, 0))
+        yield finished
+
+        started = Q(started_at__isnull=False)
+        values = ProbeRun.objects.annotate(wait=_duration("started_at", "queued_at"),
+                                           took=_duration("finished_at", "started_at")).aggregate(
+            oldest_queued=Min("queued_at", filter=Q(status=RUN_QUEUED)),
+            **_histogram_aggregates("wait", "wait", started),
+            **_histogram_aggregates("took", "took", started & Q(finished_at__isnull=False)),
+        )
+        oldest = GaugeMetricFamily(f"{PREFIX}_oldest_queued_run_age_seconds",
+                                   "Age of the oldest queued run (0 when none is queued)")
+        oldest_at = values["oldest_queued"]
+        oldest.add_metric([], max(0.0, (timezone.now() - oldest_at).total_seconds()) if oldest_at else 0.0)
+        yield oldest
+        yield _histogram(f"{PREFIX}_run_queue_wait_seconds", "Probe runs: queued_at to started_at", values, "wait")
+        yield _histogram(f"{PREFIX}_run_duration_seconds", "Probe runs: started_at to finished_at", values, "took")
+
+    def _measurements(self):
+        by_status = _counts_by(Measurement.objects.all(), "status")
+        in_flight = GaugeMetricFamily(f"{PREFIX}_measurements_in_flight", "Measurements pending or running",
+                                      labels=["status"])
+        for status in MEASUREMENT_IN_FLIGHT:
+            in_flight.add_metric([status], by_status.get(status, 0))
+        yield in_flight
+        finished = CounterMetricFamily(f"{PREFIX}_measurements_finished", "Measurements that ended, by final status",
+                                       labels=["status"])
+        for status in MEASUREMENTS_FINISHED:
+            finished.add_metric([status], by_status.get(status, 0))
+        yield finished
+        values = Measurement.objects.annotate(took=_duration("finished_at", "created_at")).aggregate(
+            **_histogram_aggregates("took", "took", Q(finished_at__isnull=False)))
+        yield _histogram(f"{PREFIX}_measurement_duration_seconds",
+                         "Measurements: created (the run's image set stored) to finished", values, "took")
+
+    def _submissions(self):
+        by_state = _counts_by(Submission.objects.all(), "state")
+        gauge = GaugeMetricFamily(f"{PREFIX}_submissions", "Submissions in each state", labels=["state"])
+        for state, _ in states.SUBMISSION_STATES:
+            gauge.add_metric([state], by_state.get(state, 0))
+        yield gauge
+
+        errors = _counts_by(SubmissionEvent.objects.filter(to_state=states.PLATFORM_ERROR), "from_state")
+        by_stage = dict.fromkeys(PLATFORM_ERROR_STAGES.values(), 0)
+        for from_state, n in errors.items():
+            stage = PLATFORM_ERROR_STAGES.get(from_state)
+            if stage:
+                by_stage[stage] += n
+        counter = CounterMetricFamily(
+            f"{PREFIX}_platform_errors",
+            "Submissions moved to platform_error, by the stage that failed (each retry counts; a judge's re-run does not)",
+            labels=["stage"])
+        for stage, n in by_stage.items():
+            counter.add_metric([stage], n)
+        yield counter
+
+        # The first arrival in review is the only move from measured to in_review (bounty.states).
+        values = SubmissionEvent.objects.filter(from_state=states.MEASURED, to_state=states.IN_REVIEW).annotate(
+            took=_duration("at", "submission__created_at")).aggregate(**_histogram_aggregates("took", "took", Q()))
+        yield _histogram(f"{PREFIX}_submit_to_review_seconds", "Submissions: created to first in_review", values, "took")
+
+
+PLATFORM_REGISTRY = CollectorRegistry(auto_describe=False)
+PLATFORM_REGISTRY.register(PlatformCollector())
+
+
+def platform_metrics() -> bytes:
+    """The platform's metrics in Prometheus's text format."""
+    return generate_latest(PLATFORM_REGISTRY)
+
+
+LOOPBACK_HINTS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+
+
+def metrics_refusal(request) -> HttpResponse | None:
+    """None if the client may read /metrics, else the plain 401/403 to answer.
+
+    With METRICS_TOKEN set, only `Authorization: Bearer <token>` (compared in constant time). Unset,
+    only a loopback client that did not come through a proxy (a proxy on the same host would make
+    everyone loopback: a forwarded-for header means it did)."""
+    token = settings.METRICS_TOKEN
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+            return None
+        response = HttpResponse("401 Unauthorized: /metrics needs 'Authorization: Bearer <METRICS_TOKEN>'.\n",
+                                status=401, content_type="text/plain; charset=utf-8")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    try:
+        loopback = ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback and not any(request.META.get(name) for name in LOOPBACK_HINTS):
+        return None
+    return HttpResponse("403 Forbidden: METRICS_TOKEN is not set, so /metrics answers loopback clients only.\n",
+                        status=403, content_type="text/plain; charset=utf-8")
+
+
+@never_cache
+@require_GET
+def metrics_view(request):
+    """django-prometheus's metrics of this process, then the platform's (the same from every process)."""
+    refusal = metrics_refusal(request)
+    if refusal is not None:
+        return refusal
+    response = ExportToDjangoView(request)
+    response.content = response.content + platform_metrics()
+    return response
