@@ -73,6 +73,7 @@ def write_report(figures: list[dict], failures: list[str], total_s: float) -> No
              "## Machine", ""]
     lines += [f"- {key}: {value}" for key, value in info.items()]
     lines += ["", f"Whole suite: {total_s:.0f} s.", ""]
+    lines += goals_section(figures)
     by_bench: dict[str, list[dict]] = {}
     for figure in figures:
         by_bench.setdefault(figure.get("bench", "other"), []).append(figure)
@@ -86,6 +87,27 @@ def write_report(figures: list[dict], failures: list[str], total_s: float) -> No
     if failures:
         lines += ["## Failures", ""] + [f"- {f}" for f in failures] + [""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
+
+
+def goals_section(figures: list[dict]) -> list[str]:
+    """One line per figure that states a goal (`goal_*` fields and `met`): the figure beside its goal."""
+    rows = [f for f in figures if "met" in f]
+    if not rows:
+        return []
+    lines = ["## Goals", "", f"{sum(1 for f in rows if f['met'])} of {len(rows)} figures meet their goal.", "",
+             "| bench | figure | value | goal | met |", "|---|---|---|---|---|"]
+    for row in rows:
+        for goal_key in (k for k in row if k.startswith("goal_")):
+            measured = goal_key.removeprefix("goal_")
+            labels = ", ".join(f"{k}={v}" for k, v in row.items() if k in LABEL_FIELDS)
+            lines.append(f"| {row.get('bench', '')} | {labels or measured} | {row.get(measured, '')} {measured} | "
+                         f"{'≥' if measured in AT_LEAST else '≤'} {row[goal_key]} | {'yes' if row['met'] else '**no**'} |")
+    return lines + [""]
+
+
+# Fields that say which figure a row is (the rest are measurements); goals that are floors, not ceilings.
+LABEL_FIELDS = ("rows", "view", "model", "images", "workers", "backend", "page", "load", "figure")
+AT_LEAST = ("speedup", "throughput_per_s", "images_per_s")
 
 
 if __name__ == "__main__":
