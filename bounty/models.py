@@ -155,18 +155,25 @@ class Submission(models.Model):
         indexes = [
             models.Index(fields=["challenge", "state", "-final_score"], name="sub_leaderboard_idx"),
             models.Index(fields=["challenge", "participant", "created_at"], name="sub_quota_idx"),
-            # The leaderboard's default order with its tie-breaks: an index-ordered scan. Published
-            # results always have a score (services.submission_publish), so no NULLS clause is
-            # needed — and SQLite, the local default, cannot index one.
-            models.Index(
-                models.F("challenge"), models.F("state"), models.F("final_score").desc(),
-                models.F("published_at"), models.F("id"), name="sub_board_score_idx",
-            ),
-            models.Index(fields=["challenge", "state", "published_at"], name="sub_board_date_idx"),
-            models.Index(
-                models.F("phase"), models.F("state"), models.F("final_score").desc(),
-                models.F("published_at"), models.F("id"), name="sub_phase_board_idx",
-            ),
+            # The leaderboard (bounty.selectors, leaderboard section): one partial index per order the page
+            # offers, each ending in the order's tie-breaks and holding the id, so a page — however deep —
+            # is an index-only walk, and its count and ranks read the board's rows only. Published
+            # results always have a score (services.submission_publish), so no NULLS clause is needed.
+            models.Index(fields=["challenge", "-final_score", "published_at", "id"], name="sub_board_score_idx",
+                         condition=models.Q(state=states.PUBLISHED)),
+            models.Index(fields=["challenge", "published_at", "id"], name="sub_board_date_idx",
+                         condition=models.Q(state=states.PUBLISHED)),
+            models.Index(fields=["challenge", "title", "id"], name="sub_board_title_idx",
+                         condition=models.Q(state=states.PUBLISHED)),
+            models.Index(fields=["challenge", "harm_type", "-final_score", "published_at", "id"],
+                         name="sub_board_harm_idx", condition=models.Q(state=states.PUBLISHED)),
+            # Provisional scores may be missing (NULLS LAST): SQLite cannot index that, so its migration
+            # creates it on PostgreSQL only (0009_leaderboard_indexes).
+            models.Index(models.F("challenge"), models.F("provisional_score").desc(nulls_last=True),
+                         models.F("published_at"), models.F("id"), name="sub_board_provisional_idx",
+                         condition=models.Q(state=states.PUBLISHED)),
+            models.Index(fields=["challenge", "phase", "-final_score", "published_at", "id"],
+                         name="sub_phase_board_idx", condition=models.Q(state=states.PUBLISHED)),
             models.Index(fields=["team", "challenge", "created_at"], name="sub_team_quota_idx"),
         ]
 

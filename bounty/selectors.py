@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
@@ -187,35 +188,50 @@ class LeaderboardQuery:
                    q=params.get("q", "")[:100].strip(), page=page)
 
 
+# What a leaderboard row shows (the page, the API, the own-results table): nothing else is read.
+LEADERBOARD_FIELDS = ("id", "challenge_id", "participant_id", "team_id", "title", "harm_type", "final_score",
+                      "provisional_score", "published_at", "participant__username", "team__name")
+
+
 def leaderboard_queryset(*, challenge: Challenge, query: LeaderboardQuery | None = None,
                          phase: Phase | None = None) -> QuerySet[Submission]:
     """Published results (of `phase` when given), filtered and sorted by the query (ranks: leaderboard_ranks)."""
     query = query or LeaderboardQuery()
-    rows = Submission.objects.filter(challenge=challenge, state=states.PUBLISHED).select_related("participant", "team")
+    rows = (Submission.objects.filter(challenge=challenge, state=states.PUBLISHED)
+            .select_related("participant", "team").only(*LEADERBOARD_FIELDS))
     if phase is not None:
         rows = rows.filter(phase=phase)
     if query.harm:
         rows = rows.filter(harm_type=query.harm)
     if query.q:
-        rows = rows.filter(Q(title__icontains=query.q) | Q(participant__username__iexact=query.q)
-                           | Q(team__name__icontains=query.q))
+        # Subqueries rather than joins: the count and the page then read the board's rows only.
+        people = get_user_model().objects.filter(username__iexact=query.q).values("pk")
+        teams = Team.objects.filter(name__icontains=query.q).values("pk")
+        rows = rows.filter(Q(title__icontains=query.q) | Q(participant__in=people) | Q(team__in=teams))
     return rows.order_by(*LEADERBOARD_SORTS[query.sort])
 
 
-# Competition rank of each score among the challenge's published results: 1 + how many score
-# higher (published results always have a score). One ordered scan of sub_board_score_idx, grouped by score, so
-# the cost does not depend on the page asked for; only the page's scores come back.
+# Competition rank of each score among the board's published results: 1 + how many score higher
+# (published results always have a score). Only the scores from the page's lowest up are grouped —
+# every higher score is among them — in one index-only range scan of sub_board_score_idx (a phase:
+# sub_phase_board_idx); only the page's scores come back.
 _RANKS_SQL = """
 SELECT final_score, higher + 1 FROM (
     SELECT final_score,
            COALESCE(SUM(COUNT(*)) OVER (ORDER BY final_score DESC
                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS higher
-    FROM {table} WHERE challenge_id = %s AND state = %s AND final_score IS NOT NULL GROUP BY final_score
+    FROM {table} WHERE challenge_id = %s{phase} AND state = %s AND final_score >= %s GROUP BY final_score
 ) ranked
 WHERE final_score IN ({wanted})
 """
-# A phase's board ranks among that phase's results only (sub_phase_board_idx).
-_PHASE_RANKS_SQL = _RANKS_SQL.replace("WHERE challenge_id = %s", "WHERE challenge_id = %s AND phase_id = %s")
+
+
+def leaderboard_ranks_sql(*, challenge: Challenge, wanted: list[float], phase: Phase | None = None):
+    """The ranks query and its parameters for the (distinct, non-empty) `wanted` scores."""
+    sql = _RANKS_SQL.format(table=connection.ops.quote_name(Submission._meta.db_table),
+                            phase="" if phase is None else " AND phase_id = %s",
+                            wanted=", ".join(["%s"] * len(wanted)))  # at most one page of scores
+    return sql, [challenge.pk, *([] if phase is None else [phase.pk]), states.PUBLISHED, min(wanted), *wanted]
 
 
 def leaderboard_ranks(*, challenge: Challenge, scores, phase: Phase | None = None) -> dict[float | None, int]:
@@ -223,12 +239,8 @@ def leaderboard_ranks(*, challenge: Challenge, scores, phase: Phase | None = Non
     wanted = sorted({score for score in scores if score is not None})
     if not wanted:
         return {}
-    sql = (_RANKS_SQL if phase is None else _PHASE_RANKS_SQL).format(
-        table=connection.ops.quote_name(Submission._meta.db_table),
-        wanted=", ".join(["%s"] * len(wanted)))  # at most one page of scores
-    params = [challenge.pk, *([] if phase is None else [phase.pk]), states.PUBLISHED, *wanted]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(*leaderboard_ranks_sql(challenge=challenge, wanted=wanted, phase=phase))
         return {score: int(rank) for score, rank in cursor.fetchall()}
 
 
@@ -242,11 +254,19 @@ def _with_ranks(*, challenge: Challenge, rows, phase: Phase | None = None) -> li
 
 def leaderboard_page(*, challenge: Challenge, query: LeaderboardQuery | None = None,
                      per_page: int = LEADERBOARD_PAGE_SIZE, phase: Phase | None = None):
-    """One page of the leaderboard in three queries (count, rows, ranks), whatever its size."""
+    """One page of the leaderboard in three queries (count, rows, ranks), whatever its size and depth.
+
+    The page's ids are found by walking the sort's index alone (OFFSET over index entries, not rows);
+    only those rows are then read, in the same query.
+    """
     query = query or LeaderboardQuery()
     rows = leaderboard_queryset(challenge=challenge, query=query, phase=phase)
     page = Paginator(rows, per_page).get_page(query.page)
-    page.object_list = _with_ranks(challenge=challenge, rows=page.object_list, phase=phase)
+    offset = (page.number - 1) * per_page
+    ids = rows.values("pk")[offset:offset + per_page]
+    page_rows = Submission.objects.filter(pk__in=ids).select_related("participant", "team") \
+        .only(*LEADERBOARD_FIELDS).order_by(*LEADERBOARD_SORTS[query.sort])
+    page.object_list = _with_ranks(challenge=challenge, rows=page_rows, phase=phase)
     return page
 
 

@@ -123,11 +123,11 @@ def test_the_query_count_is_the_same_for_10_and_1000_rows(client):
 def test_the_leaderboard_queries_can_use_the_composite_index(challenge):
     published_rows(challenge, [1.0, 2.0])
     page_sql, page_params = selectors.leaderboard_queryset(challenge=challenge)[:50].query.sql_with_params()
-    rank_sql = selectors._RANKS_SQL.format(table='"bounty_submission"', wanted="%s")
+    rank_sql, rank_params = selectors.leaderboard_ranks_sql(challenge=challenge, wanted=[1.0])
     # The page is read in index order (no sort of the rows); the ranks from an index, never a
     # table scan (which index the planner picks for two rows is its business; bench/ times 10,000).
     for sql, params, index in [(page_sql, page_params, "sub_board_score_idx"),
-                               (rank_sql, [challenge.pk, states.PUBLISHED, 1.0], "")]:
+                               (rank_sql, rank_params, "")]:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_seqscan = off")  # tiny tables are scanned; ask whether the index fits
             cursor.execute("EXPLAIN " + sql, params)
