@@ -15,6 +15,7 @@ import blobs
 from bounty import states
 from bounty.models import Submission
 from grading.measurement import document_dumps, measure_image_set
+from probekit.bundle import verify_bundle
 from tests.conftest import WorkerProcess, wait_for
 from tests.factories import EXAMPLE_PROBE, challenge_create, user_create
 
@@ -48,7 +49,7 @@ def _files_under(directory: Path) -> list[str]:
 
 
 def test_multi_host_a_submission_flows_through_two_workers_without_a_shared_disk(client, two_hosts, s3_server,
-                                                                                 s3_bucket):
+                                                                                 s3_bucket, tmp_path):
     (worker_a, var_a), (worker_b, var_b) = two_hosts
     participant, judge = user_create("alice"), user_create("jules")
     challenge = challenge_create(judges=[judge])
@@ -103,3 +104,13 @@ def test_multi_host_a_submission_flows_through_two_workers_without_a_shared_disk
     artifact = next(k for k in keys if k.startswith(f"var/artifacts/measurement-{measurement.pk}/"))
     png = client.get(reverse("submission-artifact", args=[submission.pk, Path(artifact).stem]))
     assert png.status_code == 200 and b"".join(png.streaming_content).startswith(b"\x89PNG")
+
+    # Published, its reproducibility bundle (probe and set read back from the bucket) verifies.
+    client.force_login(judge)
+    assert client.post(reverse("judge-publish", args=[submission.pk])).status_code == 302
+    bundle = client.get(reverse("finding-bundle", args=[submission.pk]))
+    assert bundle.status_code == 200
+    path = tmp_path / "bundle.zip"
+    path.write_bytes(b"".join(bundle.streaming_content))
+    report = verify_bundle(path)
+    assert report["match"] is True, report
