@@ -68,6 +68,18 @@ def _counts_by(queryset, field: str) -> dict[str, int]:
     return dict(queryset.order_by().values_list(field).annotate(n=Count("pk")).values_list(field, "n"))
 
 
+
+def _by_status(model, name: str, what: str, *, in_flight, finished, in_flight_help: str):
+    """`<name>_in_flight{status}` (a gauge) and `<name>_finished{status}` (a counter) from one count query."""
+    by_status = _counts_by(model.objects.all(), "status")
+    for family, statuses in (
+            (GaugeMetricFamily(f"{PREFIX}_{name}_in_flight", f"{what} {in_flight_help}", labels=["status"]), in_flight),
+            (CounterMetricFamily(f"{PREFIX}_{name}_finished", f"{what} that ended, by final status",
+                                 labels=["status"]), finished)):
+        for status in statuses:
+            family.add_metric([status], by_status.get(status, 0))
+        yield family
+
 class PlatformCollector:
     """Reads the platform's state at each scrape (registered on its own registry below)."""
 
@@ -93,16 +105,8 @@ class PlatformCollector:
         yield depth
 
     def _runs(self):
-        by_status = _counts_by(ProbeRun.objects.all(), "status")
-        in_flight = GaugeMetricFamily(f"{PREFIX}_runs_in_flight", "Probe runs queued or running", labels=["status"])
-        for status in RUNS_IN_FLIGHT:
-            in_flight.add_metric([status], by_status.get(status, 0))
-        yield in_flight
-        finished = CounterMetricFamily(f"{PREFIX}_runs_finished", "Probe runs that ended, by final status",
-                                       labels=["status"])
-        for status in RUNS_FINISHED:
-            finished.add_metric([status], by_status.get(status, 0))
-        yield finished
+        yield from _by_status(ProbeRun, "runs", "Probe runs", in_flight=RUNS_IN_FLIGHT, finished=RUNS_FINISHED,
+                              in_flight_help="queued or running")
 
         started = Q(started_at__isnull=False)
         values = ProbeRun.objects.annotate(wait=_duration("started_at", "queued_at"),
@@ -120,17 +124,8 @@ class PlatformCollector:
         yield _histogram(f"{PREFIX}_run_duration_seconds", "Probe runs: started_at to finished_at", values, "took")
 
     def _measurements(self):
-        by_status = _counts_by(Measurement.objects.all(), "status")
-        in_flight = GaugeMetricFamily(f"{PREFIX}_measurements_in_flight", "Measurements pending or running",
-                                      labels=["status"])
-        for status in MEASUREMENT_IN_FLIGHT:
-            in_flight.add_metric([status], by_status.get(status, 0))
-        yield in_flight
-        finished = CounterMetricFamily(f"{PREFIX}_measurements_finished", "Measurements that ended, by final status",
-                                       labels=["status"])
-        for status in MEASUREMENTS_FINISHED:
-            finished.add_metric([status], by_status.get(status, 0))
-        yield finished
+        yield from _by_status(Measurement, "measurements", "Measurements", in_flight=MEASUREMENT_IN_FLIGHT,
+                              finished=MEASUREMENTS_FINISHED, in_flight_help="pending or running")
         values = Measurement.objects.annotate(took=_duration("finished_at", "created_at")).aggregate(
             **_histogram_aggregates("took", "took", Q(finished_at__isnull=False)))
         yield _histogram(f"{PREFIX}_measurement_duration_seconds",

@@ -141,6 +141,15 @@ def paused_worker(celery_worker, settings):
     celery_worker.start()
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on right now, for a server a test starts."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def wait_for(predicate, *, timeout: float = 180, interval: float = 0.5, what: str = "condition"):
     """Poll until predicate() is truthy; a bound on waiting, not a speed assertion."""
     deadline = time.monotonic() + timeout

@@ -8,20 +8,17 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.conftest import free_port
+
 ACCESS_KEY, SECRET_KEY, REGION = "cropbias-test", "cropbias-test-secret", "us-east-1"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class S3Server:
     """`python -m moto.server` as a child process; buckets made on demand."""
 
     def __init__(self, log_path: Path):
-        self.port, self.log_path, self.proc = _free_port(), log_path, None
+        self.port, self.log_path, self.proc = free_port(), log_path, None
 
     @property
     def url(self) -> str:

@@ -5,7 +5,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -15,17 +14,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CREDENTIALS = "ops:flower-test-password"
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Flower:
@@ -57,7 +51,7 @@ class Flower:
 @pytest.fixture
 def flower(worker_env, celery_worker):
     """The documented command (docs/operations.md), on the test broker, with a live worker."""
-    port = _free_port()
+    port = free_port()
     log = open(Path(settings.VAR_DIR) / "flower.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "flower", f"--port={port}", "--address=127.0.0.1",

@@ -13,7 +13,7 @@ import pytest
 
 from bounty import states
 from grading.models import MEASUREMENT_DONE, Measurement, Score
-from tests.conftest import WorkerProcess, wait_for
+from tests.conftest import WorkerProcess, free_port, wait_for
 from tests.factories import challenge_create, submission_create, user_create
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -43,17 +43,12 @@ with ImageSetWriter(groups=["high", "low"], title="many composites") as out:
 RECEIVED = re.compile(r"Task pipeline\.tasks\.measure_submission\[[^\]]+\] received")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class RedisServer:
     """A private, throwaway Redis (no persistence, like a restart that loses everything)."""
 
     def __init__(self, workdir: Path):
-        self.port, self.workdir, self.proc = _free_port(), workdir, None
+        self.port, self.workdir, self.proc = free_port(), workdir, None
 
     @property
     def url(self) -> str:

@@ -12,16 +12,10 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from bounty import cli, states
-from tests.conftest import ROOT, wait_for
+from tests.conftest import ROOT, free_port, wait_for
 from tests.factories import EXAMPLE_PROBE, challenge_create, user_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start_web(env: dict, port: int) -> subprocess.Popen:
@@ -40,7 +34,7 @@ def _start_web(env: dict, port: int) -> subprocess.Popen:
 def test_a_submission_survives_a_web_server_restart(worker_env, celery_worker):
     challenge = challenge_create(slug="web-restart")
     token = Token.objects.create(user=user_create("wes")).key
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     web = _start_web(worker_env, port)
     try:
