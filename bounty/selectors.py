@@ -197,30 +197,39 @@ def leaderboard_queryset(*, challenge: Challenge, query: LeaderboardQuery | None
                          phase: Phase | None = None) -> QuerySet[Submission]:
     """Published results (of `phase` when given), filtered and sorted by the query (ranks: leaderboard_ranks)."""
     query = query or LeaderboardQuery()
-    rows = (Submission.objects.filter(challenge=challenge, state=states.PUBLISHED)
-            .select_related("participant", "team").only(*LEADERBOARD_FIELDS))
+    board = Submission.objects.filter(challenge=challenge, state=states.PUBLISHED)
     if phase is not None:
-        rows = rows.filter(phase=phase)
+        board = board.filter(phase=phase)
     if query.harm:
-        rows = rows.filter(harm_type=query.harm)
+        board = board.filter(harm_type=query.harm)
+    rows = board
     if query.q:
-        # Subqueries rather than joins: the count and the page then read the board's rows only.
+        # The ids matching by title (sub_board_title_trgm_idx), by participant or by team, each found
+        # through its own index; the count and the page then read the matches only, not the board.
         people = get_user_model().objects.filter(username__iexact=query.q).values("pk")
         teams = Team.objects.filter(name__icontains=query.q).values("pk")
-        rows = rows.filter(Q(title__icontains=query.q) | Q(participant__in=people) | Q(team__in=teams))
-    return rows.order_by(*LEADERBOARD_SORTS[query.sort])
+        matches = board.filter(title__icontains=query.q).order_by().values("pk").union(
+            board.filter(participant__in=people).order_by().values("pk"),
+            board.filter(team__in=teams).order_by().values("pk"))
+        rows = Submission.objects.filter(pk__in=matches)
+    return rows.select_related("participant", "team").only(*LEADERBOARD_FIELDS) \
+        .order_by(*LEADERBOARD_SORTS[query.sort])
 
 
 # Competition rank of each score among the board's published results: 1 + how many score higher
-# (published results always have a score). Only the scores from the page's lowest up are grouped —
-# every higher score is among them — in one index-only range scan of sub_board_score_idx (a phase:
-# sub_phase_board_idx); only the page's scores come back.
+# (published results always have a score). Only the scores from the page's lowest up are counted —
+# every higher score is among them — in one streaming pass: an index-only range scan of
+# sub_board_score_idx (a phase: sub_phase_board_idx) in score order, grouped as it goes and summed by
+# the window, no hash and no sort (the ordered inner query keeps the planner off a table scan, which
+# it would otherwise pick when the range covers most of the board); only the page's scores come back.
 _RANKS_SQL = """
 SELECT final_score, higher + 1 FROM (
     SELECT final_score,
            COALESCE(SUM(COUNT(*)) OVER (ORDER BY final_score DESC
                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS higher
-    FROM {table} WHERE challenge_id = %s{phase} AND state = %s AND final_score >= %s GROUP BY final_score
+    FROM (SELECT final_score FROM {table}
+          WHERE challenge_id = %s{phase} AND state = %s AND final_score >= %s ORDER BY final_score DESC) board
+    GROUP BY final_score ORDER BY final_score DESC
 ) ranked
 WHERE final_score IN ({wanted})
 """
@@ -256,14 +265,21 @@ def leaderboard_page(*, challenge: Challenge, query: LeaderboardQuery | None = N
                      per_page: int = LEADERBOARD_PAGE_SIZE, phase: Phase | None = None):
     """One page of the leaderboard in three queries (count, rows, ranks), whatever its size and depth.
 
-    The page's ids are found by walking the sort's index alone (OFFSET over index entries, not rows);
-    only those rows are then read, in the same query.
+    The page's ids are found by walking the sort's index alone (OFFSET over index entries, not rows),
+    from whichever end of the board is nearer; only those rows are then read, in the same query.
     """
     query = query or LeaderboardQuery()
     rows = leaderboard_queryset(challenge=challenge, query=query, phase=phase)
     page = Paginator(rows, per_page).get_page(query.page)
     offset = (page.number - 1) * per_page
-    ids = rows.values("pk")[offset:offset + per_page]
+    count = page.paginator.count
+    if offset > count // 2:
+        # The board's second half walks the index from its far end (the reverse order is the same
+        # index read backwards), so no page walks more than half the board.
+        end = max(0, count - offset - per_page)
+        ids = rows.reverse().values("pk")[end:count - offset]
+    else:
+        ids = rows.values("pk")[offset:offset + per_page]
     page_rows = Submission.objects.filter(pk__in=ids).select_related("participant", "team") \
         .only(*LEADERBOARD_FIELDS).order_by(*LEADERBOARD_SORTS[query.sort])
     page.object_list = _with_ranks(challenge=challenge, rows=page_rows, phase=phase)
