@@ -130,6 +130,7 @@ def test_every_page_of_a_search_and_of_the_board_s_far_half_shows_the_rows_and_r
                 assert [row.rank for row in page.object_list] == [ranks[pk] for pk in expected], (q, sort, number)
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigram index is made on PostgreSQL only")
 def test_the_trigram_index_holds_what_a_search_by_title_compares(challenge):
     """sub_board_title_trgm_idx (PostgreSQL only) holds the trigrams of UPPER(title), which icontains compares."""
     rows = selectors.leaderboard_queryset(challenge=challenge, query=selectors.LeaderboardQuery(q="Finding 11"))
