@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import Http404
 from django.utils import timezone
 
@@ -193,34 +194,67 @@ LEADERBOARD_FIELDS = ("id", "challenge_id", "participant_id", "team_id", "title"
                       "provisional_score", "published_at", "participant__username", "team__name")
 
 
+# The columns any order of LEADERBOARD_SORTS reads.
+LEADERBOARD_SORT_KEYS = ("id", "final_score", "published_at", "title", "provisional_score")
+
+
+def _board(*, challenge: Challenge, query: LeaderboardQuery, phase: Phase | None) -> QuerySet[Submission]:
+    board = Submission.objects.filter(challenge=challenge, state=states.PUBLISHED)
+    if phase is not None:
+        board = board.filter(phase=phase)
+    if query.harm:
+        board = board.filter(harm_type=query.harm)
+    return board
+
+
+def _search_matches(*, board: QuerySet[Submission], q: str, columns=("pk",)) -> QuerySet:
+    """The board's results matching `q` by title (sub_board_title_trgm_idx), participant or team: each part
+    found through its own index, then united, so nothing reads the whole board."""
+    people = get_user_model().objects.filter(username__iexact=q).values("pk")
+    teams = Team.objects.filter(name__icontains=q).values("pk")
+    parts = [board.filter(title__icontains=q), board.filter(participant__in=people), board.filter(team__in=teams)]
+    first, *others = (part.order_by().values(*columns) for part in parts)
+    return first.union(*others)
+
+
 def leaderboard_queryset(*, challenge: Challenge, query: LeaderboardQuery | None = None,
                          phase: Phase | None = None) -> QuerySet[Submission]:
     """Published results (of `phase` when given), filtered and sorted by the query (ranks: leaderboard_ranks)."""
     query = query or LeaderboardQuery()
-    rows = (Submission.objects.filter(challenge=challenge, state=states.PUBLISHED)
-            .select_related("participant", "team").only(*LEADERBOARD_FIELDS))
-    if phase is not None:
-        rows = rows.filter(phase=phase)
-    if query.harm:
-        rows = rows.filter(harm_type=query.harm)
+    rows = _board(challenge=challenge, query=query, phase=phase)
     if query.q:
-        # Subqueries rather than joins: the count and the page then read the board's rows only.
-        people = get_user_model().objects.filter(username__iexact=query.q).values("pk")
-        teams = Team.objects.filter(name__icontains=query.q).values("pk")
-        rows = rows.filter(Q(title__icontains=query.q) | Q(participant__in=people) | Q(team__in=teams))
-    return rows.order_by(*LEADERBOARD_SORTS[query.sort])
+        rows = Submission.objects.filter(pk__in=_search_matches(board=rows, q=query.q))
+    return rows.select_related("participant", "team").only(*LEADERBOARD_FIELDS) \
+        .order_by(*LEADERBOARD_SORTS[query.sort])
+
+
+def _page_ids(*, challenge: Challenge, query: LeaderboardQuery, phase: Phase | None, rows: QuerySet[Submission],
+              start: int, stop: int, backwards: bool):
+    """The ids of positions start..stop-1 of the board in the query's order (from its far end when
+    `backwards`): a walk of the sort's index alone or, for a search, of the matches alone, sorted by
+    the keys they carry (joined back to the table, the planner would read the whole board)."""
+    if not query.q:
+        return (rows.reverse() if backwards else rows).values("pk")[start:stop]
+    matches = _search_matches(board=_board(challenge=challenge, query=query, phase=phase), q=query.q,
+                              columns=LEADERBOARD_SORT_KEYS).order_by(*LEADERBOARD_SORTS[query.sort])
+    sql, params = (matches.reverse() if backwards else matches)[start:stop].query.sql_with_params()
+    return RawSQL(f"SELECT id FROM ({sql}) page", params)
 
 
 # Competition rank of each score among the board's published results: 1 + how many score higher
-# (published results always have a score). Only the scores from the page's lowest up are grouped —
-# every higher score is among them — in one index-only range scan of sub_board_score_idx (a phase:
-# sub_phase_board_idx); only the page's scores come back.
+# (published results always have a score). Only the scores from the page's lowest up are counted —
+# every higher score is among them — in one streaming pass: an index-only range scan of
+# sub_board_score_idx (a phase: sub_phase_board_idx) in score order, grouped as it goes and summed by
+# the window, no hash and no sort (the ordered inner query keeps the planner off a table scan, which
+# it would otherwise pick when the range covers most of the board); only the page's scores come back.
 _RANKS_SQL = """
 SELECT final_score, higher + 1 FROM (
     SELECT final_score,
            COALESCE(SUM(COUNT(*)) OVER (ORDER BY final_score DESC
                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS higher
-    FROM {table} WHERE challenge_id = %s{phase} AND state = %s AND final_score >= %s GROUP BY final_score
+    FROM (SELECT final_score FROM {table}
+          WHERE challenge_id = %s{phase} AND state = %s AND final_score >= %s ORDER BY final_score DESC) board
+    GROUP BY final_score ORDER BY final_score DESC
 ) ranked
 WHERE final_score IN ({wanted})
 """
@@ -256,14 +290,20 @@ def leaderboard_page(*, challenge: Challenge, query: LeaderboardQuery | None = N
                      per_page: int = LEADERBOARD_PAGE_SIZE, phase: Phase | None = None):
     """One page of the leaderboard in three queries (count, rows, ranks), whatever its size and depth.
 
-    The page's ids are found by walking the sort's index alone (OFFSET over index entries, not rows);
-    only those rows are then read, in the same query.
+    The page's ids are found by walking the sort's index alone (OFFSET over index entries, not rows),
+    from whichever end of the board is nearer; only those rows are then read, in the same query.
     """
     query = query or LeaderboardQuery()
     rows = leaderboard_queryset(challenge=challenge, query=query, phase=phase)
     page = Paginator(rows, per_page).get_page(query.page)
     offset = (page.number - 1) * per_page
-    ids = rows.values("pk")[offset:offset + per_page]
+    count = page.paginator.count
+    # The board's second half is walked from its far end (the reverse order is the same index read
+    # backwards), so no page walks more than half the board.
+    backwards = offset > count // 2
+    start, stop = (max(0, count - offset - per_page), count - offset) if backwards else (offset, offset + per_page)
+    ids = _page_ids(challenge=challenge, query=query, phase=phase, rows=rows, start=start, stop=stop,
+                    backwards=backwards)
     page_rows = Submission.objects.filter(pk__in=ids).select_related("participant", "team") \
         .only(*LEADERBOARD_FIELDS).order_by(*LEADERBOARD_SORTS[query.sort])
     page.object_list = _with_ranks(challenge=challenge, rows=page_rows, phase=phase)

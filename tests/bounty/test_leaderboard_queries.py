@@ -112,3 +112,30 @@ def test_every_sort_and_the_harm_filter_read_their_page_from_an_index_without_a_
         rows = selectors.leaderboard_queryset(challenge=challenge, query=query)
         plan = plan_of(rows.values("pk")[50:100])
         assert f"using {index}" in plan and "Sort" not in plan, (query, plan)
+
+
+def test_every_page_of_a_search_and_of_the_board_s_far_half_shows_the_rows_and_ranks_of_the_whole_board(challenge):
+    fill(challenge, 230)
+    ranks = {row["submission"].pk: row["rank"] for row in selectors.leaderboard(challenge=challenge)}
+    for q in ("", "Finding 1", "team", f"{challenge.slug}-p2"):  # title, team and participant matches
+        for sort in selectors.LEADERBOARD_SORTS:
+            whole = [row.pk for row in selectors.leaderboard_queryset(
+                challenge=challenge, query=selectors.LeaderboardQuery(sort=sort, q=q))]
+            assert whole, q
+            for number in range(1, -(-len(whole) // 50) + 1):  # first half forwards, second half backwards
+                page = selectors.leaderboard_page(challenge=challenge,
+                                                  query=selectors.LeaderboardQuery(sort=sort, q=q, page=number))
+                expected = whole[(number - 1) * 50:number * 50]
+                assert [row.pk for row in page.object_list] == expected, (q, sort, number)
+                assert [row.rank for row in page.object_list] == [ranks[pk] for pk in expected], (q, sort, number)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigram index is made on PostgreSQL only")
+def test_the_trigram_index_holds_what_a_search_by_title_compares(challenge):
+    """sub_board_title_trgm_idx (PostgreSQL only) holds the trigrams of UPPER(title), which icontains compares."""
+    rows = selectors.leaderboard_queryset(challenge=challenge, query=selectors.LeaderboardQuery(q="Finding 11"))
+    assert '."title"::text) LIKE UPPER(' in str(rows.query)  # UPPER(<the title>) LIKE UPPER('%q%')
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'sub_board_title_trgm_idx'")
+        (definition,), = cursor.fetchall()
+    assert "USING gin (upper((title)::text) gin_trgm_ops) WHERE ((state)::text = 'published'::text)" in definition
