@@ -15,8 +15,8 @@ Layers of one run, each recorded in the result's `details`:
   calls, kernel keyrings, BPF, module loading and similar kernel attack surface;
 - cgroup v1 memory, pids and cpuacct groups `cropbias/<deployment>/slot-<hex>` when the worker may create
   them, and a cgroup v2 leaf for `cgroup.kill`, which ends every process of the run at once;
-  the run's first process (a standby forked after the previous run, `sandbox.backends.standby`)
-  joins a fresh slot of them before it executes bwrap, so every process of the run is born
+  the run's first process (a standby launcher started after the previous run,
+  `sandbox.backends.standby`) joins a fresh slot of them before it executes bwrap, so every process of the run is born
   inside them (nothing running is migrated, nothing runs outside them), and the kernel's wait
   for that join is paid between runs;
 - rlimits as a second layer: address space, CPU seconds per process, processes, file size,
@@ -355,6 +355,13 @@ def standby_slots() -> set[str]:
         return {standby.slot for standby in _standbys.values()}
 
 
+def wait_for_standbys(timeout_s: float = 5.0) -> bool:
+    """Wait until this process's standbys have joined their cgroups (what an idle worker's time does)."""
+    with _standbys_lock:
+        standbys = list(_standbys.values())
+    return all(standby.wait_ready(timeout_s) for standby in standbys)
+
+
 atexit.register(release_standbys)
 
 
@@ -589,7 +596,14 @@ class BubblewrapBackend(SandboxBackend):
         return self._spawn_standby()
 
     def _prepare_standby(self) -> None:
-        """Fork the next run's standby now, between runs, so its wait for the kernel is off a run's path."""
+        """Start the next run's standby now, between runs, so its wait for the kernel is off a run's path.
+
+        Only from the main thread (a Celery task's): the parent-death signal follows the thread
+        that started the process, so a standby started by a thread that ends next would die
+        with it, or worse take a later run's bwrap with it. Runs in other threads start theirs.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
         try:
             standby = self._spawn_standby()
         except (PlatformError, OSError) as exc:

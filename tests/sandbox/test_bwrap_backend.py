@@ -241,6 +241,7 @@ def test_the_next_runs_standby_waits_in_fresh_cgroups_and_dies_with_its_worker(s
 
         backend = bwrap.BubblewrapBackend(runs_dir=Path({str(runs_dir)!r}), cgroup_prefix={prefix!r})
         backend.execute(Path({str(tmp_path)!r}), limits=Limits(wall_s=60), run_id="first").cleanup()
+        assert bwrap.wait_for_standbys(30)
         print(*bwrap.standby_slots(), flush=True)
         time.sleep(3600)
     """)
@@ -251,7 +252,7 @@ def test_the_next_runs_standby_waits_in_fresh_cgroups_and_dies_with_its_worker(s
         assert slot.startswith(SLOT_PREFIX) and slot not in standby_slots()
         slot_cgroups = [d for d in CGROUP_ROOT.glob(f"*/{prefix}/{slot}") if d.is_dir()]
         assert len(slot_cgroups) == 4  # memory, pids, cpuacct and the cgroup v2 leaf
-        for directory in slot_cgroups:  # only the standby inside, and nothing charged to a run yet
+        for directory in slot_cgroups:  # only the standby's launcher inside
             assert len((directory / "cgroup.procs").read_text().split()) == 1
         assert backend.reap(older_than_s=-1) == []  # a live worker's standby is not an orphan
         worker.kill()
