@@ -5,7 +5,7 @@ Layers of one run, each recorded in the result's `details`:
 - bubblewrap (`bwrap`) started as an unprivileged host uid (65534 when the worker is root,
   else the worker's own uid) with every namespace unshared, no capabilities, no new privileges,
   nested user namespaces disabled and a cleared environment;
-- the run directory on a tmpfs the root worker mounts once (`_runs_on_tmpfs`);
+- the run directory in memory (`ROOT_RUNS_DIR` under /dev/shm, root's own: `_private_root`);
 - a read-only view of /usr, the worker's Python runtime (bound at the same path) and probekit
   (at /opt/probekit); the probe at /probe (a private copy, so the caller's directory needs no
   permissions for the sandbox uid); a size-capped /tmp and a private size-capped /dev/shm;
@@ -43,7 +43,6 @@ from __future__ import annotations
 import atexit
 import ctypes
 import errno
-import fcntl
 import functools
 import hashlib
 import json
@@ -53,6 +52,7 @@ import resource
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -83,7 +83,6 @@ from sandbox.policy import (
     engine_wall_s,
     libc,
     live_sandbox,
-    mount_tmpfs,
     prepare_run_dir,
     remove_run_dir,
     run_started_at,
@@ -91,7 +90,12 @@ from sandbox.policy import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-ROOT_RUNS_DIR = Path("/var/tmp/cropbias-sandbox")
+# A run directory is a handful of small files written and removed per run: on a disk file system
+# the journal makes that removal cost milliseconds (more than the rest of the clean-up), in
+# memory it is free. /dev/shm is the host's tmpfs; the sandbox never sees it (it has its own).
+SHM_DIR = Path("/dev/shm")
+ROOT_RUNS_DIR = SHM_DIR / "cropbias-sandbox"
+DISK_RUNS_DIR = Path("/var/tmp/cropbias-sandbox")  # where /dev/shm is missing
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PREFIX = "cropbias"
 WORKER_FILE = "worker"  # "<pid> <start time in clock ticks>" of the process supervising the run
@@ -202,26 +206,13 @@ def _reachable_source(path: Path) -> Path:
     return target
 
 
-def _runs_on_tmpfs(runs_dir: Path) -> bool:
-    """Mount a tmpfs on the root worker's runs directory once per host boot; True when it is one.
-
-    A run directory is a handful of small files written and removed per run: on a disk file system
-    the journal makes that removal cost milliseconds, in memory it is free. Workers of one
-    deployment share the directory, so the mount is taken under a lock, and a directory still
-    holding runs of an earlier layout is left on disk (the reaper empties it).
-    """
-    runs_dir.mkdir(parents=True, exist_ok=True, mode=0o711)
-    with open(runs_dir.parent / f".{runs_dir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.ismount(runs_dir):
-            return True
-        if any(runs_dir.iterdir()):
-            return False
-        try:
-            mount_tmpfs(runs_dir, "mode=0711")
-        except OSError:
-            return False
-        return True
+def _private_root(path: Path) -> None:
+    """Create `path` for root only (0711) in a world-writable parent, or refuse one another user made."""
+    path.mkdir(mode=0o711, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
+        raise PlatformError(f"{path} is not a directory of root's own (created by someone else?): remove it")
+    os.chmod(path, 0o711)
 
 
 def _process_identity(pid: int) -> str:
@@ -389,11 +380,11 @@ class BubblewrapBackend(SandboxBackend):
         if runs_dir is not None:
             self.runs_dir = Path(runs_dir)
         elif self.as_root:
-            self.runs_dir = ROOT_RUNS_DIR / self.deployment
+            self.runs_dir = (ROOT_RUNS_DIR if SHM_DIR.is_dir() else DISK_RUNS_DIR) / self.deployment
         else:
             self.runs_dir = Path(tempfile.gettempdir()) / f"cropbias-sandbox-{os.geteuid()}" / self.deployment
-        # The default root runs directory becomes a tmpfs on the first run (`_runs_on_tmpfs`).
-        self._runs_tmpfs_pending = runs_dir is None and self.as_root
+        # The default root runs directory sits in a world-writable parent: checked on the first run.
+        self._check_runs_root = runs_dir is None and self.as_root
         self.cgroup_root = Path(cgroup_root)
         # Runs live in `<controller>/<cgroup_prefix>/<run_id>`, one prefix per deployment; reap ends only those.
         self.cgroup_prefix = cgroup_prefix or f"{CGROUP_PREFIX}/{self.deployment}"
@@ -426,9 +417,9 @@ class BubblewrapBackend(SandboxBackend):
         if not usable:
             raise PlatformError(reason)
         bpf = seccomp_filter_bpf()
-        if self._runs_tmpfs_pending:
-            _runs_on_tmpfs(self.runs_dir)
-            self._runs_tmpfs_pending = False
+        if self._check_runs_root:
+            _private_root(self.runs_dir.parent)
+            self._check_runs_root = False
         # A directory left by an earlier delivery of this run (worker killed) is ended first.
         self._destroy_run(run_id)
         cgroups = _RunCgroups()

@@ -275,3 +275,16 @@ def test_backends_are_found_by_name():
     assert isinstance(get_backend("bwrap"), BubblewrapBackend)
     with pytest.raises(ValueError, match="unknown sandbox backend 'lxc'"):
         get_backend("lxc")
+
+
+def test_a_runs_root_made_by_another_user_is_refused(tmp_path):
+    from sandbox.backends.bwrap import _private_root
+
+    squatted = tmp_path / "cropbias-sandbox"
+    squatted.mkdir(mode=0o777)
+    os.chown(squatted, 65534, 65534)  # someone else got there first in the world-writable parent
+    with pytest.raises(PlatformError, match="not a directory of root's own"):
+        _private_root(squatted)
+    own = tmp_path / "ours"
+    _private_root(own)
+    assert (own.stat().st_mode & 0o777, own.stat().st_uid) == (0o711, 0)
