@@ -1,11 +1,12 @@
 """The organizer's view of the pipeline: workers seen, queue lengths, work in flight.
 
 Which workers are up comes from Celery's inspection broadcast, which waits its whole timeout
-for replies: too slow for every page load. So the answer is kept in Django's cache (Redis) and
-shared by every web process: a snapshot younger than WORKERS_FRESH_S is served as is; an older
-one is still served, with its age, while one process refreshes it in the background; only with
-no snapshot at all does a load wait for the broadcast. Queue lengths and the database counts
-are read on every load (they are cheap).
+for replies: too slow for any page load. So no load ever waits for it: the answer is kept in
+Django's cache (Redis) and shared by every web process; a snapshot younger than WORKERS_FRESH_S
+is served as is; an older one is still served, with its age, while one process refreshes it in
+the background; with no snapshot at all (the first load, or after WORKERS_KEEP_S) the load says
+the workers are being asked (`checking`) and the refresh runs in the background too. Queue
+lengths and the database counts are read on every load (they are cheap).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
 
 INSPECT_TIMEOUT_S = 0.5  # each broadcast waits this long for replies (both are sent at once)
 WORKERS_FRESH_S = 5.0  # a snapshot this young is served without asking the workers again
-WORKERS_KEEP_S = 300  # an older snapshot is served (its age shown) while a refresh runs
+WORKERS_KEEP_S = 3600  # an older snapshot is served (its age shown) while a refresh runs
 WORKERS_CACHE_KEY = "pipeline:workers-snapshot"
 REFRESH_LOCK_KEY = "pipeline:workers-refreshing"
 
@@ -72,16 +73,19 @@ def workers_refresh() -> dict:
 
 
 def workers_snapshot() -> dict:
-    """The workers as last seen: fresh, stale while one refresh runs in the background, or asked now."""
+    """The workers as last seen (fresh, or stale while one refresh runs in the background), else the
+    `checking` state while the first inspection runs in the background; never waits for the workers."""
     try:
         snapshot = cache.get(WORKERS_CACHE_KEY)
         # add() is atomic in Redis: one process refreshes; the lock expires should that refresh die.
-        stale = snapshot is not None and time.time() - snapshot["at"] > WORKERS_FRESH_S
-        if stale and cache.add(REFRESH_LOCK_KEY, 1, timeout=max(WORKERS_FRESH_S, 4 * INSPECT_TIMEOUT_S)):
+        due = snapshot is None or time.time() - snapshot["at"] > WORKERS_FRESH_S
+        if due and cache.add(REFRESH_LOCK_KEY, 1, timeout=max(WORKERS_FRESH_S, 4 * INSPECT_TIMEOUT_S)):
             threading.Thread(target=workers_refresh, name="workers-refresh", daemon=True).start()
-    except Exception:  # noqa: BLE001 - the cache is Redis, as is the broker: ask directly, say what failed
-        return workers_inspect()
-    return snapshot if snapshot is not None else workers_refresh()
+    except Exception as exc:  # noqa: BLE001 - the cache is Redis, as is the broker: say what failed
+        return {"workers": [], "at": None, "error": f"the cache did not answer: {exc}"}
+    if snapshot is None:
+        return {"workers": [], "at": None, "error": None, "checking": True}
+    return snapshot
 
 
 def queue_lengths() -> dict[str, int | None]:
@@ -100,18 +104,21 @@ def queue_lengths() -> dict[str, int | None]:
 def worker_health() -> dict:
     """Workers seen (and how old that answer is), queue lengths, runs and measurements in flight, the oldest queued run.
 
-    The workers come from the cached inspection; the rest from the broker and the database, so
-    the page answers even when no worker does.
+    The workers come from the cached inspection (never awaited: `workers_snapshot`); the rest from
+    the broker and the database, so the page answers at once even when no worker does.
     """
     snapshot = workers_snapshot()
     lengths = queue_lengths()
+    at = snapshot["at"]
     error = snapshot["error"]
     if None in lengths.values():
         error = error or "the broker did not answer: its queue lengths are unknown"
     oldest = ProbeRun.objects.filter(status=RUN_QUEUED).order_by("queued_at").values_list("queued_at", flat=True).first()
     return {
         "workers": snapshot["workers"],
-        "workers_age_s": round(max(0.0, time.time() - snapshot["at"]), 1),
+        # None with no answer yet: `workers_checking` says one is being asked for
+        "workers_age_s": None if at is None else round(max(0.0, time.time() - at), 1),
+        "workers_checking": bool(snapshot.get("checking")),
         "queue_length": None if None in lengths.values() else sum(lengths.values()),
         "queue_lengths": lengths,
         "runs_queued": ProbeRun.objects.filter(status=RUN_QUEUED).count(),

@@ -13,7 +13,7 @@ from pipeline.health import worker_health as health_of_workers
 @login_required
 @require_GET
 def worker_health(request):
-    """Cheap to load: the workers' answer is cached for a few seconds (pipeline.health), its age shown."""
+    """Never waits for the workers: their last answer is served with its age, refreshed in the background (pipeline.health)."""
     if not user_is_organizer(user=request.user):
         raise Http404("No such page.")
     health = health_of_workers()

@@ -6,7 +6,8 @@ from probekit.measurement import (
     measure_image_set,
     measurement_plan,
     observe_image_set,
+    warm_up,
 )
 
 __all__ = ["build_composite", "document_dumps", "measure_chunk", "measure_image_set", "measurement_plan",
-           "observe_image_set"]
+           "observe_image_set", "warm_up"]

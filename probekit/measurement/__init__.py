@@ -290,5 +290,32 @@ def document_dumps(document: dict) -> str:
     return json.dumps(_canonical(document), sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def warm_up(model: str = "spectral-residual") -> None:
+    """Measure a tiny synthetic set on `model` with its plots, and throw the result away.
+
+    What a process loads on its first measurement (the statistics, the model, matplotlib and its
+    fonts) is then loaded: a worker calls it once before it forks its task processes, so their
+    first measurement costs what every later one does. Use a model that holds no threads (the
+    default is plain numpy): a forked child inherits what this loads.
+    """
+    import shutil
+    import tempfile
+
+    from PIL import Image
+
+    from probekit.writer import ImageSetWriter
+
+    scratch = Path(tempfile.mkdtemp(prefix="probekit-warm-up-"))
+    try:
+        with ImageSetWriter(scratch / "set", groups=["a", "b"], title="warm-up") as out:
+            for k in range(4):
+                image = Image.new("RGB", (64, 32), (128, 128, 128))
+                image.paste((0, 0, 0) if k % 2 else (255, 255, 255), (4, 4, 28, 28))
+                out.add(image, id=f"i{k}", regions=[("a", (0, 0, 32, 32)), ("b", (32, 0, 32, 32))])
+        measure_image_set(scratch / "set", model=model, seed=0, artifacts_dir=scratch / "artifacts")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 __all__ = ["build_composite", "document_dumps", "measure_chunk", "measure_image_set", "measurement_plan",
-           "observe_image_set"]
+           "observe_image_set", "warm_up"]

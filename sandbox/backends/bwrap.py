@@ -5,6 +5,7 @@ Layers of one run, each recorded in the result's `details`:
 - bubblewrap (`bwrap`) started as an unprivileged host uid (65534 when the worker is root,
   else the worker's own uid) with every namespace unshared, no capabilities, no new privileges,
   nested user namespaces disabled and a cleared environment;
+- the run directory in memory (`ROOT_RUNS_DIR` under /dev/shm, root's own: `_private_root`);
 - a read-only view of /usr, the worker's Python runtime (bound at the same path) and probekit
   (at /opt/probekit); the probe at /probe (a private copy, so the caller's directory needs no
   permissions for the sandbox uid); a size-capped /tmp and a private size-capped /dev/shm;
@@ -12,13 +13,18 @@ Layers of one run, each recorded in the result's `details`:
   bound at /out (a bind mount alone cannot be size-capped);
 - a seccomp filter (default allow) refusing sockets, io_uring, ptrace, namespace and mount
   calls, kernel keyrings, BPF, module loading and similar kernel attack surface;
-- cgroup v1 memory, pids and cpuacct groups `cropbias/<run_id>` when the worker may create
+- cgroup v1 memory, pids and cpuacct groups `cropbias/<deployment>/slot-<hex>` when the worker may create
   them, and a cgroup v2 leaf for `cgroup.kill`, which ends every process of the run at once;
+  the run's first process (a standby launcher started after the previous run,
+  `sandbox.backends.standby`) joins a fresh slot of them before it executes bwrap, so every process of the run is born
+  inside them (nothing running is migrated, nothing runs outside them), and the kernel's wait
+  for that join is paid between runs;
 - rlimits as a second layer: address space, CPU seconds per process, processes, file size,
   open files, no core dumps;
-- lifetime: bwrap runs under coreutils `timeout -s KILL` (the engine-side wall bound, outside
-  the sandbox's pid namespace, so the probe cannot reach it), which dies with the worker
-  (parent-death signal) and takes bwrap with it (`--die-with-parent`).
+- lifetime: the kernel's real-time timer of bwrap's own process (`alarm`, armed by the standby
+  just before exec; it survives exec) is the engine-side wall bound: SIGALRM ends bwrap's monitor,
+  outside the sandbox's pid namespace so the probe cannot reach it, and `--die-with-parent`
+  takes the sandbox with it; bwrap also dies with the worker (parent-death signal).
 
 Status rules: `sandbox.policy.verdict`, on the watchdog's outcome plus the cgroups' evidence
 (OOM kills, refused forks, the run's cpuacct total: RLIMIT_CPU is per process, cpuacct adds up
@@ -34,25 +40,30 @@ per-run cap (see `_rlimits`).
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import errno
 import functools
 import hashlib
 import json
+import logging
 import os
 import resource
-import select
+import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from sandbox.backends.base import PlatformError, RunResult, SandboxBackend
+from sandbox.backends.standby import SECCOMP_FD, STATUS_FD, Process, Standby
 from sandbox.limits import Limits, MiB
 from sandbox.policy import (
     BAD_RUN_ID,
@@ -61,12 +72,10 @@ from sandbox.policy import (
     MODELS_COPY,
     MODELS_ENV,
     MODELS_MOUNT,
-    POLL_INTERVAL_S,
     RUN_ID_RE,
     SANDBOX_ENV,
     SANDBOX_GID,
     SANDBOX_UID,
-    TIMEOUT_PROGRAM,
     Outcome,
     Tail,
     Watchdog,
@@ -81,20 +90,28 @@ from sandbox.policy import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-ROOT_RUNS_DIR = Path("/var/tmp/cropbias-sandbox")
+# A run directory is a handful of small files written and removed per run: on a disk file system
+# the journal makes that removal cost milliseconds (more than the rest of the clean-up), in
+# memory it is free. /dev/shm is the host's tmpfs; the sandbox never sees it (it has its own).
+SHM_DIR = Path("/dev/shm")
+ROOT_RUNS_DIR = SHM_DIR / "cropbias-sandbox"
+DISK_RUNS_DIR = Path("/var/tmp/cropbias-sandbox")  # where /dev/shm is missing
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PREFIX = "cropbias"
 WORKER_FILE = "worker"  # "<pid> <start time in clock ticks>" of the process supervising the run
-# timeout, bubblewrap's monitor and its init process live in the run's cgroups besides the probe.
-BWRAP_OWN_PROCESSES = 3
+CGROUP_FILE = "cgroup"  # the name of the run's cgroups (its slot), below the deployment's prefix
+SLOT_PREFIX = "slot-"
+# bubblewrap's monitor and its init process live in the run's cgroups besides the probe.
+BWRAP_OWN_PROCESSES = 2
 # RLIMIT_AS headroom over the memory cgroup: the cgroup is the real cap, and virtual size runs
 # far ahead of resident memory (thread stacks, malloc arenas, numpy/onnxruntime mappings).
 ADDRESS_SPACE_HEADROOM = 1024 * MiB
-PR_SET_PDEATHSIG = 1
 
 # Linux clone(2) namespace flags a probe may not use (x86_64: clone's first argument).
 CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
 TIOCSTI, TIOCLINUX = 0x5412, 0x541C
+
+logger = logging.getLogger(__name__)
 
 
 
@@ -107,9 +124,12 @@ class _RunCgroups:
     cpuacct: Path | None = None
     unified: Path | None = None
 
+    # directories created that did not take their limit: still removed with the others
+    spare: list[Path] = field(default_factory=list)
+
     @property
     def dirs(self) -> list[Path]:
-        return [d for d in (self.unified, self.memory, self.pids, self.cpuacct) if d is not None]
+        return [d for d in (self.unified, self.memory, self.pids, self.cpuacct) if d is not None] + self.spare
 
 
 @functools.cache
@@ -184,6 +204,15 @@ def _reachable_source(path: Path) -> Path:
             err = ctypes.get_errno()
             raise PlatformError(f"cannot expose {path} to the sandbox uid (bind mount: {os.strerror(err)})")
     return target
+
+
+def _private_root(path: Path) -> None:
+    """Create `path` for root only (0711) in a world-writable parent, or refuse one another user made."""
+    path.mkdir(mode=0o711, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o022:
+        raise PlatformError(f"{path} is not a directory of root's own (created by someone else?): remove it")
+    os.chmod(path, 0o711)
 
 
 def _process_identity(pid: int) -> str:
@@ -292,6 +321,41 @@ def _remove_cgroups(cgroups: _RunCgroups, *, wait_s: float = KILL_GRACE_S) -> No
                 time.sleep(0.005)
 
 
+_standbys: dict[tuple, Standby] = {}
+_standbys_lock = threading.Lock()
+
+
+def _end_standby(standby: Standby) -> None:
+    standby.discard()
+    _kill_cgroups(standby.cgroups, wait_s=1.0)
+    _remove_cgroups(standby.cgroups, wait_s=1.0)
+
+
+def release_standbys() -> None:
+    """End every standby of this process and remove its cgroups (at exit; a test before removing its prefix)."""
+    with _standbys_lock:
+        standbys = list(_standbys.values())
+        _standbys.clear()
+    for standby in standbys:
+        _end_standby(standby)
+
+
+def standby_slots() -> set[str]:
+    """The slots of this process's standbys (their cgroups are the only ones live between runs)."""
+    with _standbys_lock:
+        return {standby.slot for standby in _standbys.values()}
+
+
+def wait_for_standbys(timeout_s: float = 5.0) -> bool:
+    """Wait until this process's standbys have joined their cgroups (what an idle worker's time does)."""
+    with _standbys_lock:
+        standbys = list(_standbys.values())
+    return all(standby.wait_ready(timeout_s) for standby in standbys)
+
+
+atexit.register(release_standbys)
+
+
 class BubblewrapBackend(SandboxBackend):
     """Runs probes under bubblewrap on this host (see the module docstring for the layers)."""
 
@@ -316,9 +380,11 @@ class BubblewrapBackend(SandboxBackend):
         if runs_dir is not None:
             self.runs_dir = Path(runs_dir)
         elif self.as_root:
-            self.runs_dir = ROOT_RUNS_DIR / self.deployment
+            self.runs_dir = (ROOT_RUNS_DIR if SHM_DIR.is_dir() else DISK_RUNS_DIR) / self.deployment
         else:
             self.runs_dir = Path(tempfile.gettempdir()) / f"cropbias-sandbox-{os.geteuid()}" / self.deployment
+        # The default root runs directory sits in a world-writable parent: checked on the first run.
+        self._check_runs_root = runs_dir is None and self.as_root
         self.cgroup_root = Path(cgroup_root)
         # Runs live in `<controller>/<cgroup_prefix>/<run_id>`, one prefix per deployment; reap ends only those.
         self.cgroup_prefix = cgroup_prefix or f"{CGROUP_PREFIX}/{self.deployment}"
@@ -351,12 +417,18 @@ class BubblewrapBackend(SandboxBackend):
         if not usable:
             raise PlatformError(reason)
         bpf = seccomp_filter_bpf()
+        if self._check_runs_root:
+            _private_root(self.runs_dir.parent)
+            self._check_runs_root = False
         # A directory left by an earlier delivery of this run (worker killed) is ended first.
         self._destroy_run(run_id)
         cgroups = _RunCgroups()
-        started: list[subprocess.Popen] = []
+        standby: Standby | None = None
+        started: list[Process] = []
 
         def end() -> None:
+            if standby is not None and not started:
+                standby.discard()
             for proc in started:
                 _kill_process_group(proc.pid)
             self._destroy_run(run_id, cgroups)
@@ -367,13 +439,16 @@ class BubblewrapBackend(SandboxBackend):
                                                    as_root=self.as_root, uid=self.uid, gid=self.gid,
                                                    models_dir=models_dir)
                 self._write_identity(run_dir)
-                cgroups = self._create_cgroups(run_id, limits)
+                standby = self._take_standby()
+                cgroups = standby.cgroups
+                _write(run_dir / CGROUP_FILE, standby.slot)
+                self._limit_cgroups(cgroups, limits)
                 details.update(
-                    uid=self.uid, seccomp=True, bwrap=self.bwrap_path, deployment=self.deployment,
+                    uid=self.uid, seccomp=True, bwrap=self.bwrap_path, deployment=self.deployment, cgroup=standby.slot,
                     cgroup_v1_memory=cgroups.memory is not None, cgroup_v1_pids=cgroups.pids is not None,
                     cgroup_v1_cpuacct=cgroups.cpuacct is not None, cgroup_v2_kill=cgroups.unified is not None,
                 )
-                outcome = self._supervise(run_dir, limits, cgroups, bpf, should_cancel, started)
+                outcome = self._supervise(run_dir, limits, standby, bpf, should_cancel, started)
                 message = outcome.stderr.text().strip()
                 message = message.splitlines()[-1] if message else f"exit status {outcome.evidence.get('bwrap_returncode')}"
                 status, error = verdict(outcome, limits, out=run_dir / "out", details=details,
@@ -383,6 +458,7 @@ class BubblewrapBackend(SandboxBackend):
                 raise
         details.update(outcome.evidence)
         _remove_cgroups(cgroups)
+        self._prepare_standby()
 
         def cleanup() -> None:
             self._destroy_run(run_id)
@@ -412,7 +488,7 @@ class BubblewrapBackend(SandboxBackend):
         if self.runs_dir.is_dir():
             for run_dir in self.runs_dir.iterdir():
                 run_id = run_dir.name
-                seen.add(run_id)
+                seen.update({run_id, self._recorded_cgroup(run_id) or run_id})
                 if now - run_started_at(run_dir) > older_than_s or _supervisor_gone(run_dir):
                     self._destroy_run(run_id, sweep=True)
                     ended.append(run_id)
@@ -423,6 +499,8 @@ class BubblewrapBackend(SandboxBackend):
             for cg in parent.iterdir():
                 if not cg.is_dir() or cg.name in seen:
                     continue
+                if cg.name.startswith(SLOT_PREFIX) and (cg / "cgroup.procs").read_text().strip():
+                    continue  # a live worker's standby: it dies with its worker, and its slot is then empty
                 try:
                     age = now - cg.stat().st_mtime
                 except OSError:
@@ -443,15 +521,15 @@ class BubblewrapBackend(SandboxBackend):
         os.chmod(run_dir / "passwd", 0o644)
         os.chmod(run_dir / "group", 0o644)
 
-    def _create_cgroups(self, run_id: str, limits: Limits) -> _RunCgroups:
-        """Create whichever of the run's cgroups this worker may; each missing one is a skipped layer."""
+    def _create_cgroups(self, name: str) -> _RunCgroups:
+        """Create whichever of the cgroups `name` this worker may; each missing one is a skipped layer."""
         cgroups = _RunCgroups()
 
         def make(controller: str) -> Path | None:
             parent = self.cgroup_root / controller
             if not (parent / "cgroup.procs").exists():
                 return None
-            path = parent / self.cgroup_prefix / run_id
+            path = parent / self.cgroup_prefix / name
             try:
                 path.mkdir(parents=True)
             except FileExistsError:
@@ -460,26 +538,73 @@ class BubblewrapBackend(SandboxBackend):
                 return None
             return path
 
-        if (path := make("memory")) is not None:
-            try:
-                _write(path / "memory.limit_in_bytes", str(limits.memory_bytes))
-                if (path / "memory.memsw.limit_in_bytes").exists():  # swap may not help escape
-                    _write(path / "memory.memsw.limit_in_bytes", str(limits.memory_bytes))
-                cgroups.memory = path
-            except OSError:
-                path.rmdir()
-        if (path := make("pids")) is not None:
-            try:
-                _write(path / "pids.max", str(limits.pids + BWRAP_OWN_PROCESSES))
-                cgroups.pids = path
-            except OSError:
-                path.rmdir()
-        cgroups.cpuacct = make("cpuacct")
+        cgroups.memory, cgroups.pids, cgroups.cpuacct = make("memory"), make("pids"), make("cpuacct")
         if (path := make("unified")) is not None and (path / "cgroup.kill").exists():
             cgroups.unified = path
         elif path is not None:
             path.rmdir()
         return cgroups
+
+    def _limit_cgroups(self, cgroups: _RunCgroups, limits: Limits) -> None:
+        """Write the run's limits; a layer that refuses its limit is skipped (its directory still removed)."""
+        if (path := cgroups.memory) is not None:
+            try:
+                _write(path / "memory.limit_in_bytes", str(limits.memory_bytes))
+                if (path / "memory.memsw.limit_in_bytes").exists():  # swap may not help escape
+                    _write(path / "memory.memsw.limit_in_bytes", str(limits.memory_bytes))
+            except OSError:
+                cgroups.memory = None
+                cgroups.spare.append(path)
+        if (path := cgroups.pids) is not None:
+            try:
+                _write(path / "pids.max", str(limits.pids + BWRAP_OWN_PROCESSES))
+            except OSError:
+                cgroups.pids = None
+                cgroups.spare.append(path)
+
+    # -- the standby (sandbox.backends.standby) -------------------------------------------
+
+    def _standby_key(self) -> tuple:
+        return (str(self.cgroup_root), self.cgroup_prefix, self.uid, self.gid)
+
+    def _spawn_standby(self) -> Standby:
+        slot = f"{SLOT_PREFIX}{secrets.token_hex(8)}"
+        cgroups = self._create_cgroups(slot)
+        try:
+            return Standby.spawn(slot, cgroups, self._open_cgroup_procs(cgroups))
+        except BaseException:
+            _remove_cgroups(cgroups)
+            raise
+
+    def _take_standby(self) -> Standby:
+        """The standby prepared after this process's last run, else one started now; never shared."""
+        with _standbys_lock:
+            standby = _standbys.pop(self._standby_key(), None)
+        if standby is not None:
+            if standby.alive():
+                return standby
+            _end_standby(standby)  # reaped, or its thread ended (the parent-death signal follows the thread)
+        return self._spawn_standby()
+
+    def _prepare_standby(self) -> None:
+        """Start the next run's standby now, between runs, so its wait for the kernel is off a run's path.
+
+        Only from the main thread (a Celery task's): the parent-death signal follows the thread
+        that started the process, so a standby started by a thread that ends next would die
+        with it, or worse take a later run's bwrap with it. Runs in other threads start theirs.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            standby = self._spawn_standby()
+        except (PlatformError, OSError) as exc:
+            logger.warning("no standby for the next sandbox (it will start one itself): %s", exc)
+            return
+        with _standbys_lock:
+            previous = _standbys.pop(self._standby_key(), None)
+            _standbys[self._standby_key()] = standby
+        if previous is not None:
+            _end_standby(previous)
 
     def _orphaned_bwrap_pids(self) -> list[int]:
         """bubblewrap processes of this backend whose run directory is gone or whose supervisor died.
@@ -539,6 +664,14 @@ class BubblewrapBackend(SandboxBackend):
                 found.append(int(entry.name))
         return found
 
+    def _recorded_cgroup(self, run_id: str) -> str | None:
+        """The slot whose cgroups the run lives in, as its directory records (written by the worker only)."""
+        try:
+            name = (self.runs_dir / run_id / CGROUP_FILE).read_text().strip()
+        except OSError:
+            return None
+        return name if RUN_ID_RE.match(name) else None
+
     def _destroy_run(self, run_id: str, cgroups: _RunCgroups | None = None, *, sweep: bool = False) -> None:
         """End every process of the run, unmount its output tmpfs, remove its cgroups and files.
 
@@ -551,10 +684,11 @@ class BubblewrapBackend(SandboxBackend):
                 except (ProcessLookupError, PermissionError):
                     pass
         if cgroups is None:
+            name = self._recorded_cgroup(run_id) or run_id
             cgroups = _RunCgroups(**{
-                controller: self.cgroup_root / controller / self.cgroup_prefix / run_id
+                controller: self.cgroup_root / controller / self.cgroup_prefix / name
                 for controller in ("memory", "pids", "cpuacct", "unified")
-                if (self.cgroup_root / controller / self.cgroup_prefix / run_id).is_dir()
+                if (self.cgroup_root / controller / self.cgroup_prefix / name).is_dir()
             })
         _kill_cgroups(cgroups)
         _remove_cgroups(cgroups)
@@ -562,10 +696,8 @@ class BubblewrapBackend(SandboxBackend):
 
     # -- running --------------------------------------------------------------------------
 
-    def _bwrap_args(self, run_dir: Path, seccomp_fd: int, status_fd: int, block_fd: int,
-                    limits: Limits) -> list[str]:
+    def _bwrap_args(self, run_dir: Path, seccomp_fd: int, status_fd: int, limits: Limits) -> list[str]:
         args = [
-            TIMEOUT_PROGRAM, "-s", "KILL", str(engine_wall_s(limits)),
             self.bwrap_path,
             "--unshare-all", "--unshare-user", "--disable-userns",
             "--uid", str(self.uid), "--gid", str(self.gid),
@@ -607,7 +739,6 @@ class BubblewrapBackend(SandboxBackend):
             "--chdir", "/out",
             "--seccomp", str(seccomp_fd),
             "--json-status-fd", str(status_fd),
-            "--block-fd", str(block_fd),
         ]
         for key, value in SANDBOX_ENV.items():
             args += ["--setenv", key, value]
@@ -629,74 +760,45 @@ class BubblewrapBackend(SandboxBackend):
             (resource.RLIMIT_CORE, 0, 0),
         ]
 
-    def _preexec(self, limits: Limits, cgroups: _RunCgroups) -> Callable[[], None]:
-        """The child-side set-up between fork and exec: set rlimits, drop root, die with the worker.
+    def _open_cgroup_procs(self, cgroups: _RunCgroups) -> list[int]:
+        fds: list[int] = []
+        try:
+            for directory in cgroups.dirs:
+                fds.append(os.open(directory / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC))
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            raise PlatformError(f"could not open the cgroup {directory}: {exc}") from exc
+        return fds
 
-        Everything is computed beforehand; the child only makes system calls.
-        """
-        rlimits = self._rlimits(limits, cgroups)
-        drop = self.as_root
-        uid, gid = self.uid, self.gid
-        prctl, worker = libc().prctl, os.getpid()
-
-        def preexec() -> None:
-            for kind, soft, hard in rlimits:
-                resource.setrlimit(kind, (soft, hard))
-            if drop:
-                os.setgroups([])
-                os.setresgid(gid, gid, gid)
-                os.setresuid(uid, uid, uid)
-                if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid):
-                    raise OSError("could not drop root privileges")
-            # After the uid change (which clears it): `timeout` dies with the worker, bwrap with it.
-            if prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != worker:
-                raise OSError("could not tie the sandbox to the worker's life")
-
-        return preexec
-
-    def _supervise(self, run_dir: Path, limits: Limits, cgroups: _RunCgroups, bpf: bytes,
+    def _supervise(self, run_dir: Path, limits: Limits, standby: Standby, bpf: bytes,
                    should_cancel: Callable[[], bool] | None, started_procs: list) -> Outcome:
-        """Start bwrap, put it in the run's cgroups before the probe starts, and watch it.
+        """Have the standby (already inside the run's cgroups) execute bwrap, and watch it.
 
-        bwrap stops on `--block-fd` after building the sandbox and before it loads seccomp and
-        forks the probe; meanwhile the worker moves bwrap's monitor and sandbox process into the
-        cgroups (a migration waits for an RCU grace period, ~10 ms, now overlapped with bwrap's
-        own set-up), then releases it, so every process of the probe is born inside them.
-        bwrap also holds the block pipe's write end: should the worker die before the release,
-        the sandbox stays blocked rather than running outside its cgroups (`reap` ends it).
+        The standby joined the cgroups before it can execute anything, so no process of the run
+        ever lives outside them and nothing running is migrated; should the join have failed, it
+        reports why and bwrap never starts.
         """
+        cgroups = standby.cgroups
         seccomp_fd = os.memfd_create("cropbias-seccomp", os.MFD_CLOEXEC)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
-        block_r, block_w = os.pipe2(os.O_CLOEXEC)
         try:
             os.write(seccomp_fd, bpf)
             os.lseek(seccomp_fd, 0, os.SEEK_SET)
-            args = self._bwrap_args(run_dir, seccomp_fd, status_w, block_r, limits)
             started = time.monotonic()
-            try:
-                proc = subprocess.Popen(
-                    args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    env={}, cwd="/", pass_fds=(seccomp_fd, status_w, block_r, block_w),
-                    start_new_session=True, preexec_fn=self._preexec(limits, cgroups),
-                )
-            except (OSError, subprocess.SubprocessError) as exc:
-                os.close(block_w)
-                raise PlatformError(f"could not start bubblewrap as uid {self.uid}: {exc}") from exc
+            proc = standby.launch(argv=self._bwrap_args(run_dir, SECCOMP_FD, STATUS_FD, limits),
+                                  rlimits=self._rlimits(limits, cgroups), drop=self.as_root, uid=self.uid,
+                                  gid=self.gid, wall_s=engine_wall_s(limits), seccomp_fd=seccomp_fd,
+                                  status_w=status_w)
             started_procs.append(proc)
+        except BaseException:
+            os.close(status_r)
+            raise
         finally:
             os.close(seccomp_fd)
             os.close(status_w)
-            os.close(block_r)
         try:
-            try:
-                status_head = self._enter_cgroups(proc, status_r, cgroups)
-                try:
-                    os.write(block_w, b"1")
-                except BrokenPipeError:
-                    pass  # bwrap failed during set-up; its status and stderr tell why
-            finally:
-                os.close(block_w)
-            return self._watch(proc, status_r, status_head, started, limits, cgroups, should_cancel)
+            return self._watch(proc, status_r, started, limits, cgroups, should_cancel)
         finally:
             os.close(status_r)
             if proc.poll() is None:  # only on an error in the loop itself
@@ -704,39 +806,8 @@ class BubblewrapBackend(SandboxBackend):
             proc.stdout.close()
             proc.stderr.close()
 
-    def _enter_cgroups(self, proc: subprocess.Popen, status_r: int, cgroups: _RunCgroups) -> bytes:
-        """Move timeout, bwrap's monitor and sandbox process into the run's cgroups; return what was read.
-
-        bwrap writes the sandbox process's pid to the status fd before letting it run. Without
-        that line (bwrap failed early) nothing is moved and the run ends as a set-up failure.
-        """
-        head = b""
-        deadline = time.monotonic() + KILL_GRACE_S
-        while b"\n" not in head and time.monotonic() < deadline:
-            ready, _, _ = select.select([status_r], [], [], POLL_INTERVAL_S)
-            if ready:
-                chunk = os.read(status_r, 4096)
-                if not chunk:
-                    break
-                head += chunk
-        try:
-            child_pid = int(json.loads(head.split(b"\n", 1)[0])["child-pid"])
-        except (ValueError, KeyError, TypeError):
-            return head
-        for directory in cgroups.dirs:
-            for pid in (child_pid, _parent_pid(child_pid), proc.pid):  # the sandbox, bwrap's monitor, timeout
-                if pid is None:
-                    continue
-                try:
-                    _write(directory / "cgroup.procs", str(pid))
-                except ProcessLookupError:
-                    pass  # bwrap already failed; its status tells why
-                except OSError as exc:
-                    raise PlatformError(f"could not move the sandbox into {directory}: {exc}") from exc
-        return head
-
-    def _kill_run(self, proc: subprocess.Popen, cgroups: _RunCgroups) -> None:
-        """Kill the process group of timeout and bwrap (its init dies with it) and everything in the cgroups."""
+    def _kill_run(self, proc: Process, cgroups: _RunCgroups) -> None:
+        """Kill bwrap's process group (its init dies with it) and everything in the cgroups."""
         _kill_process_group(proc.pid)
         _kill_cgroups(cgroups)
         try:
@@ -745,7 +816,7 @@ class BubblewrapBackend(SandboxBackend):
             proc.kill()
             proc.wait()
 
-    def _watch(self, proc: subprocess.Popen, status_r: int, status_head: bytes, started: float,
+    def _watch(self, proc: Process, status_r: int, started: float,
                limits: Limits, cgroups: _RunCgroups, should_cancel: Callable[[], bool] | None) -> Outcome:
         def cpu_used_s() -> float | None:
             used = _read_int(cgroups.cpuacct / "cpuacct.usage")
@@ -754,7 +825,6 @@ class BubblewrapBackend(SandboxBackend):
         watchdog = Watchdog(limits, started=started, kill=lambda: self._kill_run(proc, cgroups),
                             should_cancel=should_cancel, cpu_used_s=cpu_used_s if cgroups.cpuacct else None)
         outcome, status = watchdog.outcome, Tail(4096)
-        status.append(status_head)
         watchdog.watch({proc.stdout.fileno(): outcome.stdout.append, proc.stderr.fileno(): outcome.stderr.append,
                         status_r: status.append})
         if watchdog.killed_at is None:

@@ -11,6 +11,21 @@ from tests.factories import challenge_create, user_create
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def _health(client) -> dict:
+    return client.get(reverse("worker-health") + "?format=json").json()
+
+
+def _answered(client) -> dict:
+    """The page once the workers' answer is in (the first load only starts asking)."""
+    from tests.conftest import wait_for
+
+    def answered():
+        health = _health(client)
+        return None if health["workers_checking"] else health
+
+    return wait_for(answered, timeout=30, interval=0.1, what="the workers' answer")
+
+
 def test_an_organizer_sees_the_running_worker_and_the_queue(client, celery_worker):
     from sandbox.models import ProbeRun
 
@@ -18,7 +33,7 @@ def test_an_organizer_sees_the_running_worker_and_the_queue(client, celery_worke
     challenge = challenge_create(slug="health")
     challenge.organizers.add(organizer)
     client.force_login(organizer)
-    health = client.get(reverse("worker-health") + "?format=json").json()
+    health = _answered(client)
     assert health["error"] is None
     assert any(w["name"].startswith("test-") for w in health["workers"])
     assert health["queue_length"] is not None
@@ -39,6 +54,25 @@ def _organizer_client(client, username: str):
     return client
 
 
+def test_the_first_load_does_not_wait_for_the_workers_and_says_they_are_being_asked(client, celery_worker):
+    from django.core.cache import cache
+
+    from pipeline import health
+
+    cache.delete(health.WORKERS_CACHE_KEY)
+    cache.delete(health.REFRESH_LOCK_KEY)
+    client = _organizer_client(client, "otto")
+    sent = health.broadcast_count()
+    first = _health(client)
+    assert first["workers_checking"] and first["workers_age_s"] is None and first["workers"] == []
+    assert first["error"] is None and first["queue_length"] is not None  # the rest of the page is there
+    page = client.get(reverse("worker-health")).content.decode()
+    assert "Checking" in page and "No worker answered" not in page
+    answered = _answered(client)  # the background inspection fills the snapshot in
+    assert health.broadcast_count() > sent
+    assert any(w["name"].startswith("test-") for w in answered["workers"]) and answered["workers_age_s"] is not None
+
+
 def test_a_second_load_within_the_ttl_asks_no_worker(client, celery_worker):
     from django.core.cache import cache
 
@@ -46,7 +80,7 @@ def test_a_second_load_within_the_ttl_asks_no_worker(client, celery_worker):
 
     cache.delete(health.WORKERS_CACHE_KEY)
     client = _organizer_client(client, "oscar")
-    first = client.get(reverse("worker-health") + "?format=json").json()
+    first = _answered(client)
     sent = health.broadcast_count()
     assert sent >= 2 and any(w["name"].startswith("test-") for w in first["workers"])
     second = client.get(reverse("worker-health") + "?format=json").json()

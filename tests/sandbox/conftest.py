@@ -18,6 +18,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def bwrap_cgroups_left(prefix: str, run_id: str, slot: str | None = None) -> list[Path]:
+    """A bwrap run's cgroups still on the host: named after it, its slot (`details["cgroup"]`), or
+    when the slot is not known any slot below `prefix` that is not this process's standby."""
+    from sandbox.backends.bwrap import SLOT_PREFIX, standby_slots
+
+    held = standby_slots()
+    return [d for d in CGROUP_ROOT.glob(f"*/{prefix}/*") if d.is_dir() and (
+        d.name in (run_id, slot) or (slot is None and d.name.startswith(SLOT_PREFIX) and d.name not in held))]
 # runc because crun fails in this cgroup layout (run containers need no init: timeout is their PID 1).
 ENGINE_PACKAGES = ("podman", "runc", "uidmap")
 

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.backends.bwrap import CGROUP_ROOT, BubblewrapBackend
+from sandbox.backends.bwrap import CGROUP_ROOT, BubblewrapBackend, release_standbys
 from sandbox.limits import Limits, MiB
 from sandbox.policy import ENGINE_WALL_MARGIN_S
 from sandbox.runner import run_probe
+from tests.sandbox.conftest import bwrap_cgroups_left
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = Limits(wall_s=15, cpu_s=10, memory_bytes=256 * MiB, pids=64, output_bytes=16 * MiB, output_files=200,
@@ -79,11 +80,11 @@ def backend(request):
     return _make_backend(request.param, request)
 
 
-def _leftovers(backend, run_id: str) -> list[str]:
-    """What is left of a run on the host: its run directory, cgroups or containers."""
+def _leftovers(backend, run_id: str, slot: str | None = None) -> list[str]:
+    """What is left of a run on the host: its run directory, cgroups (of its slot, if known) or containers."""
     left = [str(backend.runs_dir / run_id)] if (backend.runs_dir / run_id).exists() else []
     if backend.name == "bwrap":
-        left += [str(d) for d in CGROUP_ROOT.glob(f"*/{backend.cgroup_prefix}/{run_id}")]
+        left += [str(d) for d in bwrap_cgroups_left(backend.cgroup_prefix, run_id, slot)]
     else:
         client = backend._connect()
         left += [c.name for c in client.containers.list(all=True, filters={"label": f"cropbias.run={run_id}"})]
@@ -99,7 +100,7 @@ def run(backend, tmp_path):
         run_id = f"attack-{secrets.token_hex(6)}"
         result = run_probe(probe, backend=backend, limits=limits, out_dir=tmp_path / f"set-{run_id}", run_id=run_id)
         assert result.status != "platform_error", result.error
-        assert _leftovers(backend, run_id) == []
+        assert _leftovers(backend, run_id, result.details.get("cgroup")) == []
         if backend.name == "docker":
             assert result.details["image_digest"].startswith("sha256:")
         return result
@@ -603,6 +604,7 @@ def test_reaper_of_one_deployment_leaves_another_deployments_sandbox_alone(backe
         theirs.reap(older_than_s=-1)
         thread.join(timeout=120)
     assert _leftovers(theirs, run_id) == []
+    release_standbys()  # the next run's standby holds a slot below the deployment's prefix
     for deployment in (ours, theirs):  # the test's own deployments leave no empty parents
         shutil.rmtree(deployment.runs_dir, ignore_errors=True)
         for parent in CGROUP_ROOT.glob(f"*/{getattr(deployment, 'cgroup_prefix', '-')}"):

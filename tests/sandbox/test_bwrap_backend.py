@@ -19,9 +19,10 @@ import pytest
 
 from sandbox.backends import BACKENDS, get_backend
 from sandbox.backends.base import PlatformError
-from sandbox.backends.bwrap import CGROUP_ROOT, BubblewrapBackend
+from sandbox.backends.bwrap import CGROUP_ROOT, SLOT_PREFIX, BubblewrapBackend, release_standbys, standby_slots
 from sandbox.limits import Limits, MiB
 from sandbox.policy import BAD_RUN_ID, STARTED_AT_FILE
+from tests.sandbox.conftest import bwrap_cgroups_left
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = Limits(wall_s=10, cpu_s=5, memory_bytes=512 * MiB, pids=64, output_bytes=8 * MiB,
@@ -53,8 +54,8 @@ def _mounts_under(path: Path) -> list[str]:
         return [line.split()[1] for line in fh if line.split()[1].startswith(str(path))]
 
 
-def _run_cgroups(run_id: str, prefix: str) -> list[Path]:
-    return [d for d in CGROUP_ROOT.glob(f"*/{prefix}/{run_id}") if d.exists()]
+def _run_cgroups(run_id: str, prefix: str, slot: str | None = None) -> list[Path]:
+    return bwrap_cgroups_left(prefix, run_id, slot)
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def run(backend, tmp_path):
             execution.cleanup()
         assert _mounts_under(backend.runs_dir / run_id) == []
         assert not (backend.runs_dir / run_id).exists()
-        assert _run_cgroups(run_id, backend.cgroup_prefix) == []
+        assert _run_cgroups(run_id, backend.cgroup_prefix, execution.details.get("cgroup")) == []
         return execution
 
     return _run
@@ -196,6 +197,7 @@ def test_reap_ends_runs_older_than_the_threshold_and_keeps_younger_ones(shared_d
         assert _run_cgroups(run_id, prefix) == []
         execution.cleanup()  # idempotent after a reap
     finally:
+        release_standbys()
         for parent in CGROUP_ROOT.glob(f"*/{prefix}"):
             parent.rmdir()
 
@@ -215,46 +217,52 @@ def _processes_holding_mounts_of(run_dir: Path) -> list[int]:
     return found
 
 
-def test_sandbox_of_a_worker_that_died_before_releasing_it_never_runs_and_is_reaped(shared_dir, tmp_path):
+def test_every_process_of_a_run_is_born_inside_its_cgroups(run):
+    # The standby joined the cgroups before it executed bwrap, so bwrap's cgroup namespace is rooted
+    # at the run's own cgroups: a process moved in later would see a path outside its root.
+    execution = run("print(open('/proc/self/cgroup').read())")
+    assert execution.status == "ok", execution.stderr_tail
+    lines = [line for line in execution.stdout_tail.splitlines() if line.strip()]
+    by_controller = {line.split(":")[1]: line.split(":", 2)[2] for line in lines}
+    for controller in ("memory", "pids", "cpuacct", ""):  # "" is the cgroup v2 hierarchy
+        assert by_controller[controller] == "/", lines
+
+
+def test_the_next_runs_standby_waits_in_fresh_cgroups_and_dies_with_its_worker(shared_dir, tmp_path):
     prefix = f"cropbias-test-{secrets.token_hex(4)}"
     runs_dir = shared_dir / "runs"
-    run_id = f"test-{secrets.token_hex(6)}"
-    (tmp_path / "probe.py").write_text("open('ran', 'w').write('the probe ran')\n")
-    # A worker that stops right after starting bwrap, before moving it into its cgroups.
+    (tmp_path / "probe.py").write_text("pass\n")
+    # A worker that ran once (so it holds the next run's standby), then waits to be killed.
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
         from sandbox.backends import bwrap
         from sandbox.limits import Limits
 
-        def stuck(self, proc, status_r, cgroups):
-            print(proc.pid, flush=True)
-            time.sleep(3600)
-
-        bwrap.BubblewrapBackend._enter_cgroups = stuck
         backend = bwrap.BubblewrapBackend(runs_dir=Path({str(runs_dir)!r}), cgroup_prefix={prefix!r})
-        backend.execute(Path({str(tmp_path)!r}), limits=Limits(wall_s=60), run_id={run_id!r})
+        backend.execute(Path({str(tmp_path)!r}), limits=Limits(wall_s=60), run_id="first").cleanup()
+        assert bwrap.wait_for_standbys(30)
+        print(*bwrap.standby_slots(), flush=True)
+        time.sleep(3600)
     """)
     worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=ROOT)
     backend = BubblewrapBackend(runs_dir=runs_dir, cgroup_prefix=prefix)
     try:
-        assert int(worker.stdout.readline()) > 0
+        slot = worker.stdout.readline().decode().strip()
+        assert slot.startswith(SLOT_PREFIX) and slot not in standby_slots()
+        slot_cgroups = [d for d in CGROUP_ROOT.glob(f"*/{prefix}/{slot}") if d.is_dir()]
+        assert len(slot_cgroups) == 4  # memory, pids, cpuacct and the cgroup v2 leaf
+        for directory in slot_cgroups:  # only the standby's launcher inside
+            assert len((directory / "cgroup.procs").read_text().split()) == 1
+        assert backend.reap(older_than_s=-1) == []  # a live worker's standby is not an orphan
         worker.kill()
         worker.wait()
-        deadline = time.monotonic() + 30
-        while not _processes_holding_mounts_of(runs_dir / run_id) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 10  # the standby dies with its worker (parent-death signal)
+        while any((d / "cgroup.procs").read_text().strip() for d in slot_cgroups) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _processes_holding_mounts_of(runs_dir / run_id), "the abandoned sandbox should be waiting"
-        time.sleep(1.0)  # the abandoned sandbox must stay blocked, not run the probe
-        assert not (runs_dir / run_id / "out" / "ran").exists()
-        (runs_dir / run_id / STARTED_AT_FILE).write_text(repr(time.time() - 7200))
-        assert backend.reap(older_than_s=3600) == [run_id]
-        deadline = time.monotonic() + 10
-        while _processes_holding_mounts_of(runs_dir / run_id) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _processes_holding_mounts_of(runs_dir / run_id) == []
-        assert _mounts_under(runs_dir / run_id) == [] and not (runs_dir / run_id).exists()
-        assert _run_cgroups(run_id, prefix) == []
+        assert not any((d / "cgroup.procs").read_text().strip() for d in slot_cgroups)
+        assert backend.reap(older_than_s=-1) == [slot]  # what is left is an empty slot, for the reaper
+        assert bwrap_cgroups_left(prefix, "first") == []
     finally:
         worker.kill()
         backend.reap(older_than_s=-1)
@@ -267,3 +275,16 @@ def test_backends_are_found_by_name():
     assert isinstance(get_backend("bwrap"), BubblewrapBackend)
     with pytest.raises(ValueError, match="unknown sandbox backend 'lxc'"):
         get_backend("lxc")
+
+
+def test_a_runs_root_made_by_another_user_is_refused(tmp_path):
+    from sandbox.backends.bwrap import _private_root
+
+    squatted = tmp_path / "cropbias-sandbox"
+    squatted.mkdir(mode=0o777)
+    os.chown(squatted, 65534, 65534)  # someone else got there first in the world-writable parent
+    with pytest.raises(PlatformError, match="not a directory of root's own"):
+        _private_root(squatted)
+    own = tmp_path / "ours"
+    _private_root(own)
+    assert (own.stat().st_mode & 0o777, own.stat().st_uid) == (0o711, 0)
