@@ -10,6 +10,8 @@ import os
 from celery import Celery
 from celery.signals import worker_init
 
+from grading.measurement import warm_up
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("cropbias")
@@ -19,9 +21,6 @@ app.autodiscover_tasks()
 
 @worker_init.connect
 def warm_up_before_forking(**_kwargs) -> None:
-    # Imported when a worker starts, not by every process that loads the app (the web's too).
-    from grading.measurement import warm_up
-
     try:
         warm_up()
     except Exception:  # noqa: BLE001 - a cold first measurement is slower, never wrong
