@@ -21,12 +21,31 @@ ROOT = Path(__file__).resolve().parents[2]
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
+# Slots on the host when the test began: left empty by workers killed earlier (the reaper removes
+# them once they are old), so not this test's.
+_SLOTS_BEFORE: set[str] = set()
+
+
+def _slots_now() -> set[str]:
+    from sandbox.backends.bwrap import CGROUP_PREFIX, SLOT_PREFIX
+
+    return {d.name for d in CGROUP_ROOT.glob(f"*/{CGROUP_PREFIX}/*/{SLOT_PREFIX}*")}
+
+
+@pytest.fixture(autouse=True)
+def _slots_before_the_test():
+    _SLOTS_BEFORE.clear()
+    _SLOTS_BEFORE.update(_slots_now())
+    yield
+
+
 def bwrap_cgroups_left(prefix: str, run_id: str, slot: str | None = None) -> list[Path]:
     """A bwrap run's cgroups still on the host: named after it, its slot (`details["cgroup"]`), or
-    when the slot is not known any slot below `prefix` that is not this process's standby."""
+    when the slot is not known any slot below `prefix` that is neither this process's standby nor
+    there before the test began."""
     from sandbox.backends.bwrap import SLOT_PREFIX, standby_slots
 
-    held = standby_slots()
+    held = standby_slots() | _SLOTS_BEFORE
     return [d for d in CGROUP_ROOT.glob(f"*/{prefix}/*") if d.is_dir() and (
         d.name in (run_id, slot) or (slot is None and d.name.startswith(SLOT_PREFIX) and d.name not in held))]
 # runc because crun fails in this cgroup layout (run containers need no init: timeout is their PID 1).
