@@ -148,3 +148,19 @@ def test_the_cache_tells_apart_the_same_images_labelled_differently(contrast_set
     measure_image_set(contrast_set, model=MODEL, seed=0, cache_dir=cache)
     document = measure_image_set(relabelled, model=MODEL, seed=0, cache_dir=cache)
     assert _test(document, "preference:textured>flat")["estimate"] > 0.9
+
+
+def test_every_image_is_hashed_by_its_content_paired_or_not_split_or_not(tmp_path):
+    from grading.measurement import measure_chunk
+    from probekit.imageset import file_sha256
+
+    root = single_subjects(tmp_path / "singles", n=5, paired=False)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["items"] = manifest["items"][:-1]  # one high image more than low: it is in no pair
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    unsplit = measure_image_set(root, model=MODEL, seed=0, workers=2)
+    assert unsplit["hashes"]["images"] == {item["id"]: file_sha256(root / item["image"]) for item in manifest["items"]}
+    cache = tmp_path / "cache"
+    for start, stop in ((0, 7), (7, unsplit["n_units"])):
+        measure_chunk(root, model=MODEL, start=start, stop=stop, cache_dir=cache)
+    assert document_dumps(measure_image_set(root, model=MODEL, seed=0, cache_dir=cache)) == document_dumps(unsplit)
