@@ -6,6 +6,7 @@ version, ratios), so re-measuring the same images on the same model version cost
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -107,11 +108,27 @@ def with_hashes(image_set, units: list, known: dict[str, str]) -> list:
 
 
 def single_threaded() -> None:
-    """One thread per measuring process: the processes (pool or worker slots) are the parallelism,
+    """One OpenCV thread in this measuring process (a worker slot): the processes are the parallelism,
     and OpenCV's own thread pool would only oversubscribe the cores they share."""
     import cv2
 
     cv2.setNumThreads(1)
+
+
+@contextlib.contextmanager
+def _forking_single_threaded():
+    """The pool's processes inherit one OpenCV thread; this process gets its own setting back.
+
+    Set before the fork, never in the child: a forked child resizing OpenCV's pool of threads
+    that only its parent has waits for them forever."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def _observe_chunk(args) -> tuple[list[dict], dict[str, str]]:
@@ -134,21 +151,19 @@ def observe(units, image_set, *, model_name: str, ratios, options: dict, cache_d
         image_set = dataclasses.replace(image_set, items=[], manifest={})
     jobs = [(model_name, chunk, image_set, list(ratios), options, cache_dir) for chunk in chunks]
     observations, done, found = [], 0, {}
-    if workers <= 1 or len(chunks) <= 1:
-        results = map(_observe_chunk, jobs)
-    else:
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=single_threaded)
-        results = pool.map(_observe_chunk, jobs)
-    try:
+    with contextlib.ExitStack() as stack:
+        if workers <= 1 or len(chunks) <= 1:
+            results = map(_observe_chunk, jobs)
+        else:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers))
+            with _forking_single_threaded():
+                results = pool.map(_observe_chunk, jobs)  # submits every job: the processes start here
         for job, (chunk_result, chunk_hashes) in zip(jobs, results):
             observations += chunk_result
             found.update(chunk_hashes)
             done += len(job[1])
             if progress:
                 progress(done, len(units))
-    finally:
-        if workers > 1 and len(chunks) > 1:
-            pool.shutdown(cancel_futures=True)
     if hashes is not None:
         hashes.update(found)
     return observations

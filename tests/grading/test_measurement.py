@@ -164,3 +164,11 @@ def test_every_image_is_hashed_by_its_content_paired_or_not_split_or_not(tmp_pat
     for start, stop in ((0, 7), (7, unsplit["n_units"])):
         measure_chunk(root, model=MODEL, start=start, stop=stop, cache_dir=cache)
     assert document_dumps(measure_image_set(root, model=MODEL, seed=0, cache_dir=cache)) == document_dumps(unsplit)
+
+
+@pytest.mark.timeout(120)
+def test_a_process_pool_after_a_measurement_in_this_process_finishes(tmp_path):
+    # Big enough images that OpenCV resized their maps on its own threads here before the pool forked.
+    root = contrast_composites(tmp_path / "big", n=66, size=320)
+    alone = measure_image_set(root, model=MODEL, seed=0)
+    assert document_dumps(measure_image_set(root, model=MODEL, seed=0, workers=2)) == document_dumps(alone)
