@@ -169,6 +169,6 @@ def test_every_image_is_hashed_by_its_content_paired_or_not_split_or_not(tmp_pat
 @pytest.mark.timeout(120)
 def test_a_process_pool_after_a_measurement_in_this_process_finishes(tmp_path):
     # Big enough images that OpenCV resized their maps on its own threads here before the pool forked.
-    root = contrast_composites(tmp_path / "big", n=66, size=320)
+    root = contrast_composites(tmp_path / "big", n=66, size=480)
     alone = measure_image_set(root, model=MODEL, seed=0)
     assert document_dumps(measure_image_set(root, model=MODEL, seed=0, workers=2)) == document_dumps(alone)
