@@ -54,13 +54,20 @@ def _settings_of(measurement: Measurement) -> dict:
 
 
 def _chunks(measurement: Measurement, set_dir, options: dict) -> list[tuple[str, int, int]]:
-    """(model, start, stop) per chunk when the set is big enough to split, else []."""
+    """(model, start, stop) per chunk when the set is big enough to split, else [].
+
+    Chunks of equal size (within one unit), none over MEASURE_CHUNK_SIZE units, as many as a
+    multiple of the worker slots: every slot gets the same work and no chunk is left to run alone
+    at the end while the other slots idle."""
     plan = measurement_plan(set_dir, seed=measurement.seed, **{k: v for k, v in options.items() if k != "ratios"})
-    size = settings.MEASURE_CHUNK_SIZE
-    if plan["n_units"] * len(plan["models"]) <= size:
+    size, models, units = settings.MEASURE_CHUNK_SIZE, plan["models"], plan["n_units"]
+    if units * len(models) <= size:
         return []
-    return [(name, start, min(start + size, plan["n_units"]))
-            for name in plan["models"] for start in range(0, plan["n_units"], size)]
+    slots = max(1, settings.WORKER_CONCURRENCY)
+    wanted = -(-units * len(models) // size)
+    wanted = -(-wanted // slots) * slots
+    per_model = min(units, -(-wanted // len(models)))
+    return [(name, units * k // per_model, units * (k + 1) // per_model) for name in models for k in range(per_model)]
 
 
 def _holder() -> str:

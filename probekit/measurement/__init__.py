@@ -14,8 +14,8 @@ import math
 from pathlib import Path
 
 from probekit import DEFAULT_RATIOS, get_model, ratio_key
-from probekit.imageset import file_sha256, validate_image_set
-from probekit.measurement._compose import Composite, build_composite, plan_composites
+from probekit.imageset import validate_image_set
+from probekit.measurement._compose import build_composite, plan_composites
 from probekit.measurement._compose import compose_options as resolve_compose_options
 from probekit.measurement._curve import compression_curve
 from probekit.measurement._document import (
@@ -26,7 +26,7 @@ from probekit.measurement._document import (
     public,
     significant_direction,
 )
-from probekit.measurement._observe import observe
+from probekit.measurement._observe import observe, single_threaded, with_hashes
 from probekit.models import REGISTRY
 
 SCHEMA = 1
@@ -50,33 +50,21 @@ def _load(directory, *, max_images: int = 5_000, max_pixels: int = 25_000_000, h
                               decode=False, hash_images=hash_images)
 
 
-def _with_hashes(image_set, units: list) -> list:
-    """`units` with the sha256 of every image they use (the cache is keyed by content)."""
-    hashed: dict[str, object] = {}
-
-    def item(original):
-        if original.id not in hashed:
-            hashed[original.id] = dataclasses.replace(original, sha256=file_sha256(image_set.path_of(original)))
-        return hashed[original.id]
-
-    return [dataclasses.replace(u, first=item(u.first), second=item(u.second)) if isinstance(u, Composite) else item(u)
-            for u in units]
-
-
 def _units_of(image_set, *, seed: int, options: dict):
     if image_set.compose == "pairs":
         return plan_composites(image_set, seed=seed, options=options)
     return list(image_set.items)
 
 
-def _measure_model(units, image_set, *, model_name, ratio_keys, ratios, options, seed, cache_dir, workers, progress):
+def _measure_model(units, image_set, *, model_name, ratio_keys, ratios, options, seed, cache_dir, workers, progress,
+                   hashes):
     observations = observe(units, image_set, model_name=model_name, ratios=ratios, options=options,
-                           cache_dir=cache_dir, workers=workers, progress=progress)
+                           cache_dir=cache_dir, workers=workers, progress=progress, hashes=hashes)
     singles = None
     if image_set.compose == "pairs" and any(item.base for item in image_set.items):
         # Counterfactual tuples of a pairs set are compared as the single images they are.
         singles = observe([i for i in image_set.items if i.base], image_set, model_name=model_name, ratios=ratios,
-                          options=options, cache_dir=cache_dir, workers=workers)
+                          options=options, cache_dir=cache_dir, workers=workers, hashes=hashes)
     variant = None if "@" not in model_name else model_name
     tests, units_by_test = build_tests(observations, groups=image_set.groups, ratios=ratio_keys,
                                        variant=variant, seed=seed, base_observations=singles)
@@ -126,7 +114,8 @@ def measure_image_set(
     progress : callable(done, total) for the image runs.
     artifacts_dir : when given, plots and a contact sheet are written there.
     """
-    image_set = _load(directory, max_images=max_images, max_pixels=max_pixels)
+    # Hashed by the processes that observe the images, not one by one here before they start.
+    image_set = _load(directory, max_images=max_images, max_pixels=max_pixels, hash_images=False)
     ratios = list(ratios or DEFAULT_RATIOS)
     ratio_keys = [ratio_key(r) for r in ratios]
     options = resolve_compose_options(compose_options)
@@ -144,16 +133,17 @@ def measure_image_set(
         if progress:
             progress(done_before + done, total)
 
-    versions, all_tests, units_by_model, base_observations = {}, [], {}, None
+    versions, all_tests, units_by_model, base_observations, hashes = {}, [], {}, None, {}
     for name in names:
         target = get_model(name)
         versions[name] = target.version
         observations, tests, units_by_test = _measure_model(
             units, image_set, model_name=name, ratio_keys=ratio_keys, ratios=ratios, options=options,
-            seed=seed, cache_dir=cache_dir, workers=workers, progress=step)
+            seed=seed, cache_dir=cache_dir, workers=workers, progress=step, hashes=hashes)
         done_before += len(units)
         if base_observations is None:
             base_observations = observations
+            units = with_hashes(image_set, units, hashes)  # the next models read the same files
         all_tests += tests
         units_by_model[name] = (tests, units_by_test)
     base_tests, base_units = units_by_model[model]
@@ -173,7 +163,7 @@ def measure_image_set(
             versions[other] = target.version
             _obs, other_tests, _units = _measure_model(
                 units, image_set, model_name=other, ratio_keys=ratio_keys, ratios=ratios, options=options,
-                seed=seed, cache_dir=cache_dir, workers=workers, progress=step)
+                seed=seed, cache_dir=cache_dir, workers=workers, progress=step, hashes=hashes)
             done_before += len(units)
             other_tests_by_model[other] = other_tests
     # one family: the document's tests and the generalization models' tests can all mark a finding
@@ -190,6 +180,8 @@ def measure_image_set(
                     holds[test["id"]].append(other)
         generalization_map = {tid: models for tid, models in holds.items()}
     tests = [public(t) for t in all_tests]
+    # every item, observed or not (a pairs set may leave images unpaired), by its content
+    image_set = dataclasses.replace(image_set, items=with_hashes(image_set, list(image_set.items), hashes))
     document = {
         "schema": SCHEMA,
         "model": model,
@@ -236,7 +228,7 @@ def observe_image_set(directory, *, model: str, ratios=None, seed: int = 0, comp
 
     The raw observations behind the metrics document, in the set's order, from the same cache.
     """
-    image_set = _load(directory)
+    image_set = _load(directory, hash_images=False)
     options = resolve_compose_options(compose_options)
     units = _units_of(image_set, seed=seed, options=options)
     return observe(units, image_set, model_name=model, ratios=list(ratios or DEFAULT_RATIOS), options=options,
@@ -262,10 +254,11 @@ def measure_chunk(directory, *, model: str, start: int, stop: int, ratios=None, 
     Chunks share nothing but the content-keyed cache, so any worker may run any chunk, a chunk
     run twice writes the same files, and the merge's order is fixed by the plan, not by timing.
     """
-    # Validated without hashes: the chunk hashes only the images its units use, not the whole set.
+    # Validated without hashes: observing hashes only the images its units use, not the whole set.
     image_set = _load(directory, max_images=max_images, max_pixels=max_pixels, hash_images=False)
     options = resolve_compose_options(compose_options)
-    units = _with_hashes(image_set, _units_of(image_set, seed=seed, options=options)[start:stop])
+    units = _units_of(image_set, seed=seed, options=options)[start:stop]
+    single_threaded()  # a worker slot is one process on one core
     observe(units, image_set, model_name=model, ratios=list(ratios or DEFAULT_RATIOS), options=options,
             cache_dir=cache_dir)
     return len(units)

@@ -6,6 +6,7 @@ version, ratios), so re-measuring the same images on the same model version cost
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -15,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from probekit import get_model, ratio_key
+from probekit.imageset import file_sha256
 from probekit.measure import region_facts
 from probekit.measurement._compose import Composite, build_composite
 
@@ -85,32 +87,83 @@ def _group_of(item) -> str:
     return item.regions[0].group
 
 
-def _observe_chunk(args) -> list[dict]:
+def with_hashes(image_set, units: list, known: dict[str, str]) -> list:
+    """`units` with the sha256 of every image they use (the cache is keyed by content).
+
+    Hashes in `known` (item id → sha256) are taken as they are; the others are read from the
+    files here and added to `known`, so the process that reads an image for the model hashes it.
+    """
+    hashed: dict[str, object] = {}
+
+    def item(original):
+        if original.id not in hashed:
+            sha256 = original.sha256 or known.get(original.id)
+            if sha256 is None:
+                sha256 = known[original.id] = file_sha256(image_set.path_of(original))
+            hashed[original.id] = dataclasses.replace(original, sha256=sha256)
+        return hashed[original.id]
+
+    return [dataclasses.replace(u, first=item(u.first), second=item(u.second)) if isinstance(u, Composite) else item(u)
+            for u in units]
+
+
+def single_threaded() -> None:
+    """One OpenCV thread in this measuring process (a worker slot): the processes are the parallelism,
+    and OpenCV's own thread pool would only oversubscribe the cores they share."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+@contextlib.contextmanager
+def _forking_single_threaded():
+    """The pool's processes inherit one OpenCV thread; this process gets its own setting back.
+
+    Set before the fork, never in the child: a forked child resizing OpenCV's pool of threads
+    that only its parent has waits for them forever."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+def _observe_chunk(args) -> tuple[list[dict], dict[str, str]]:
     model_name, units, image_set, ratios, options, cache_dir = args
     model = get_model(model_name)
-    return [_observe_unit(unit, image_set, model, ratios, options, cache_dir) for unit in units]
+    hashes: dict[str, str] = {}
+    units = with_hashes(image_set, units, hashes)
+    return [_observe_unit(unit, image_set, model, ratios, options, cache_dir) for unit in units], hashes
 
 
 def observe(units, image_set, *, model_name: str, ratios, options: dict, cache_dir=None, workers: int = 1,
-            chunk_size: int = 64, progress=None) -> list[dict]:
-    """Observations of `units` on `model_name`, in the units' order, however many processes."""
+            chunk_size: int = 64, progress=None, hashes: dict[str, str] | None = None) -> list[dict]:
+    """Observations of `units` on `model_name`, in the units' order, however many processes.
+
+    Images the units carry no sha256 for are hashed by the process that observes them; their
+    hashes are added to `hashes` (item id → sha256) when given."""
     chunks = [units[i:i + chunk_size] for i in range(0, len(units), chunk_size)]
     if workers > 1:
         # A chunk needs only the set's root to open its images: don't pickle every item into every job.
         image_set = dataclasses.replace(image_set, items=[], manifest={})
     jobs = [(model_name, chunk, image_set, list(ratios), options, cache_dir) for chunk in chunks]
-    observations, done = [], 0
-    if workers <= 1 or len(chunks) <= 1:
-        for job in jobs:
-            observations += _observe_chunk(job)
-            done += len(job[1])
-            if progress:
-                progress(done, len(units))
-        return observations
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for job, chunk_result in zip(jobs, pool.map(_observe_chunk, jobs)):
+    observations, done, found = [], 0, {}
+    with contextlib.ExitStack() as stack:
+        if workers <= 1 or len(chunks) <= 1:
+            results = map(_observe_chunk, jobs)
+        else:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers))
+            with _forking_single_threaded():
+                results = pool.map(_observe_chunk, jobs)  # submits every job: the processes start here
+        for job, (chunk_result, chunk_hashes) in zip(jobs, results):
             observations += chunk_result
+            found.update(chunk_hashes)
             done += len(job[1])
             if progress:
                 progress(done, len(units))
+    if hashes is not None:
+        hashes.update(found)
     return observations

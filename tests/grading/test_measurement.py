@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +149,37 @@ def test_the_cache_tells_apart_the_same_images_labelled_differently(contrast_set
     measure_image_set(contrast_set, model=MODEL, seed=0, cache_dir=cache)
     document = measure_image_set(relabelled, model=MODEL, seed=0, cache_dir=cache)
     assert _test(document, "preference:textured>flat")["estimate"] > 0.9
+
+
+def test_every_image_is_hashed_by_its_content_paired_or_not_split_or_not(tmp_path):
+    from grading.measurement import measure_chunk
+    from probekit.imageset import file_sha256
+
+    root = single_subjects(tmp_path / "singles", n=5, paired=False)
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["items"] = manifest["items"][:-1]  # one high image more than low: it is in no pair
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    unsplit = measure_image_set(root, model=MODEL, seed=0, workers=2)
+    assert unsplit["hashes"]["images"] == {item["id"]: file_sha256(root / item["image"]) for item in manifest["items"]}
+    cache = tmp_path / "cache"
+    for start, stop in ((0, 7), (7, unsplit["n_units"])):
+        measure_chunk(root, model=MODEL, start=start, stop=stop, cache_dir=cache)
+    assert document_dumps(measure_image_set(root, model=MODEL, seed=0, cache_dir=cache)) == document_dumps(unsplit)
+
+
+POOL_AFTER_IN_PROCESS = """
+import sys
+from grading.measurement import document_dumps, measure_image_set
+alone = measure_image_set(sys.argv[1], model=sys.argv[2], seed=0)
+pooled = measure_image_set(sys.argv[1], model=sys.argv[2], seed=0, workers=2)
+sys.exit(0 if document_dumps(pooled) == document_dumps(alone) else 3)
+"""
+
+
+def test_a_process_pool_after_a_measurement_in_this_process_finishes(tmp_path):
+    # Big enough images that OpenCV resized their maps on its own threads before the pool forked.
+    # A fresh process: the scenario is that process's own history, not this test session's.
+    root = contrast_composites(tmp_path / "big", n=66, size=480)
+    done = subprocess.run([sys.executable, "-c", POOL_AFTER_IN_PROCESS, str(root), MODEL], timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0
