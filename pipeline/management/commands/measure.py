@@ -10,8 +10,10 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from blobs import StorageUnavailable
 from bounty.models import Challenge
 from bounty.selectors import challenge_measurement_settings
+from grading import services as grading_services
 from grading.measurement import document_dumps, measure_image_set
 from probekit import DEFAULT_MODEL
 from probekit.imageset import ImageSetRejected
@@ -48,6 +50,8 @@ class Command(BaseCommand):
 
         measured["variants"] = measured["variants"] + [v for v in options["variant"] if v not in measured["variants"]]
         try:
+            # A registered model kept in the object storage is fetched (and checked) first.
+            grading_services.registered_models_fetch(names=[measured["model"], *measured["variants"]])
             document = measure_image_set(
                 options["directory"], seed=options["seed"], probe_sha256=options["probe_sha256"],
                 workers=options["workers"], cache_dir=settings.MEASURE_CACHE_DIR, progress=progress,
@@ -55,6 +59,6 @@ class Command(BaseCommand):
             )
         except ImageSetRejected as exc:
             raise CommandError(f"the image set is invalid: {exc}") from None
-        except ValueError as exc:
+        except (ValueError, StorageUnavailable) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(document_dumps(document))
