@@ -254,9 +254,9 @@ def main() -> None:
         print(json.dumps({"bench": "measurement_scaling", "model": MODEL, "workers": 2,
                           "images": list(scaling), "images_per_s": [r["images_per_s"] for r in scaling.values()],
                           "ratio_to_floor": [r["ratio_to_floor"] for r in scaling.values()]}), flush=True)
-    n = int(os.environ.get("BENCH_MEASURE_U2_IMAGES", 48))
+    n = int(os.environ.get("BENCH_MEASURE_U2_IMAGES", 96))
     if n:
-        print(json.dumps(worker_speedup(n, int(os.environ.get("BENCH_MEASURE_U2_CHUNK", 8)),
+        print(json.dumps(worker_speedup(n, int(os.environ.get("BENCH_MEASURE_U2_CHUNK", 16)),
                                         int(os.environ.get("BENCH_MEASURE_U2_REPEATS", 1)))), flush=True)
 
 
