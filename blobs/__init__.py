@@ -199,6 +199,12 @@ def tree_names(prefix: str) -> list[str]:
     return sorted(names)
 
 
+def _download(storage: Storage, name: str, target: Path) -> None:
+    """One object of `storage` into the local file `target`, in 1 MiB pieces."""
+    with _named_faults(f"read {name}"), storage.open(name, "rb") as source, open(target, "wb") as out:
+        shutil.copyfileobj(source, out, 1024 * 1024)
+
+
 def _parallel(function, items) -> None:
     items = list(items)
     if len(items) <= 1:
@@ -230,9 +236,7 @@ def fetch_tree(prefix: str, directory: str | os.PathLike) -> int:
     def fetch(name: str) -> None:
         target = directory / key_of(name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with _named_faults(f"read {prefix}/{name}"), storage.open(f"{prefix}/{name}", "rb") as source, \
-                open(target, "wb") as out:
-            shutil.copyfileobj(source, out, 1024 * 1024)
+        _download(storage, f"{prefix}/{name}", target)
 
     directory.mkdir(parents=True, exist_ok=True)
     _parallel(fetch, names)
@@ -291,7 +295,5 @@ def fetched_file(field_file, *, label: str = "probe") -> Iterator[Path]:
         return
     with scratch(label) as directory:
         target = directory / PurePosixPath(field_file.name).name
-        with _named_faults(f"read {field_file.name}"), storage.open(field_file.name, "rb") as source, \
-                open(target, "wb") as out:
-            shutil.copyfileobj(source, out, 1024 * 1024)
+        _download(storage, field_file.name, target)
         yield target

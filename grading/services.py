@@ -27,6 +27,7 @@ from grading.models import (
     Score,
 )
 from grading.rubric import final_score, provisional_score, rubric_for_challenge
+from probekit.imageset import file_sha256
 from probekit.models import REGISTRY
 from probekit.models.registered import MODEL_FILE, models_dir, register_model, registered_file
 
@@ -51,23 +52,37 @@ def registered_models_fetch(*, names) -> None:
     if blobs.is_local() or not wanted:
         return
     for row in RegisteredModel.objects.filter(name__in=wanted):
-        expected = row.sha256.removeprefix("sha256:")
         path = registered_file(row.name)
-        if path is not None and hashlib.sha256(path.read_bytes()).hexdigest() == expected:
+        if path is not None and _holds(path, row.sha256):
             continue
         folder = models_dir()
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder, prefix=".fetch-"))
         try:
             blobs.fetch_tree(blobs.key_of(blobs.MODELS, row.name), staging)
-            model = staging / MODEL_FILE
-            if not model.is_file() or hashlib.sha256(model.read_bytes()).hexdigest() != expected:
+            if not _holds(staging / MODEL_FILE, row.sha256):
                 raise blobs.StorageUnavailable(f"object storage: the registered model {row.name} is missing "
                                                f"or does not match its sha256 {row.sha256}")
             shutil.rmtree(folder / row.name, ignore_errors=True)
             os.rename(staging, folder / row.name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+# Local model files this process has hashed, by (path, size, mtime): every run and chunk asks again.
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def _holds(path: Path, sha256: str) -> bool:
+    """Whether the file at `path` has the bytes `sha256` names ("sha256:<hex>"), hashed once per version."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    version = (str(path), stat.st_size, stat.st_mtime_ns)
+    if version not in _VERIFIED:
+        _VERIFIED[version] = file_sha256(path)
+    return _VERIFIED[version] == sha256
 
 
 def registered_model_create(*, model_path, name: str, card_path, actor=None) -> dict:

@@ -140,6 +140,12 @@ def _image_set_upload(*, path: Path) -> str:
     return key
 
 
+def _image_set_take(*, run: ProbeRun, path: Path):
+    """The copied-out set's facts (with the challenge's caps), then the set stored: (facts, key)."""
+    facts = _image_set_read(run=run, path=path)
+    return facts, _image_set_upload(path=path)
+
+
 def _image_set_create(*, run: ProbeRun, key: str, n_images: int, facts) -> ImageSet:
     """The stored image set's row."""
     return ImageSet.objects.create(
@@ -161,8 +167,7 @@ def _store_rerun_result(*, run: ProbeRun, result: RunResult, fields: dict) -> st
     facts = key = None
     if result.status == "ok":
         try:
-            facts = _image_set_read(run=run, path=result.image_set_path)
-            key = _image_set_upload(path=result.image_set_path)
+            facts, key = _image_set_take(run=run, path=result.image_set_path)
         except ImageSetRejected as exc:
             fields = dict(fields, status="rejected", error=str(exc))
             result = RunResult(status="rejected", exit_code=result.exit_code, wall_s=result.wall_s, error=str(exc))
@@ -189,8 +194,7 @@ def _store_run_result(*, run: ProbeRun, result: RunResult, final: bool = False) 
         return "cancelled"
     if result.status == "ok":
         try:
-            facts = _image_set_read(run=run, path=result.image_set_path)
-            key = _image_set_upload(path=result.image_set_path)
+            facts, key = _image_set_take(run=run, path=result.image_set_path)
             return _store_image_set(run=run, result=result, fields=fields, facts=facts, key=key)
         except ImageSetRejected as exc:  # the copied-out set does not pass with the challenge's caps
             result = RunResult(status="rejected", exit_code=result.exit_code, wall_s=result.wall_s,
