@@ -175,11 +175,14 @@ class SubmissionStatusSerializer(serializers.Serializer):
     finished = serializers.BooleanField()
     queue_position = serializers.IntegerField(allow_null=True)
     eta_s = serializers.IntegerField(allow_null=True, help_text="while queued: seconds until it should start, "
-                                     "from recent run+measure times; null when unknown")
+                                     "from recent run+measure times (few yet: the model's measured speed × a "
+                                     "typical set's size); null when nothing is known")
     elapsed_s = serializers.FloatField(allow_null=True)
     progress = serializers.DictField(child=serializers.IntegerField(), allow_null=True)
     progress_unit = serializers.CharField(allow_null=True, help_text="while measuring: what progress counts, "
                                           "\"images\" (one model run per image) or \"observations\"")
+    measure_eta_s = serializers.IntegerField(allow_null=True, help_text="while measuring: seconds until the "
+                                             "measurement should be done, from the model's measured speed")
     run = RunSerializer(allow_null=True)
     provisional_score = serializers.FloatField(allow_null=True)
     final_score = serializers.FloatField(allow_null=True)
