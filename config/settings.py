@@ -199,6 +199,8 @@ MEASURE_CHUNK_SIZE = int(os.environ.get("MEASURE_CHUNK_SIZE", 200))
 MEASURE_CHUNK_TARGET_S = float(os.environ.get("MEASURE_CHUNK_TARGET_S", 10))
 # A measurement expected to take at most this long is not split: it runs whole on the default queue.
 MEASURE_SPLIT_MIN_S = float(os.environ.get("MEASURE_SPLIT_MIN_S", 45))
+# A participant's split measurement expected to take at most this long keeps its chunks on the default queue.
+MEASURE_BULK_MIN_S = float(os.environ.get("MEASURE_BULK_MIN_S", 180))
 # How long a run or a measurement may sit in one state before the reaper steps in.
 REAPER_GRACE_S = int(os.environ.get("REAPER_GRACE_S", 120))
 
@@ -252,7 +254,8 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_BULK_QUEUE = "bulk"
 CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE,
                                                                                CELERY_BULK_QUEUE)]
-# A big measurement's chunks are bulk work: a participant's run or small measurement goes first.
+# A big measurement's chunks are bulk work: a participant's run or small measurement goes first
+# (pipeline.scheduling.chunk_queue_name names the queue of each measurement's chunks).
 CELERY_TASK_ROUTES = {"pipeline.tasks.measure_chunk": {"queue": CELERY_BULK_QUEUE}}
 # Slots all workers run at once (each worker's -c): the queue's wait estimate divides by it.
 WORKER_CONCURRENCY = int(os.environ.get("WORKER_CONCURRENCY", 2))

@@ -122,7 +122,9 @@ def _compute(measurement: Measurement, *, holder: str, chunks_done: bool) -> str
                 if not grading_services.measurement_split(measurement_id=measurement_id, holder=holder,
                                                           horizon_s=SPLIT_LEASE_S):
                     return "lease lost before the split"
-                chord(current_app.signature(CHUNK_TASK, args=(measurement_id, name, start, stop), immutable=True)
+                queue = scheduling.chunk_queue_name(measurement=measurement, chunks=chunks)
+                chord(current_app.signature(CHUNK_TASK, args=(measurement_id, name, start, stop), immutable=True,
+                                            queue=queue)
                       for name, start, stop in chunks)(current_app.signature(MERGE_TASK, args=(measurement_id,),
                                                                              immutable=True))
                 return f"split into {len(chunks)} chunks"

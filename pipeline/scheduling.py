@@ -12,7 +12,8 @@ Latency is kept by three rules (docs/architecture.md, "The queue"):
   however big the measurements in flight.
 - **Small measurements stay whole.** A measurement expected to take at most
   `MEASURE_SPLIT_MIN_S` runs as one task on the default queue: it never waits behind big
-  measurements' chunks.
+  measurements' chunks. A participant's measurement split but expected to take at most
+  `MEASURE_BULK_MIN_S` keeps its chunks on the default queue too (`chunk_queue_name`).
 
 Without a speed figure for a model (a new platform) the planner times the model on a couple of the
 set's units first; with `MEASURE_CHUNK_TARGET_S` = 0 it falls back to chunks of at most
@@ -38,6 +39,19 @@ def measurement_queue_name(*, measurement: Measurement) -> str:
     if measurement.rerun_of_id or measurement.submission.is_demo:
         return settings.CELERY_BULK_QUEUE
     return settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+def chunk_queue_name(*, measurement: Measurement, chunks: list[tuple[str, int, int]]) -> str:
+    """Where a split measurement's chunks go: a participant's measurement expected to take at most
+    `MEASURE_BULK_MIN_S` keeps the default queue (split only to use every slot); a bigger one, one
+    of unknown cost, and any demo or re-run measurement are bulk work."""
+    if measurement_queue_name(measurement=measurement) == settings.CELERY_BULK_QUEUE:
+        return settings.CELERY_BULK_QUEUE
+    speeds = {name: seconds_per_observation(model=name) for name in {name for name, _start, _stop in chunks}}
+    if not all(speeds.values()):
+        return settings.CELERY_BULK_QUEUE
+    expected_s = sum((stop - start) * speeds[name] for name, start, stop in chunks)
+    return settings.CELERY_TASK_DEFAULT_QUEUE if expected_s <= settings.MEASURE_BULK_MIN_S else settings.CELERY_BULK_QUEUE
 
 
 def chunk_plan(*, units: int, models: list[str], speeds: dict[str, float | None], slots: int, max_units: int,

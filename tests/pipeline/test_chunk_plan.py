@@ -100,3 +100,19 @@ def test_the_speed_is_a_running_mean_of_finished_work():
     speed_record(model="test-model", observations=0, seconds=5.0)  # nothing observed: no record
     assert 1.0 < seconds_per_observation(model="test-model") < 2.0
     cache.delete("model-speed:test-model")
+
+
+def test_a_participants_modest_measurement_keeps_its_chunks_on_the_default_queue(settings):
+    from bounty.models import Submission
+    from pipeline.scheduling import chunk_queue_name
+
+    settings.MEASURE_BULK_MIN_S = 180
+    cache.set("model-speed:slowish", 2.0)
+    participant = Measurement(submission=Submission(is_demo=False))
+    modest = [("slowish", 0, 12), ("slowish", 12, 24)]  # 48 s
+    big = [("slowish", k * 5, k * 5 + 5) for k in range(40)]  # 400 s
+    assert chunk_queue_name(measurement=participant, chunks=modest) == "celery"
+    assert chunk_queue_name(measurement=participant, chunks=big) == "bulk"
+    assert chunk_queue_name(measurement=Measurement(submission=Submission(is_demo=True)), chunks=modest) == "bulk"
+    assert chunk_queue_name(measurement=participant, chunks=[("never-measured", 0, 4)]) == "bulk"
+    cache.delete("model-speed:slowish")
