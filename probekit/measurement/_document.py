@@ -18,9 +18,12 @@ from probekit.measure import KEPT_THRESHOLD
 
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
-PARITY = {"preference": 0.5, "position": 0.5}  # the value of "no disparity" per kind; 0 for the rest
+# the value of "no disparity" per kind; 0 for the rest
+PARITY = {"preference": 0.5, "position": 0.5, "position_x": 0.5, "position_y": 0.5}
+SHARE_KINDS = ("preference", "position", "position_x", "position_y")  # estimates in [0, 1]; the rest in [-1, 1]
 SMALL_H, SMALL_DZ = 0.2, 0.2
-TWO_WAY = "two-way cluster-robust t test (pairs share images), clustered by the image of each group"
+FEW_SUBJECTS = 10  # fewer distinct subjects in a group than this: a finding about them, not about the group
+SUBJECT_TEST = "permutation of group labels over the {subjects} distinct subjects, comparisons held fixed ({how})"
 
 
 def test_id(kind: str, first: str, second: str, ratio: str | None = None, variant: str | None = None) -> str:
@@ -55,12 +58,23 @@ def _groups_in(obs: dict) -> set[str]:
 
 
 def _head_to_head(observations, first, second, *, both: bool):
-    """Observations that are evidence about `first` against `second` only (no third group in them)."""
+    """Observations that are evidence about `first` against `second`: holding no third group, or
+    holding three or more groups, both of these among them (compared inside the image)."""
     wanted = {first, second}
     for obs in observations:
         groups = _groups_in(obs)
-        if (groups == wanted) if both else (groups and groups <= wanted):
+        if len(groups) >= 3 and wanted <= groups:
             yield obs
+        elif (groups == wanted) if both else (groups and groups <= wanted):
+            yield obs
+
+
+def _subject(obs: dict, region: dict) -> str:
+    """Who a region shows: the item a platform-built composite took it from, else its pixels' hash
+    (identical region content in several probe-built images is one subject), else the region itself."""
+    if obs.get("parts") and region.get("slot") is not None:
+        return obs["parts"][region["slot"]]
+    return region.get("content") or f"{obs['id']}/{region['box']}"
 
 
 def _evidence_key(*parts) -> str:
@@ -105,8 +119,16 @@ def _image_labels(clusters: dict, first: str):
     return (labels_a, labels_b) if any(count > 1 for count in seen.values()) else None
 
 
+def _axis_winner(regions: list[dict], axis: int) -> dict | None:
+    """Of two regions, the one further left (axis 0) or higher (axis 1); None when level on that axis."""
+    a, b = regions
+    delta = (b["box"][axis] + b["box"][axis + 2] / 2) - (a["box"][axis] + a["box"][axis + 2] / 2)
+    return None if delta == 0 else (a if delta > 0 else b)
+
+
 def _composite_clusters(observations, first, second):
-    """Per cluster of composites holding both groups: wins of each group and of the left/top slot."""
+    """Per cluster of composites holding both groups: wins of each group, of the left/top slot (platform
+    pairs) or of the left and of the upper region (probe-built images), and the subjects it shows."""
     clusters: dict[str, dict] = {}
     units: set[str] = set()
     used = []
@@ -115,8 +137,11 @@ def _composite_clusters(observations, first, second):
         units.add(unit)
         used.append(obs)
         facts = clusters.setdefault(key, {"first": 0, "second": 0, "neither": 0, "both": 0, "slot": 0, "layouts": 0,
-                                          "parts": obs.get("parts"), "first_group": obs.get("first_group")})
+                                          "left": 0, "across_x": 0, "top": 0, "across_y": 0,
+                                          "subjects": (set(), set())})
         regions = [r for r in obs["regions"] if r["group"] in (first, second)]
+        for region in regions:
+            facts["subjects"][region["group"] != first].add(_subject(obs, region))
         winners = {r["group"] for r in regions if r["holds_point"]}
         facts["layouts"] += 1
         if winners == {first}:
@@ -128,28 +153,69 @@ def _composite_clusters(observations, first, second):
             continue
         pair = [next(r for r in regions if r["group"] == first), next(r for r in regions if r["group"] == second)]
         facts["slot"] += int(_first_slot(obs, pair)["holds_point"])
+        for axis, wins, decided in ((0, "left", "across_x"), (1, "top", "across_y")):
+            winner = _axis_winner(pair, axis)
+            if winner is not None:
+                facts[decided] += 1
+                facts[wins] += int(winner["holds_point"])
     return clusters, _unit_name(units), used
 
 
-def _proportion_test(kind, first, second, variant, clusters, unit, used, wins_key):
-    """A share of decided layouts against 1/2, with the cluster (pair, base or image) as the unit."""
+def _reused_subjects(clusters: dict) -> tuple[list, list] | None:
+    """Per cluster, the subjects of each group, when some subject sits in more than one cluster (else None)."""
+    labels_a = [tuple(sorted(c["subjects"][0])) for c in clusters.values()]
+    labels_b = [tuple(sorted(c["subjects"][1])) for c in clusters.values()]
+    reused = len(set(labels_a)) < len(labels_a) or len(set(labels_b)) < len(labels_b)
+    return (labels_a, labels_b) if reused else None
+
+
+def _subject_inference(values, weights, estimate, labels, *, low, high, seed):
+    """(interval, p_value, method) with the subject as the unit: comparisons sharing a subject are dependent."""
+    labels_a, labels_b = labels
+    p_value, how = stats.subject_permutation_test(values, weights, labels_a, labels_b, seed=seed)
+    # the ratio's linearized variance is that of the centred one: the interval's spread
+    _estimate, variance = stats.cluster_ratio(values, weights, labels_a=labels_a, labels_b=labels_b)
+    distinct = min(len(set(labels_a)), len(set(labels_b)))
+    ci = stats.bounded_interval(estimate, variance, low=low, high=high, n_max=distinct)
+    return ci, p_value, SUBJECT_TEST.format(subjects=len(set(labels_a)) + len(set(labels_b)), how=how)
+
+
+def _count_subjects(test: dict, labels, *, comparisons: int) -> None:
+    """With the subject as the unit, `n` counts distinct subjects; the comparisons are counted beside."""
+    first, second = test["groups"]
+    counts = {first: len(set(labels[0])), second: len(set(labels[1]))}
+    test.update(n=counts[first] + counts[second], n_comparisons=comparisons, subjects=counts,
+                _power=(min(counts.values()), stats.required_n_two_proportions(SMALL_H), f"h = {SMALL_H}", "subject",
+                        True))
+
+
+PROPORTION_KINDS = {  # kind: (wins, decided) per cluster, and the outcome names of the two sides
+    "preference": ("first", None, ("first", "second")),
+    "position": ("slot", None, ("first_slot", "second_slot")),
+    "position_x": ("left", "across_x", ("left", "right")),
+    "position_y": ("top", "across_y", ("top", "bottom")),
+}
+
+
+def _proportion_test(kind, first, second, variant, clusters, unit, used, *, seed):
+    """A share of decided layouts against 1/2, with the cluster (pair, base or image) as the unit, or the
+    subject when clusters share subjects and the test is about the groups."""
+    wins_key, decided_key, names = PROPORTION_KINDS[kind]
     keys = list(clusters)
-    decided = np.array([clusters[k]["first"] + clusters[k]["second"] for k in keys], dtype=float)
+    decided = np.array([clusters[k][decided_key] if decided_key else clusters[k]["first"] + clusters[k]["second"]
+                        for k in keys], dtype=float)
     wins = np.array([clusters[k][wins_key] for k in keys], dtype=float)
-    if kind == "position":
-        outcomes = {"first_slot": int(wins.sum()), "second_slot": int(decided.sum() - wins.sum())}
-    else:
-        outcomes = {"first": int(wins.sum()), "second": int(decided.sum() - wins.sum())}
+    outcomes = {names[0]: int(wins.sum()), names[1]: int(decided.sum() - wins.sum())}
     outcomes["neither"] = int(sum(clusters[k]["neither"] for k in keys))
     outcomes["both"] = int(sum(clusters[k]["both"] for k in keys))
-    labels = _image_labels(clusters, first) if unit == "pair" else None
-    estimate, ci = stats.cluster_proportion_interval(wins, decided, **(
-        {"labels_a": labels[0], "labels_b": labels[1]} if labels else {}))
-    if labels:
-        # pairs that share images are dependent: two-way clustering by the image of each group
-        _estimate, _ci, p_value = stats.cluster_ratio_test(wins, decided, null=0.5, labels_a=labels[0],
-                                                           labels_b=labels[1])
-        method = TWO_WAY
+    labels = _reused_subjects(clusters) if kind == "preference" else None
+    estimate, ci = stats.cluster_proportion_interval(wins, decided)
+    if labels and decided.sum() > 0:
+        live = decided > 0
+        labels = ([a for a, keep in zip(labels[0], live) if keep], [b for b, keep in zip(labels[1], live) if keep])
+        ci, p_value, method = _subject_inference(wins[live] - decided[live] / 2, decided[live], estimate, labels,
+                                                 low=0.0, high=1.0, seed=seed)
+        unit = "subject"
     else:
         p_value, how = stats.sign_flip_test(2.0 * wins - decided)
         method = f"sign-flip permutation test on wins minus losses per {unit} ({how})"
@@ -157,13 +223,15 @@ def _proportion_test(kind, first, second, variant, clusters, unit, used, wins_ke
     tid = test_id(kind, first, second, variant=variant)
     test = {
         "id": tid, "kind": kind, "variant": variant, "ratio": None, "groups": [first, second], "unit": unit,
-        "n": n, "n_neither": len(keys) - n, "n_layouts": int(decided.sum()) + outcomes["neither"] + outcomes["both"],
+        "n": n, "n_neither": len(keys) - n, "n_layouts": int(sum(clusters[k]["layouts"] for k in keys)),
         "outcomes": outcomes, "outside_regions": _outside(used), "estimate": estimate, "ci": list(ci),
         "parity_gap": None if estimate is None else estimate - 0.5, "p_value": p_value, "method": method,
         "effect_size": None if estimate is None else stats.cohen_h(estimate, 0.5),
         "_power": (n, stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", unit, False),
         "_evidence": [_evidence_key(kind, wins, decided)],
     }
+    if labels:
+        _count_subjects(test, labels, comparisons=n)
     sums = np.column_stack([wins, decided, np.zeros_like(wins), np.zeros_like(wins)])
     return test, (keys, sums)
 
@@ -174,9 +242,10 @@ def _base_units(observations, first, second, ratio):
     for obs in _head_to_head(observations, first, second, both=False):
         if obs.get("base") is None:
             continue
+        slot = tuples.setdefault(obs["base"], {first: [], second: []})
         for region in obs["regions"]:
-            slot = tuples.setdefault(obs["base"], {first: [], second: []})
-            slot[region["group"]].append((region["kept"][ratio], region["mass"] or 0.0))
+            if region["group"] in slot:
+                slot[region["group"]].append((region["kept"][ratio], region["mass"] or 0.0))
     rows = []
     for base in sorted(tuples):
         values = tuples[base]
@@ -228,39 +297,42 @@ def _rate_clusters(observations, first, second, ratio):
         units.add(unit)
         used.append(obs)
         counts = clusters.setdefault(key, [0, 0, 0, 0])
-        facts.setdefault(key, {"parts": obs.get("parts"), "first_group": obs.get("first_group")})
+        subjects = facts.setdefault(key, {"subjects": (set(), set())})["subjects"]
         kept_here = {first: False, second: False}
         for region in obs["regions"]:
+            if region["group"] not in kept_here:
+                continue  # a third group in the image: this test compares two
             kept = region["kept"][ratio] >= KEPT_THRESHOLD
             slot = 0 if region["group"] == first else 2
             counts[slot] += kept
             counts[slot + 1] += 1
             kept_here[region["group"]] |= kept
-        if len(_groups_in(obs)) == 2:
+            subjects[slot // 2].add(_subject(obs, region))
+        if {first, second} <= _groups_in(obs):
             crops[{(True, False): "first_only", (False, True): "second_only", (True, True): "both",
                    (False, False): "neither"}[(kept_here[first], kept_here[second])]] += 1
     keys = list(clusters)
-    labels = _image_labels(facts, first) if units == {"pair"} else None
-    return keys, np.array([clusters[k] for k in keys], dtype=float).reshape(-1, 4), _unit_name(units), used, crops, labels
+    rows = np.array([clusters[k] for k in keys], dtype=float).reshape(-1, 4)
+    paired = bool(len(keys)) and bool(np.all(rows[:, 1] > 0) and np.all(rows[:, 3] > 0))
+    labels = _reused_subjects(facts) if paired else None
+    return keys, rows, _unit_name(units), used, crops, labels
 
 
-def _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, labels):
+def _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, labels, *, seed):
     x1, n1, x2, n2 = (rows[:, i] for i in range(4))
     r1, r2 = x1.sum() / n1.sum(), x2.sum() / n2.sum()
     paired = bool(np.all(n1 > 0) and np.all(n2 > 0))
-    if paired and labels and np.array_equal(n1, n2):
-        # one region of each group per layout, pairs sharing images: the difference is a ratio
-        # estimate (kept first − kept second over layouts), clustered two ways
-        difference, ci, p_value = stats.cluster_ratio_test(x1 - x2, n1, null=0.0, labels_a=labels[0],
-                                                           labels_b=labels[1])
-        method = TWO_WAY
-        power = (len(keys), stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", unit, False)
+    power = (len(keys), stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", unit, False)
+    if labels:
+        # both groups in every cluster, clusters sharing subjects: the subject is the unit
+        difference, _ci, _p = stats.cluster_rate_difference(x1, n1, x2, n2)
+        ci, p_value, method = _subject_inference(x1 - x2 * n1 / n2, n1, difference, labels, low=-1.0, high=1.0,
+                                                 seed=seed)
     elif paired:
         # both groups sit in every cluster (one composite keeps one region or the other): a paired test
         p_value, how = stats.sign_flip_test(x1 / n1 - x2 / n2)
         difference, ci, _p = stats.cluster_rate_difference(x1, n1, x2, n2)
         method = f"sign-flip permutation test on the within-{unit} difference of kept shares ({how})"
-        power = (len(keys), stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", unit, False)
     elif np.all(n1 + n2 == 1):
         k1, m1, k2, m2 = int(x1.sum()), int(n1.sum()), int(x2.sum()), int(n2.sum())
         difference, ci = stats.rate_difference(k1, m1, k2, m2), stats.newcombe_interval(k1, m1, k2, m2)
@@ -282,9 +354,38 @@ def _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, lab
         "effect_size": stats.cohen_h(float(r1), float(r2)), "outside_regions": _outside(used),
         "_power": power, "_evidence": [_evidence_key("group_rate", rows)],
     }
+    if labels:
+        test["unit"] = "subject"
+        _count_subjects(test, labels, comparisons=len(keys))
     if paired:
         test["crops"] = crops
     return test, (keys, rows)
+
+
+def _finished(test: dict) -> dict:
+    """The interval inside the range its estimate can take ([0, 1] for shares, [-1, 1] for differences);
+    a test with no units keeps no p-value, so it never enters the family, and says why."""
+    low, high = (0.0, 1.0) if test["kind"] in SHARE_KINDS else (-1.0, 1.0)
+    test["ci"] = [None if v is None else min(high, max(low, v)) for v in test["ci"]]
+    if test["n"] == 0:
+        test["p_value"] = None
+        test["_note"] = (f"{test['id']} has no units (n = 0): in no {test['unit']} did exactly one of the two groups "
+                         "hold the salient point, so it is reported without a test and stays out of the family.")
+    return test
+
+
+def _composite_tests(observations, first, second, variant, seed):
+    clusters, unit, used = _composite_clusters(observations, first, second)
+    if not clusters:
+        return
+    platform = all(obs["composite"] for obs in used)
+    # a probe-built image has no slots: the left and the upper region are tested apart
+    for kind in ("preference", "position") if platform else ("preference", "position_x", "position_y"):
+        if kind == "position_y" and not any(c["across_y"] for c in clusters.values()):
+            continue  # side by side in every image: nothing to say about top against bottom
+        if kind == "position_x" and not any(c["across_x"] for c in clusters.values()):
+            continue
+        yield _proportion_test(kind, first, second, variant, clusters, unit, used, seed=seed)
 
 
 def build_tests(observations, *, groups, ratios, variant, seed, base_observations=None):
@@ -292,30 +393,23 @@ def build_tests(observations, *, groups, ratios, variant, seed, base_observation
 
     `base_observations` are the single images of a `pairs` set (its composites carry no `base`);
     by default the paired tests read `observations`. Every test of groups A and B reads only
-    observations holding no third group: head-to-head evidence.
+    head-to-head evidence: observations holding no third group, or images holding three or more
+    groups, compared inside the image.
     """
     base_observations = observations if base_observations is None else base_observations
-    tests, units = [], {}
+    built = []
     for first, second in _group_pairs(groups):
-        clusters, unit, used = _composite_clusters(observations, first, second)
-        if clusters:
-            for kind, wins_key in (("preference", "first"), ("position", "slot")):
-                test, sums = _proportion_test(kind, first, second, variant, clusters, unit, used, wins_key)
-                tests.append(test)
-                units[test["id"]] = sums
+        built += _composite_tests(observations, first, second, variant, seed)
         for ratio in ratios:
             rows = _base_units(base_observations, first, second, ratio)
             if rows:
                 used = [o for o in _head_to_head(base_observations, first, second, both=False) if o.get("base")]
-                test, sums = _paired_test(first, second, ratio, variant, rows, used, seed)
-                tests.append(test)
-                units[test["id"]] = sums
+                built.append(_paired_test(first, second, ratio, variant, rows, used, seed))
             keys, rows, unit, used, crops, labels = _rate_clusters(observations, first, second, ratio)
             if len(keys) and rows[:, 1].sum() and rows[:, 3].sum():
-                test, sums = _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, labels)
-                tests.append(test)
-                units[test["id"]] = sums
-    return tests, units
+                built.append(_rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, labels, seed=seed))
+    tests = [_finished(test) for test, _sums in built]
+    return tests, {test["id"]: sums for test, sums in built}
 
 
 def _estimate_from_sums(sums: np.ndarray) -> np.ndarray:
@@ -418,8 +512,9 @@ def power_warnings(tests: list[dict]) -> list[str]:
     """
     warnings = []
     for test in tests:
-        if test.get("effect_size_note"):
-            warnings.append(test["effect_size_note"])
+        for note in (test.get("effect_size_note"), test.get("_note")):
+            if note:
+                warnings.append(note)
         if "_power" not in test:
             continue
         n, required, effect, unit, per_group = test["_power"]

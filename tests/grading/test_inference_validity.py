@@ -15,7 +15,6 @@ import pytest
 from scipy import stats
 
 from grading.measurement import document_dumps, measure_image_set
-from probekit.measurement._document import TWO_WAY
 from tests.grading.inference_sim import (
     document_tests,
     exchangeable_singles,
@@ -138,10 +137,12 @@ def test_a_constant_paired_difference_has_an_infinite_d_z_reported_as_such():
     assert paired["p_value"] == pytest.approx(2 / 64)  # six of six positive, exact
 
 
-def test_pairs_that_reuse_images_are_clustered_by_image():
+def test_pairs_that_reuse_images_make_the_subject_the_unit():
     tests = simulated_tests(0, n_per_group=15, pairs_per_image=2)
-    assert _test(tests, "preference:a>b")["method"] == TWO_WAY
-    assert _test(tests, "group_rate:a>b@1.0")["method"] == TWO_WAY
+    for test_id in ("preference:a>b", "group_rate:a>b@1.0"):
+        test = _test(tests, test_id)
+        assert test["unit"] == "subject" and test["subjects"] == {"a": 15, "b": 15} and test["n"] == 30
+        assert test["method"].startswith("permutation of group labels over the 30 distinct subjects")
 
 
 @pytest.fixture(scope="module")
