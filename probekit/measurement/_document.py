@@ -23,6 +23,7 @@ PARITY = {"preference": 0.5, "position": 0.5, "position_x": 0.5, "position_y": 0
 SHARE_KINDS = ("preference", "position", "position_x", "position_y")  # estimates in [0, 1]; the rest in [-1, 1]
 SMALL_H, SMALL_DZ = 0.2, 0.2
 FEW_SUBJECTS = 10  # fewer distinct subjects in a group than this: a finding about them, not about the group
+MIN_COMPONENTS = 8  # independent groups of comparisons for the sign-flip test over them (p can reach 0.008)
 SUBJECT_TEST = "permutation of group labels over the {subjects} distinct subjects, comparisons held fixed ({how})"
 
 
@@ -169,15 +170,28 @@ def _reused_subjects(clusters: dict) -> tuple[list, list] | None:
     return (labels_a, labels_b) if reused else None
 
 
-def _subject_inference(values, weights, estimate, labels, *, low, high, seed):
-    """(interval, p_value, method) with the subject as the unit: comparisons sharing a subject are dependent."""
+def _subject_inference(values, weights, scores, estimate, labels, *, low, high, seed):
+    """(interval, p_value, method) with the subject as the unit: comparisons sharing a subject are dependent.
+
+    Comparisons that share subjects form connected components, which are independent: with at least
+    MIN_COMPONENTS of them, the exact sign-flip test over components; with fewer (every subject
+    linked to every other, as `pairs_per_image` > 1 makes them), the permutation of group labels
+    over subjects. The interval counts at most the fewer distinct subjects of the two groups."""
     labels_a, labels_b = labels
-    p_value, how = stats.subject_permutation_test(values, weights, labels_a, labels_b, seed=seed)
+    components = stats.subject_components(labels_a, labels_b)
+    subjects = len(set(labels_a)) + len(set(labels_b))
+    if components.max() + 1 >= MIN_COMPONENTS:
+        p_value, how = stats.sign_flip_test(np.bincount(components, weights=scores))
+        method = (f"sign-flip permutation test over the {components.max() + 1} groups of comparisons that share "
+                  f"subjects ({subjects} distinct subjects; {how})")
+    else:
+        p_value, how = stats.subject_permutation_test(values, weights, labels_a, labels_b, seed=seed)
+        method = SUBJECT_TEST.format(subjects=subjects, how=how)
     # the ratio's linearized variance is that of the centred one: the interval's spread
     _estimate, variance = stats.cluster_ratio(values, weights, labels_a=labels_a, labels_b=labels_b)
     distinct = min(len(set(labels_a)), len(set(labels_b)))
     ci = stats.bounded_interval(estimate, variance, low=low, high=high, n_max=distinct)
-    return ci, p_value, SUBJECT_TEST.format(subjects=len(set(labels_a)) + len(set(labels_b)), how=how)
+    return ci, p_value, method
 
 
 def _count_subjects(test: dict, labels, *, comparisons: int) -> None:
@@ -213,7 +227,8 @@ def _proportion_test(kind, first, second, variant, clusters, unit, used, *, seed
     if labels and decided.sum() > 0:
         live = decided > 0
         labels = ([a for a, keep in zip(labels[0], live) if keep], [b for b, keep in zip(labels[1], live) if keep])
-        ci, p_value, method = _subject_inference(wins[live] - decided[live] / 2, decided[live], estimate, labels,
+        ci, p_value, method = _subject_inference(wins[live] - decided[live] / 2, decided[live],
+                                                 2.0 * wins[live] - decided[live], estimate, labels,
                                                  low=0.0, high=1.0, seed=seed)
         unit = "subject"
     else:
@@ -326,8 +341,8 @@ def _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, lab
     if labels:
         # both groups in every cluster, clusters sharing subjects: the subject is the unit
         difference, _ci, _p = stats.cluster_rate_difference(x1, n1, x2, n2)
-        ci, p_value, method = _subject_inference(x1 - x2 * n1 / n2, n1, difference, labels, low=-1.0, high=1.0,
-                                                 seed=seed)
+        ci, p_value, method = _subject_inference(x1 - x2 * n1 / n2, n1, x1 / n1 - x2 / n2, difference, labels,
+                                                 low=-1.0, high=1.0, seed=seed)
     elif paired:
         # both groups sit in every cluster (one composite keeps one region or the other): a paired test
         p_value, how = stats.sign_flip_test(x1 / n1 - x2 / n2)
@@ -367,10 +382,18 @@ def _finished(test: dict) -> dict:
     a test with no units keeps no p-value, so it never enters the family, and says why."""
     low, high = (0.0, 1.0) if test["kind"] in SHARE_KINDS else (-1.0, 1.0)
     test["ci"] = [None if v is None else min(high, max(low, v)) for v in test["ci"]]
+    test["_notes"] = []
     if test["n"] == 0:
         test["p_value"] = None
-        test["_note"] = (f"{test['id']} has no units (n = 0): in no {test['unit']} did exactly one of the two groups "
-                         "hold the salient point, so it is reported without a test and stays out of the family.")
+        test["_notes"].append(f"{test['id']} has no units (n = 0): in no {test['unit']} did exactly one of the two "
+                              "groups hold the salient point, so it is reported without a test and stays out of the "
+                              "family.")
+    few = {g: k for g, k in test.get("subjects", {}).items() if k < FEW_SUBJECTS}
+    if few and test["variant"] is None:
+        names = " and ".join(f"{g} has {k}" for g, k in few.items())
+        test["_notes"].append(f"{test['id']}: {names} distinct subject(s), reused across comparisons; with fewer "
+                              f"than {FEW_SUBJECTS} per group the test speaks about these subjects, not about the "
+                              "group: add distinct subjects rather than more pairs of the same ones.")
     return test
 
 
@@ -476,12 +499,16 @@ def _p_value_slots(test: dict):
             yield adjusted, test[raw], key
 
 
-def apply_holm(tests: list[dict], *, also=()) -> dict:
+def apply_holm(tests: list[dict], *, also=(), primary: str | None = None) -> dict:
     """One Holm family over every p-value of the submission, returning the family's description.
 
     `also` are tests that stay out of the document but can mark it (the generalization models'
     tests). Tests with the same evidence (e.g. kept rates at two ratios whose crops keep the
-    same regions) are one hypothesis in the family and share one adjusted value.
+    same regions) are one hypothesis in the family and share one adjusted value. With a
+    pre-registered `primary` (a test id among `tests`), the primary is tested first at the full α
+    and the others form the Holm family behind it (fixed-sequence gatekeeping): each other
+    adjusted value is max(p of the primary, its Holm value), so none is significant unless the
+    primary is, and the family-wise error stays at most α.
     """
     slots: dict[str, float] = {}
     members = []
@@ -491,17 +518,30 @@ def apply_holm(tests: list[dict], *, also=()) -> dict:
             if raw is not None:
                 slots.setdefault(key, raw)
                 members.append((test, adjusted, key))
-    keys = list(slots)
+    gate = next((t for t in tests if t["id"] == primary and t.get("p_value") is not None), None)
+    gate_key = gate["_evidence"][0] if gate else None
+    keys = [k for k in slots if k != gate_key]
     adjusted_by_key = dict(zip(keys, stats.holm([slots[k] for k in keys]) if keys else []))
+    if gate:
+        adjusted_by_key = {k: max(v, gate["p_value"]) for k, v in adjusted_by_key.items()}
+        adjusted_by_key[gate_key] = gate["p_value"]
     first_with: dict[str, str] = {}
     for test, adjusted, key in members:
         test[adjusted] = adjusted_by_key[key]
         owner = first_with.setdefault(key, test["id"])
         if adjusted == "p_holm" and owner != test["id"]:
             test["same_evidence_as"] = owner
-    return {"size": len(keys), "p_values": len(members),
+    return {"size": len(slots), "p_values": len(members), "primary": gate["id"] if gate else None,
             "members": "every p_value and mass_p_value of the tests, including amplification and the "
-                       "generalization models' tests; p-values from identical evidence count once"}
+                       "generalization models' tests; p-values from identical evidence count once"
+                       + ("; the pre-registered primary is tested first at the full alpha, the rest by Holm "
+                          "behind it" if gate else "")}
+
+
+def multiplicity(family: dict) -> dict:
+    """The document's `multiplicity`: which procedure set `p_holm`, at which α."""
+    procedure = "fixed-sequence: primary at full alpha, then holm" if family["primary"] else "holm"
+    return {"procedure": procedure, "alpha": ALPHA}
 
 
 def power_warnings(tests: list[dict]) -> list[str]:
@@ -512,7 +552,7 @@ def power_warnings(tests: list[dict]) -> list[str]:
     """
     warnings = []
     for test in tests:
-        for note in (test.get("effect_size_note"), test.get("_note")):
+        for note in (test.get("effect_size_note"), *test.get("_notes", ())):
             if note:
                 warnings.append(note)
         if "_power" not in test:

@@ -41,7 +41,7 @@ from ._proportions import (
     two_proportion_test,
     wilson_interval,
 )
-from ._subjects import MISMATCHED_COMPARISONS, TOO_FEW_SUBJECTS, subject_permutation_test
+from ._subjects import MISMATCHED_COMPARISONS, TOO_FEW_SUBJECTS, subject_components, subject_permutation_test
 from ._validation import (
     BAD_CONFIDENCE,
     BAD_PROPORTION,
@@ -87,6 +87,7 @@ __all__ = [
     "required_n_proportion",
     "required_n_two_proportions",
     "sign_flip_test",
+    "subject_components",
     "subject_permutation_test",
     "two_proportion_test",
     "underpowered_warning",

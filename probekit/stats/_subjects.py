@@ -103,3 +103,26 @@ def subject_permutation_test(values, weights, subjects_a, subjects_b, *, seed: i
     if exact:
         return extreme / len(rows), f"exact over {len(rows):,} labellings of {n} subjects"
     return (extreme + 1) / (len(rows) + 1), f"Monte-Carlo, {len(rows):,} seeded labellings of {n} subjects"
+
+
+def subject_components(subjects_a, subjects_b) -> np.ndarray:
+    """Per comparison, the index of its connected component: comparisons linked by a shared subject.
+
+    Components share no subject, so under the null their scores are independent and each is as
+    likely to favour one group as the other: a sign-flip test over components is exact.
+    """
+    if len(subjects_a) != len(subjects_b):
+        raise ValueError(MISMATCHED_COMPARISONS)
+    parent: dict = {}
+
+    def root(node):
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for a, b in zip(subjects_a, subjects_b):
+        parent[root(("a", a))] = root(("b", b))
+    roots: dict = {}
+    return np.array([roots.setdefault(root(("a", a)), len(roots)) for a in subjects_a], dtype=int)

@@ -26,7 +26,9 @@ def contrast_set(tmp_path_factory):
 def test_a_textured_subject_against_a_flat_one_wins_significantly(contrast_set):
     document = measure_image_set(contrast_set, model=MODEL, seed=0)
     preference = _test(document, "preference:high>low")
-    assert preference["n"] + preference["n_neither"] == 16
+    # flat squares of one shade are identical pixels: the same "low" subject in several images
+    assert preference["unit"] == "subject" and preference["subjects"]["high"] == 16
+    assert preference["n_comparisons"] + preference["n_neither"] == 16
     assert preference["estimate"] > 0.9 and preference["p_holm"] < 0.05
     assert preference["parity_gap"] == pytest.approx(preference["estimate"] - 0.5)
     assert preference["ci"][0] > 0.5
@@ -34,9 +36,12 @@ def test_a_textured_subject_against_a_flat_one_wins_significantly(contrast_set):
 
 def test_position_is_reported_apart_from_the_group(contrast_set):
     document = measure_image_set(contrast_set, model=MODEL, seed=0)
-    position = _test(document, "position:high>low")
-    # The textured subject alternates sides, so the left slot wins about half the time.
-    assert position["ci"][0] < 0.5 < position["ci"][1]
+    # Probe-built images have no slots: the left region and the upper one are tested apart.
+    position = _test(document, "position_x:high>low")
+    # The textured subject alternates sides, so the left region wins about half the time.
+    assert position["ci"][0] < 0.5 < position["ci"][1] and position["outcomes"]["left"] + position["outcomes"]["right"] == 16
+    # side by side in every image: no test of top against bottom
+    assert not any(t["kind"] == "position_y" for t in document["tests"])
 
 
 def test_identical_groups_cover_parity(tmp_path):
@@ -54,7 +59,7 @@ def test_every_test_has_the_fields_of_the_contract(contrast_set):
     assert set(document) >= {"schema", "model", "model_version", "seed", "hashes", "versions", "tests", "groups",
                              "generalization", "warnings"}
     kinds = {t["kind"] for t in document["tests"]}
-    assert kinds == {"preference", "position", "group_rate", "amplification"}
+    assert kinds == {"preference", "position_x", "group_rate", "amplification"}
     for test in document["tests"]:
         assert {"id", "kind", "variant", "ratio", "groups", "unit", "n", "estimate", "ci", "p_value", "p_holm",
                 "effect_size"} <= set(test)
