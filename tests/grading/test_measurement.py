@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from grading.measurement import document_dumps, measure_image_set
-from tests.imagesets import contrast_composites, identical_composites, single_subjects
+from probekit.writer import ImageSetWriter
+from tests.imagesets import contrast_composites, identical_composites, single_subjects, textured_square
 
 MODEL = "spectral-residual"
 
@@ -188,3 +190,17 @@ def test_a_process_pool_after_a_measurement_in_this_process_finishes(tmp_path):
     done = subprocess.run([sys.executable, "-c", POOL_AFTER_IN_PROCESS, str(root), MODEL], timeout=120,
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0
+
+
+def test_group_names_are_drawn_as_written_never_as_mathtext(tmp_path):
+    # "$\zzz$" is a valid group name; mathtext would try to parse it and raise while plotting
+    groups = ["$\\zzz$", "b"]
+    with ImageSetWriter(tmp_path / "set", groups=groups, title="odd names") as writer:
+        for k in range(4):
+            canvas = Image.new("RGB", (120, 60), (128, 128, 128))
+            canvas.paste(textured_square(40, k), (10, 10) if k % 2 else (70, 10))
+            boxes = [(10, 10, 40, 40), (70, 10, 40, 40)]
+            writer.add(canvas, id=f"c{k}", regions=list(zip(groups if k % 2 else groups[::-1], boxes)))
+    document = measure_image_set(tmp_path / "set", model=MODEL, seed=0, artifacts_dir=tmp_path / "plots")
+    assert _test(document, "preference:$\\zzz$>b")
+    assert {"group_rates.png", "preference.png"} <= {p.name for p in (tmp_path / "plots").glob("*.png")}
