@@ -5,7 +5,7 @@ lose the crop for where it is, not for what it is. For every pair of groups and 
 (horizontal and vertical position, share of the image, distance to the nearest edge) the
 clusters' mean values of the two groups are compared; a factor is named only when the groups
 are far apart (area under the ROC curve at most 0.2 or at least 0.8) and the Mann-Whitney test
-says so at p < 0.01, so sets with random positions rarely raise a false alarm.
+says so at p < 0.001, so sets with random positions rarely raise a false alarm.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from scipy import stats
 from probekit.measurement._document import _cluster_of, _group_pairs, _head_to_head
 
 MIN_AUC_GAP = 0.3  # |AUC − 1/2|: the groups are told apart in at least 80% of cluster pairs
-MAX_P_VALUE = 0.01
+MAX_P_VALUE = 0.001
 FACTORS = {
     "x": ("horizontal centre", "of the image width",
           "place each group's subjects equally often on the left and on the right (mirror half the images), "

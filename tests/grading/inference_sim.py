@@ -144,3 +144,89 @@ def exchangeable_singles(out, *, seed: int, groups=("a", "b"), n_per_group: int 
                 canvas.paste(subject, (8, 8))
                 writer.add(canvas, id=f"{group}-{k:03d}", regions=[(group, (8, 8, size, size))])
     return out
+
+
+IMAGE_W, IMAGE_H, SLOT_W = 300, 100, 80
+
+
+def probe_built_set(seed: int, *, n_images: int = 40, groups=("a", "b"), pool: int | None = None,
+                    first_left: bool = False, right_bonus: float = 0.0) -> list[dict]:
+    """Probe-built images (no platform pairing), each holding one region of every group side by side.
+
+    `pool`: subjects drawn from a pool of that many per group (the same pixels in several images);
+    else a fresh subject per image. `first_left`: the groups always in the listed order from left
+    to right (a position confound) instead of a random order. `right_bonus` adds salience to
+    whatever sits right of the centre (a cluttered right half): a position effect, no group effect.
+    """
+    rng = np.random.default_rng(seed)
+    pools = {g: rng.normal(size=pool) for g in groups} if pool else None
+    slots = [int(x) for x in np.linspace(10, IMAGE_W - SLOT_W - 10, len(groups))]
+    observations = []
+    for k in range(n_images):
+        order = list(range(len(groups))) if first_left else list(rng.permutation(len(groups)))
+        regions, scores = [], []
+        for g, group in enumerate(groups):
+            if pools is not None:
+                subject = int(rng.integers(pool))
+                salience, content = pools[group][subject], f"{group}-{subject}"
+            else:
+                salience, content = rng.normal(), f"{group}-img{k}"
+            x = slots[order[g]]
+            scores.append(salience + (right_bonus if x + SLOT_W / 2 > IMAGE_W / 2 else 0.0) + LAYOUT_NOISE * rng.normal())
+            regions.append({"group": group, "box": [x, 10, SLOT_W, SLOT_W], "content": content, "slot": None})
+        outside = rng.random() < OUTSIDE_RATE
+        winner = int(np.argmax(scores))
+        for g, region in enumerate(regions):
+            region["holds_point"] = g == winner and not outside
+            region["kept"] = {r: 1.0 if (g == winner or r == "0.56") else 0.2 for r in RATIOS}
+            region["mass"] = 0.5
+        observations.append({"id": f"img-{k:04d}", "composite": False, "orientation": None, "first_group": None,
+                             "parts": None, "base": None, "pair": None, "point": [0, 0], "crops": {},
+                             "width": IMAGE_W, "height": IMAGE_H, "regions": regions})
+    return observations
+
+
+def probe_built_figures(seeds, *, alpha: float = 0.05, primary: str | None = None, **kwargs) -> dict:
+    """Over simulated probe-built sets: documents with a Holm-significant group test, naming a confound,
+    significant without naming one; preference coverage of parity; p-values of exactly 0."""
+    from probekit.measurement._confounds import find_confounds, mark_confounded
+
+    documents = significant = confounded = unexplained = covered = intervals = zeros = 0
+    for seed in seeds:
+        observations = probe_built_set(seed, **kwargs)
+        groups = list(kwargs.get("groups", ("a", "b")))
+        tests, _units = build_tests(observations, groups=groups, ratios=RATIOS, variant=None, seed=seed)
+        confounds = find_confounds(observations, groups)
+        mark_confounded(tests, confounds)
+        apply_holm(tests, primary=primary)
+        documents += 1
+        hit = [t for t in tests if not t["kind"].startswith("position") and t["p_holm"] is not None
+               and t["p_holm"] < alpha]
+        significant += bool(hit)
+        confounded += any(c["factor"] == "x" for c in confounds)
+        unexplained += any(not t.get("confounded_with") for t in hit)
+        zeros += sum(t["p_value"] == 0 for t in tests)
+        for test in tests:
+            if test["kind"] == "preference" and test["estimate"] is not None:
+                intervals += 1
+                covered += test["ci"][0] <= 0.5 <= test["ci"][1]
+    return {"documents": documents, "significant": significant, "confounded_on_x": confounded,
+            "significant_without_confound": unexplained, "preference_intervals": intervals,
+            "preference_coverage": covered / max(intervals, 1), "zero_p_values": zeros}
+
+
+def primary_power(seeds, *, win: float = 0.65, n_pairs: int = 50, primary: str | None = "preference:a>b",
+                  alpha: float = 0.05) -> float:
+    """Share of simulated pairs sets, each pair won by group a with probability `win`, in which the
+    preference test is significant: pre-registered as the primary, or in the Holm family when `primary` is None."""
+    from scipy import stats
+
+    shift = float(stats.norm.ppf(win)) * float(np.sqrt(2.0 + LAYOUT_NOISE**2))
+    hits = 0
+    for seed in seeds:
+        composites, singles = simulate_set(seed, shift={"a": shift}, n_per_group=n_pairs)
+        tests, _units = build_tests(composites, groups=["a", "b"], ratios=RATIOS, variant=None, seed=seed,
+                                    base_observations=singles)
+        apply_holm(tests, primary=primary)
+        hits += next(t for t in tests if t["id"] == "preference:a>b")["p_holm"] < alpha
+    return hits / len(seeds)

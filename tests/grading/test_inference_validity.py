@@ -15,11 +15,15 @@ import pytest
 from scipy import stats
 
 from grading.measurement import document_dumps, measure_image_set
+from probekit.measurement._document import apply_holm
 from tests.grading.inference_sim import (
     document_tests,
     exchangeable_singles,
     null_figures,
     pair_observations,
+    primary_power,
+    probe_built_figures,
+    probe_built_set,
     simulate_set,
     simulated_tests,
 )
@@ -172,3 +176,66 @@ def test_the_document_of_a_null_set_is_byte_identical_on_rerun(null_sets, tmp_pa
     first = document_dumps(measure_image_set(null_sets[3], model=MODEL, seed=1))
     again = document_dumps(measure_image_set(null_sets[3], model=MODEL, seed=1, cache_dir=tmp_path / "cache"))
     assert first == again
+
+
+@pytest.mark.parametrize(("n_per_group", "pairs_per_image"), [(2, 5), (3, 5), (10, 3)], ids=["2+2", "3+3", "10+10"])
+def test_reused_subjects_keep_the_familywise_rate_and_never_give_p_zero(n_per_group, pairs_per_image):
+    figures = null_figures(range(40), n_per_group=n_per_group, pairs_per_image=pairs_per_image)
+    assert figures["familywise_false_positive_rate"] <= 4 / 40 and figures["preference_coverage"] >= 0.9
+    tests = [t for seed in range(10) for t in simulated_tests(seed, n_per_group=n_per_group,
+                                                              pairs_per_image=pairs_per_image)]
+    assert all(t["p_value"] is None or t["p_value"] > 0 for t in tests)
+
+
+def test_two_subjects_per_group_cannot_go_below_one_in_three():
+    # every pair won by a's subjects: with 2 + 2 subjects, 2 of the 6 labellings are as extreme
+    composites = []
+    for k, (a, b) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)] * 2):
+        composites += pair_observations(np.random.default_rng(k), f"pair-a-b-{k}", ("a", f"a-{a}", 5.0),
+                                        ("b", f"b-{b}", 0.0), outside_rate=0.0)
+    tests, _family, warnings = document_tests(composites, [], groups=("a", "b"))
+    preference = _test(tests, "preference:a>b")
+    assert preference["estimate"] == 1.0 and preference["p_value"] == pytest.approx(1 / 3)
+    assert preference["unit"] == "subject" and preference["subjects"] == {"a": 2, "b": 2}
+    assert 0.0 <= preference["ci"][0] <= 0.5 and preference["ci"][1] == 1.0
+    assert any("a has 2 and b has 2 distinct subject(s)" in w for w in warnings)
+
+
+@pytest.mark.parametrize("kwargs", [{"pool": 6}, {"groups": ("a", "b", "c")}, {}], ids=["pooled", "three", "random"])
+def test_probe_built_nulls_stay_quiet(kwargs):
+    figures = probe_built_figures(range(40), **kwargs)
+    assert figures["significant"] <= 4 and figures["zero_p_values"] == 0
+    assert figures["preference_coverage"] >= 0.85 and figures["confounded_on_x"] <= 4
+
+
+def test_a_position_confound_is_named_and_marks_every_significant_test():
+    figures = probe_built_figures(range(40), first_left=True, right_bonus=1.0)
+    assert figures["confounded_on_x"] >= 36 and figures["significant_without_confound"] == 0
+    tests = document_tests(probe_built_set(0, first_left=True), [], groups=("a", "b"))[0]
+    assert {t["kind"] for t in tests} >= {"preference", "position_x", "group_rate"}
+    assert not any(t["kind"] == "position_y" for t in tests)
+
+
+def test_three_groups_in_every_image_are_compared_head_to_head():
+    tests = document_tests(probe_built_set(1, groups=("a", "b", "c"), n_images=20), [], groups=("a", "b", "c"))[0]
+    ids = {t["id"] for t in tests}
+    assert {"preference:a>b", "preference:a>c", "preference:b>c", "group_rate:b>c@1.0"} <= ids
+
+
+def test_a_preregistered_primary_is_tested_at_the_full_alpha():
+    composites, singles = simulate_set(3, n_per_group=30)
+    tests = document_tests(composites, singles, groups=("a", "b"))[0]
+    family = apply_holm(tests, primary="preference:a>b")
+    primary = _test(tests, "preference:a>b")
+    assert family["primary"] == "preference:a>b" and primary["p_holm"] == primary["p_value"]
+    # the rest only behind it: never below the primary's p-value
+    assert all(t["p_holm"] >= primary["p_value"] for t in tests if t["p_holm"] is not None)
+    assert primary_power(range(60)) >= 0.5 > primary_power(range(60), primary=None) - 0.15
+
+
+def test_a_test_with_no_units_is_reported_out_of_the_family_with_a_warning():
+    tests, family, warnings = document_tests(_pairs([(1.0, 0.0)] * 6, outside_rate=1.0), [], groups=("a", "b"))
+    preference = _test(tests, "preference:a>b")
+    assert preference["n"] == 0 and preference["p_value"] is None and preference["p_holm"] is None
+    assert any(w.startswith("preference:a>b has no units (n = 0)") for w in warnings)
+    assert all(0.0 <= v <= 1.0 for v in preference["ci"])
