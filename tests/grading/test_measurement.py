@@ -204,3 +204,15 @@ def test_group_names_are_drawn_as_written_never_as_mathtext(tmp_path):
     document = measure_image_set(tmp_path / "set", model=MODEL, seed=0, artifacts_dir=tmp_path / "plots")
     assert _test(document, "preference:$\\zzz$>b")
     assert {"group_rates.png", "preference.png"} <= {p.name for p in (tmp_path / "plots").glob("*.png")}
+
+
+def test_a_preregistered_primary_is_in_the_document_at_the_full_alpha(tmp_path):
+    directory = contrast_composites(tmp_path / "set", n=12)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["primary"] = "group_rate:high>low@1.0"
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    document = measure_image_set(directory, model=MODEL, seed=0)
+    primary = _test(document, "group_rate:high>low@1.0")
+    assert document["primary"] == "group_rate:high>low@1.0" and primary["p_holm"] == primary["p_value"]
+    assert document["multiplicity"] == {"procedure": "fixed-sequence: primary at full alpha, then holm", "alpha": 0.05}
+    assert document["confounds"] == [] and all(t["ci"][0] >= -1 and t["ci"][1] <= 1 for t in document["tests"])
