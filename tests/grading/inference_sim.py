@@ -122,27 +122,65 @@ def detection_rate(seeds, test_id: str, *, alpha: float = 0.05, **kwargs) -> flo
     return hits / len(seeds)
 
 
-def exchangeable_singles(out, *, seed: int, groups=("a", "b"), n_per_group: int = 25, size: int = 64):
+def _random_subject(rng, size: int):
+    """A grey square with a random number of dots: how busy a subject is varies the same way in every group."""
+    from PIL import Image, ImageDraw
+
+    subject = Image.new("RGB", (size, size), (128, 128, 128))
+    draw = ImageDraw.Draw(subject)
+    for _ in range(rng.randint(3, 40)):
+        x, y, r = rng.randrange(size), rng.randrange(size), rng.randint(2, 7)
+        shade = rng.choice([0, 255])
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=(shade, shade, shade))
+    return subject
+
+
+def exchangeable_singles(out, *, seed: int, groups=("a", "b"), n_per_group: int = 25, size: int = 64,
+                         pairs_per_image: int | None = None):
     """A real `pairs` image set whose groups are independent draws from one distribution of subjects."""
     import random
 
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     from probekit.writer import ImageSetWriter
 
     rng = random.Random(seed)
-    with ImageSetWriter(out, title="Exchangeable null", attribute="none", groups=list(groups), compose="pairs") as writer:
+    with ImageSetWriter(out, title="Exchangeable null", attribute="none", groups=list(groups), compose="pairs",
+                        pairs_per_image=pairs_per_image) as writer:
         for group in groups:
             for k in range(n_per_group):
                 canvas = Image.new("RGB", (size + 16, size + 16), (128, 128, 128))
-                subject = Image.new("RGB", (size, size), (128, 128, 128))
-                draw = ImageDraw.Draw(subject)
-                for _ in range(rng.randint(3, 40)):  # how busy a subject is varies the same way in every group
-                    x, y, r = rng.randrange(size), rng.randrange(size), rng.randint(2, 7)
-                    shade = rng.choice([0, 255])
-                    draw.ellipse([x - r, y - r, x + r, y + r], fill=(shade, shade, shade))
-                canvas.paste(subject, (8, 8))
+                canvas.paste(_random_subject(rng, size), (8, 8))
                 writer.add(canvas, id=f"{group}-{k:03d}", regions=[(group, (8, 8, size, size))])
+    return out
+
+
+def pooled_composites(out, *, seed: int, groups=("a", "b"), pool: int = 6, n_images: int = 40, size: int = 64,
+                      first_left: bool = False):
+    """A real probe-built set: every image holds one subject of each group side by side, the subjects drawn
+    from a pool of `pool` per group (the same pixels in several images), in random order or, with
+    `first_left`, always in the listed order (a position confound)."""
+    import random
+
+    from PIL import Image
+
+    from probekit.writer import ImageSetWriter
+
+    rng = random.Random(seed)
+    subjects = {g: [_random_subject(rng, size) for _ in range(pool)] for g in groups}
+    pad = 8
+    with ImageSetWriter(out, title="Pooled subjects", attribute="none", groups=list(groups)) as writer:
+        for k in range(n_images):
+            canvas = Image.new("RGB", (len(groups) * (size + pad) + pad, size + 2 * pad), (128, 128, 128))
+            order = list(range(len(groups)))
+            if not first_left:
+                rng.shuffle(order)
+            regions = []
+            for g, group in enumerate(groups):
+                x = pad + order[g] * (size + pad)
+                canvas.paste(rng.choice(subjects[group]), (x, pad))
+                regions.append((group, (x, pad, size, size)))
+            writer.add(canvas, id=f"img-{k:03d}", regions=regions)
     return out
 
 

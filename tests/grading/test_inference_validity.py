@@ -21,6 +21,7 @@ from tests.grading.inference_sim import (
     exchangeable_singles,
     null_figures,
     pair_observations,
+    pooled_composites,
     primary_power,
     probe_built_figures,
     probe_built_set,
@@ -239,3 +240,22 @@ def test_a_test_with_no_units_is_reported_out_of_the_family_with_a_warning():
     assert preference["n"] == 0 and preference["p_value"] is None and preference["p_holm"] is None
     assert any(w.startswith("preference:a>b has no units (n = 0)") for w in warnings)
     assert all(0.0 <= v <= 1.0 for v in preference["ci"])
+
+
+def test_identical_subject_pixels_in_probe_built_images_are_one_subject(tmp_path):
+    document = measure_image_set(pooled_composites(tmp_path / "pooled", seed=5, pool=3, n_images=16), model=MODEL,
+                                 seed=0)
+    preference = _test(document["tests"], "preference:a>b")
+    assert preference["unit"] == "subject" and preference["subjects"] == {"a": 3, "b": 3}
+    assert preference["p_value"] >= 1 / 20  # 3 + 3 subjects allow 20 labellings
+    assert any("a has 3 and b has 3 distinct subject(s)" in w for w in document["warnings"])
+    assert document["confounds"] == []
+
+
+def test_a_real_position_confound_is_named(tmp_path):
+    document = measure_image_set(pooled_composites(tmp_path / "left", seed=6, pool=12, n_images=16, first_left=True),
+                                 model=MODEL, seed=0)
+    assert [c["factor"] for c in document["confounds"]] == ["x"]
+    assert all(t["confounded_with"] == ["x"] for t in document["tests"])
+    assert any("to counterbalance, place each group's subjects equally often on the left" in w
+               for w in document["warnings"])
