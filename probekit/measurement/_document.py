@@ -280,11 +280,20 @@ def _dz_note(test_id_: str, differences: np.ndarray) -> str | None:
     return None
 
 
+def _mean_interval(differences: np.ndarray, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap of the mean difference; when every base has the same difference the bootstrap
+    has no spread, so the interval is Wilson's with each base worth one trial (never of zero width)."""
+    lo, hi = stats.bootstrap_mean_interval(differences, seed=seed, n_resamples=BOOTSTRAP_RESAMPLES)
+    if hi - lo > 0:
+        return lo, hi
+    return stats.bounded_interval(float(differences.mean()), 0.0, low=-1.0, high=1.0, n_max=differences.size)
+
+
 def _paired_test(first, second, ratio, variant, rows, used, seed):
     kept = np.array([r[1] for r in rows])
     mass = np.array([r[2] for r in rows])
-    lo, hi = stats.bootstrap_mean_interval(kept, seed=seed, n_resamples=BOOTSTRAP_RESAMPLES)
-    mass_lo, mass_hi = stats.bootstrap_mean_interval(mass, seed=seed, n_resamples=BOOTSTRAP_RESAMPLES)
+    lo, hi = _mean_interval(kept, seed)
+    mass_lo, mass_hi = _mean_interval(mass, seed)
     tid = test_id("paired", first, second, ratio, variant)
     dz = stats.cohen_dz(kept)
     test = {

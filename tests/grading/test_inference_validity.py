@@ -140,6 +140,8 @@ def test_a_constant_paired_difference_has_an_infinite_d_z_reported_as_such():
     assert paired["estimate"] == 0.25 and paired["effect_size"] is None
     assert "d_z is infinite" in paired["effect_size_note"] and paired["effect_size_note"] in warnings
     assert paired["p_value"] == pytest.approx(2 / 64)  # six of six positive, exact
+    # no spread for the bootstrap: each base is worth one trial, never a zero-width interval beside p < 1
+    assert -1.0 <= paired["ci"][0] < 0.25 < paired["ci"][1] <= 1.0
 
 
 def test_pairs_that_reuse_images_make_the_subject_the_unit():
