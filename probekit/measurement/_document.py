@@ -310,14 +310,28 @@ def _paired_test(first, second, ratio, variant, rows, used, seed):
     return test, ([r[0] for r in rows], np.column_stack([kept, ones, np.zeros_like(kept), np.zeros_like(kept)]))
 
 
+def _single_subjects(observations) -> dict[str, str]:
+    """Image id → its one subject, for single-subject images (no pair, no base), when some subject is shown in
+    several of them (then every such image is counted by its subject); else empty."""
+    subjects = {obs["id"]: _subject(obs, obs["regions"][0]) for obs in observations
+                if len(obs["regions"]) == 1 and _cluster_of(obs)[0] == "image"}
+    counts: dict[str, int] = {}
+    for subject in subjects.values():
+        counts[subject] = counts.get(subject, 0) + 1
+    return subjects if any(count > 1 for count in counts.values()) else {}
+
+
 def _rate_clusters(observations, first, second, ratio):
     """Per cluster: kept count and region count of each group (kept = at least half inside the crop)."""
     clusters: dict[str, list[int]] = {}
     facts: dict[str, dict] = {}
     units, used = set(), []
     crops = {"first_only": 0, "second_only": 0, "both": 0, "neither": 0}
+    shown = _single_subjects(_head_to_head(observations, first, second, both=False))
     for obs in _head_to_head(observations, first, second, both=False):
         unit, key = _cluster_of(obs)
+        if unit == "image" and shown.get(obs["id"]):
+            unit, key = "subject", "subject:" + shown[obs["id"]]  # the same subject in several single images
         units.add(unit)
         used.append(obs)
         counts = clusters.setdefault(key, [0, 0, 0, 0])

@@ -268,3 +268,21 @@ def primary_power(seeds, *, win: float = 0.65, n_pairs: int = 50, primary: str |
         apply_holm(tests, primary=primary)
         hits += next(t for t in tests if t["id"] == "preference:a>b")["p_holm"] < alpha
     return hits / len(seeds)
+
+
+def pooled_single_images(seed: int, *, pool: int = 6, n_per_group: int = 40) -> list[dict]:
+    """Single-subject images (no pairs, no `base`) whose subjects come from a pool of `pool` per group: the
+    same pixels in several images. Each subject has its own chance of being kept, the same in both groups."""
+    rng = np.random.default_rng(seed)
+    salience = {g: rng.normal(size=pool) for g in ("a", "b")}
+    observations = []
+    for k in range(n_per_group):
+        for group in ("a", "b"):
+            subject = int(rng.integers(pool))
+            kept = rng.random() < 1.0 / (1.0 + np.exp(-2.0 * salience[group][subject]))
+            region = _region(group, holds=True, kept={r: 1.0 if kept else 0.2 for r in RATIOS}, mass=0.5, slot=None)
+            region["content"] = f"{group}-{subject}"
+            observations.append({"id": f"{group}-{k:03d}", "composite": False, "orientation": None,
+                                 "first_group": None, "parts": None, "base": None, "pair": None, "point": [0, 0],
+                                 "crops": {}, "width": 10, "height": 10, "regions": [region]})
+    return observations

@@ -22,6 +22,7 @@ from tests.grading.inference_sim import (
     null_figures,
     pair_observations,
     pooled_composites,
+    pooled_single_images,
     primary_power,
     probe_built_figures,
     probe_built_set,
@@ -261,3 +262,15 @@ def test_a_real_position_confound_is_named(tmp_path):
     assert all(t["confounded_with"] == ["x"] for t in document["tests"])
     assert any("to counterbalance, place each group's subjects equally often on the left" in w
                for w in document["warnings"])
+
+
+def test_single_images_of_pooled_subjects_are_clustered_by_subject():
+    significant = covered = 0
+    for seed in range(40):
+        tests = document_tests(pooled_single_images(seed), [], groups=("a", "b"))[0]
+        rate = _test(tests, "group_rate:a>b@1.0")
+        assert rate["unit"] == "subject" and 10 <= rate["n"] <= 12 and rate["p_value"] > 0
+        significant += any(t["p_holm"] < ALPHA for t in tests)
+        covered += rate["ci"][0] <= 0.0 <= rate["ci"][1]
+    # counted as 80 independent images, 38 of 100 such nulls were significant and 62% covered 0
+    assert significant <= 4 and covered >= 36
