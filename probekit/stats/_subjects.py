@@ -23,18 +23,25 @@ _TOLERANCE = 1e-12  # float sums of the same terms in another order must still c
 
 
 def _labellings(n: int, k: int, *, seed: int, resamples: int):
-    """Every way to give k of n subjects the first group's label, or a seeded random sample of them."""
+    """(blocks of labellings, exact): every way to give k of n subjects the first group's label, or a seeded
+    random sample of them, in blocks of at most _CHUNK rows (a large set never holds them all at once)."""
     total = math.comb(n, k)
     if total <= MAX_EXACT_LABELLINGS:
         rows = np.zeros((total, n), dtype=bool)
         for index, chosen in enumerate(combinations(range(n), k)):
             rows[index, list(chosen)] = True
-        return rows, True
-    rng = np.random.default_rng(seed)
-    chosen = np.argsort(rng.random((resamples, n)), axis=1)[:, :k]
-    rows = np.zeros((resamples, n), dtype=bool)
-    np.put_along_axis(rows, chosen, True, axis=1)
-    return rows, False
+        return (rows[start:start + _CHUNK] for start in range(0, total, _CHUNK)), True
+
+    def sampled():
+        rng = np.random.default_rng(seed)
+        for start in range(0, resamples, _CHUNK):
+            size = min(_CHUNK, resamples - start)
+            chosen = np.argsort(rng.random((size, n)), axis=1)[:, :k]
+            rows = np.zeros((size, n), dtype=bool)
+            np.put_along_axis(rows, chosen, True, axis=1)
+            yield rows
+
+    return sampled(), False
 
 
 def subject_permutation_test(values, weights, subjects_a, subjects_b, *, seed: int = 0,
@@ -91,18 +98,18 @@ def subject_permutation_test(values, weights, subjects_a, subjects_b, *, seed: i
     ib = np.array([index["b", s] for s in subjects_b])
     n, k = len(first) + len(second), len(first)
     observed = abs(float(v.sum()) / float(w.sum()))
-    rows, exact = _labellings(n, k, seed=seed, resamples=resamples)
-    extreme = 0
-    for start in range(0, len(rows), _CHUNK):
-        block = rows[start:start + _CHUNK]
+    blocks, exact = _labellings(n, k, seed=seed, resamples=resamples)
+    extreme = count = 0
+    for block in blocks:
+        count += len(block)
         signs = block[:, ia].astype(np.int8) - block[:, ib].astype(np.int8)
         kept = np.abs(signs) @ w
         with np.errstate(invalid="ignore", divide="ignore"):
             statistic = np.abs(signs @ v) / kept
         extreme += int(np.count_nonzero((kept <= 0) | (statistic >= observed - _TOLERANCE)))
     if exact:
-        return extreme / len(rows), f"exact over {len(rows):,} labellings of {n} subjects"
-    return (extreme + 1) / (len(rows) + 1), f"Monte-Carlo, {len(rows):,} seeded labellings of {n} subjects"
+        return extreme / count, f"exact over {count:,} labellings of {n} subjects"
+    return (extreme + 1) / (count + 1), f"Monte-Carlo, {count:,} seeded labellings of {n} subjects"
 
 
 def subject_components(subjects_a, subjects_b) -> np.ndarray:
