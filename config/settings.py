@@ -194,6 +194,10 @@ MEASURE_CACHE_DIR = VAR_DIR / "measure-cache"
 # Organizers' registered models (docs/models.md); probekit reads the variable, being Django-free.
 os.environ.setdefault("PROBEKIT_MODELS_DIR", str(VAR_DIR / "models"))
 MEASURE_CHUNK_SIZE = int(os.environ.get("MEASURE_CHUNK_SIZE", 200))
+# A measurement's bounds (pipeline/bounds.py, docs/failure-model.md): model runs one set may plan,
+# and the address space a measuring process may add while it measures (0: no cap).
+MEASURE_MAX_PLAN_RUNS = int(os.environ.get("MEASURE_MAX_PLAN_RUNS", 200_000))
+MEASURE_MEMORY_MB = int(os.environ.get("MEASURE_MEMORY_MB", 3072))
 # How long a run or a measurement may sit in one state before the reaper steps in.
 REAPER_GRACE_S = int(os.environ.get("REAPER_GRACE_S", 120))
 

@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from bounty import states
 from bounty.models import Submission, SubmissionEvent
 from grading.models import MEASUREMENT_IN_FLIGHT, MEASUREMENT_STATUSES, Measurement
+from pipeline.faults import unknown_faults_count
 from pipeline.health import queue_lengths
 from sandbox.models import RUN_QUEUED, RUN_RUNNING, RUN_STATUSES, ProbeRun
 
@@ -130,6 +131,11 @@ class PlatformCollector:
             **_histogram_aggregates("took", "took", Q(finished_at__isnull=False)))
         yield _histogram(f"{PREFIX}_measurement_duration_seconds",
                          "Measurements: created (the run's image set stored) to finished", values, "took")
+        unknown = CounterMetricFamily(
+            f"{PREFIX}_measurement_unknown_faults",
+            "Exceptions nobody foresaw while measuring (each logged with its traceback; alert on any increase)")
+        unknown.add_metric([], unknown_faults_count())
+        yield unknown
 
     def _submissions(self):
         by_state = _counts_by(Submission.objects.all(), "state")
