@@ -259,6 +259,9 @@ QUEUE_DEFER_S = float(os.environ.get("QUEUE_DEFER_S", 3))
 # Organizers' webhooks (bounty.webhooks): each POST's timeout, and the first retry's delay (then doubled).
 WEBHOOK_TIMEOUT_S = float(os.environ.get("WEBHOOK_TIMEOUT_S", 5))
 WEBHOOK_RETRY_BASE_S = float(os.environ.get("WEBHOOK_RETRY_BASE_S", 10))
+# Webhooks may reach loopback, private and link-local addresses only when this is on (development,
+# tests); off, they are refused when saved and on every connection (bounty/webhook_guard.py).
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE")
 # What a task prints (the console mail backend's mails) is information, not a warning.
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_BEAT_SCHEDULE = {
