@@ -29,6 +29,7 @@ from bounty.forms import (
     RATING_PREFIX,
     rubric_self_assessment_fields,
 )
+from bounty.parsers import SafeJSONParser
 from bounty.views import finding_urls
 from grading.rubric import rubric_for_challenge
 
@@ -395,6 +396,8 @@ class TokenApi(ObtainAuthToken):
 
     Counted by the login form's limiter: per client address, and failures per account (lockout).
     """
+
+    parser_classes = [FormParser, MultiPartParser, SafeJSONParser]  # an unreadable body is a 400
 
     def get_exception_handler(self):
         return bounty_exception_handler

@@ -76,6 +76,9 @@ MIDDLEWARE = [
 ]
 # /metrics (pipeline.metrics, docs/operations.md): a bearer token; unset, loopback clients only.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Without a token, /metrics answers unproxied loopback clients, except in production (HTTPS on),
+# where only the token opens it (pipeline/metrics.py).
+METRICS_LOOPBACK_OPEN = env_bool("METRICS_LOOPBACK_OPEN", default=not env_bool("HTTPS"))
 
 ROOT_URLCONF = "config.urls"
 TEMPLATES = [
@@ -277,6 +280,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    # JSON nested past the recursion limit is a 400 like any unreadable body (bounty/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["bounty.parsers.SafeJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

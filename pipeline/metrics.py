@@ -173,7 +173,13 @@ def platform_metrics() -> bytes:
     return generate_latest(PLATFORM_REGISTRY)
 
 
-LOOPBACK_HINTS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+# Headers a proxy adds: any of them (or any X-Forwarded-*) means the client is not the loopback peer.
+LOOPBACK_HINTS = ("HTTP_FORWARDED", "HTTP_VIA", "HTTP_X_REAL_IP", "HTTP_X_CLIENT_IP", "HTTP_TRUE_CLIENT_IP",
+                  "HTTP_CF_CONNECTING_IP", "HTTP_X_ORIGINAL_FORWARDED_FOR")
+
+
+def _proxied(meta) -> bool:
+    return any(name.startswith("HTTP_X_FORWARDED_") for name in meta) or any(meta.get(name) for name in LOOPBACK_HINTS)
 
 
 def metrics_refusal(request) -> HttpResponse | None:
@@ -195,9 +201,10 @@ def metrics_refusal(request) -> HttpResponse | None:
         loopback = ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
     except ValueError:
         loopback = False
-    if loopback and not any(request.META.get(name) for name in LOOPBACK_HINTS):
+    if settings.METRICS_LOOPBACK_OPEN and loopback and not _proxied(request.META):
         return None
-    return HttpResponse("403 Forbidden: METRICS_TOKEN is not set, so /metrics answers loopback clients only.\n",
+    return HttpResponse("403 Forbidden: METRICS_TOKEN is not set, so /metrics answers only loopback clients that "
+                        "came through no proxy (and none in production).\n",
                         status=403, content_type="text/plain; charset=utf-8")
 
 
