@@ -298,7 +298,7 @@ class FindingAvidApi(BountyApiView):
 
     @extend_schema(operation_id="findings_avid_retrieve", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, submission_id: int):
-        submission = selectors.finding_get(submission_id=submission_id)
+        submission = selectors.finding_get(submission_id=submission_id, user=request.user)
         return Response(avid_report(submission=submission, urls=finding_urls(request, submission)))
 
 

@@ -204,7 +204,7 @@ def leaderboard(request, slug: str):
 
 @require_GET
 def finding_detail(request, submission_id: int):
-    submission = selectors.finding_get(submission_id=submission_id)
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     context = {**selectors.submission_page(submission=submission),
                "bundle_name": selectors.download_name(submission, "-bundle.zip")}
     return render(request, "bounty/finding_detail.html", context)
@@ -213,7 +213,7 @@ def finding_detail(request, submission_id: int):
 @require_GET
 def finding_metrics(request, submission_id: int):
     """The metrics document, byte for byte as measured (its sha256 is on the page)."""
-    submission = selectors.finding_get(submission_id=submission_id)
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     measurement = selectors.latest_measurement(submission=submission)
     if measurement is None or not measurement.document_json:
         raise Http404("This finding has no metrics document.")
@@ -223,7 +223,7 @@ def finding_metrics(request, submission_id: int):
 
 @require_GET
 def finding_image_set(request, submission_id: int):
-    submission = selectors.finding_get(submission_id=submission_id)
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     response = HttpResponse(selectors.image_set_zip(submission=submission), content_type="application/zip")
     return _served_file(response, filename=selectors.download_name(submission, "-images.zip"), attachment=True)
 
@@ -238,7 +238,7 @@ def finding_urls(request, submission) -> dict[str, str]:
 @require_GET
 def finding_bundle(request, submission_id: int):
     """The reproducibility bundle: probe, image set, stored document, settings; `probekit verify` reads it."""
-    submission = selectors.finding_get(submission_id=submission_id)
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     handle = tempfile.TemporaryFile()
     try:
         selectors.finding_bundle_write(submission=submission, target=handle, url=finding_urls(request, submission)["finding"])
@@ -253,7 +253,7 @@ def finding_bundle(request, submission_id: int):
 @require_GET
 def finding_avid(request, submission_id: int):
     """The finding as an AVID report (bounty/avid.py, its schema beside it)."""
-    submission = selectors.finding_get(submission_id=submission_id)
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     report = avid_report(submission=submission, urls=finding_urls(request, submission))
     response = JsonResponse(report, json_dumps_params={"indent": 1, "ensure_ascii": False})
     return _served_file(response, filename=selectors.download_name(submission, "-avid.json"), attachment=False)
