@@ -1,8 +1,6 @@
 """Participant and public pages: a few lines each, logic lives in services and selectors."""
 from __future__ import annotations
 
-import tempfile
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -14,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_ratelimit.decorators import ratelimit
 
-from bounty import accounts, limits, notifications, selectors, services, uploads
+from bounty import accounts, downloads, limits, notifications, selectors, services, uploads
 from bounty.avid import avid_report
 from bounty.errors import BountyError
 from bounty.forms import (
@@ -224,7 +222,7 @@ def finding_metrics(request, submission_id: int):
 @require_GET
 def finding_image_set(request, submission_id: int):
     submission = selectors.finding_get(submission_id=submission_id, user=request.user)
-    response = HttpResponse(selectors.image_set_zip(submission=submission), content_type="application/zip")
+    response = FileResponse(downloads.image_set_zip_open(submission=submission), content_type="application/zip")
     return _served_file(response, filename=selectors.download_name(submission, "-images.zip"), attachment=True)
 
 
@@ -239,13 +237,7 @@ def finding_urls(request, submission) -> dict[str, str]:
 def finding_bundle(request, submission_id: int):
     """The reproducibility bundle: probe, image set, stored document, settings; `probekit verify` reads it."""
     submission = selectors.finding_get(submission_id=submission_id, user=request.user)
-    handle = tempfile.TemporaryFile()
-    try:
-        selectors.finding_bundle_write(submission=submission, target=handle, url=finding_urls(request, submission)["finding"])
-    except BaseException:
-        handle.close()
-        raise
-    handle.seek(0)
+    handle = downloads.bundle_zip_open(submission=submission, url=finding_urls(request, submission)["finding"])
     response = FileResponse(handle, content_type="application/zip")
     return _served_file(response, filename=selectors.download_name(submission, "-bundle.zip"), attachment=True)
 
