@@ -33,6 +33,7 @@ from pipeline.bounds import MEMORY_EXCEEDED, check_plan, memory_capped
 from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, PLATFORM_FAULTS, unknown_fault_record
 from pipeline.leases import RenewedInBackground
 from probekit.imageset import ImageSetRejected, validate_image_set
+from probekit.models.onnx_model import ModelFault
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +180,8 @@ def set_fault(exc: BaseException) -> str | None:
         return str(exc)
     if isinstance(exc, MemoryError):
         return MEMORY_EXCEEDED.format(cap_mb=settings.MEASURE_MEMORY_MB)
+    if isinstance(exc, ModelFault):  # the organizer's model on this set: named, never a free retry
+        return str(exc)
     return None
 
 

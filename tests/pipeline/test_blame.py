@@ -121,3 +121,17 @@ def test_the_memory_cap_turns_a_real_allocation_into_memory_error():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             cwd=settings.BASE_DIR, env=dict(os.environ))
     assert result.stdout.split() == ["refused", "restored"], result.stderr
+
+
+def test_an_organizer_model_over_its_budget_fails_the_measurement_naming_it(monkeypatch, set_dir, sent):
+    from probekit.models.onnx_model import OVER_BUDGET, ModelFault
+
+    measurement = _measuring(challenge_create(), set_dir)
+
+    def stalls(*_args, **_kwargs):
+        raise ModelFault(OVER_BUDGET.format(name="loopy", budget=10))
+
+    monkeypatch.setattr(measurements, "measure_image_set", stalls)
+    assert measurements.measurement_execute(measurement_id=measurement.pk) == "failed"
+    state, reason = _state(measurement)
+    assert state == states.FAILED and "model 'loopy' ran longer than its budget of 10 s" in reason and not sent
