@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from probekit import setrules
+from probekit.decode import ambiguity, browser_rgb
 
 SCHEMA_VERSION = 1
 COMPOSE_MODES = ("none", "pairs")
@@ -100,8 +101,7 @@ class ImageSet:
                 _check_decoding_cost(handle, FORMATS_BY_EXTENSION.get(path.suffix.lower(), ""), where)
                 with Image.open(handle, formats=["PNG", "JPEG"]) as raw:
                     raw.load()
-                    image = _upright(raw)
-                    return image if image.mode == "RGB" else image.convert("RGB")
+                    return browser_rgb(_upright(raw))  # as a browser shows it (probekit.decode)
         except ImageSetRejected:
             raise
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for corrupt files
@@ -437,6 +437,9 @@ def _check_image(handle: BinaryIO, relative: PurePosixPath, *, max_pixels: int, 
             with Image.open(handle, formats=["PNG", "JPEG"]) as image:
                 if image.format != expected:
                     raise _reject(f"image {str(relative)!r} is {image.format} by content but named {relative.suffix}", where)
+                ambiguous = ambiguity(image)
+                if ambiguous is not None:
+                    raise _reject(f"image {str(relative)!r} {ambiguous}", where)
                 width, height = image.size
                 if width * height > max_pixels:
                     raise _reject(f"image {str(relative)!r} has {width}×{height} pixels; the limit is {max_pixels:,} per image", where)
