@@ -155,6 +155,9 @@ def s3_storage(location: str, *, bucket: str, endpoint_url: str | None, region: 
         "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
         "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
         "file_overwrite": True, "querystring_auth": False, "default_acl": None,
+        # An object read back spools to a temporary file past 1 MiB (django-storages' default, 0, keeps
+        # it all in memory): a streamed download's memory does not grow with its size.
+        "max_memory_size": 1024 * 1024,
         "addressing_style": "path" if endpoint_url else None}}
 
 
