@@ -113,5 +113,6 @@ def plan_error(image_set, *, models: int, cap: int = MAX_PLAN_RUNS) -> str | Non
     if runs <= cap:
         return None
     what = "composites" if image_set.compose == "pairs" else "images"
-    return (f"the measurement would run {runs:,} model runs ({units:,} {what} × {models} models); "
+    return (f"the measurement would run {runs:,} model runs ({units:,} {what} × {models} "
+            f"model{'' if models == 1 else 's'}); "
             f"the plan is capped at {cap:,} model runs: use fewer groups, images or pairs_per_image")
