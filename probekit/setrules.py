@@ -11,7 +11,8 @@ unpacks differently on another operating system, is the probe's fault and never 
   name ending in a dot or a space, at most `MAX_IMAGE_PATH_BYTES` bytes (the object storage's keys
   hold 1,024 with the platform's prefix), and unique once NFC-normalised and case-folded.
 - **Look-alike names**: group names are unique after NFKC and case folding (`ａｌｉｃｅ`,
-  `Alice` and `alice` are one name), and so are item ids after case folding.
+  `Alice` and `alice` are one name) with Cyrillic and Greek look-alikes of Latin letters read as
+  those letters (`раураl` is `paypal`), and item ids are unique after case folding.
 - **Image shape**: at most `MAX_IMAGE_SIDE` pixels a side and `MAX_ASPECT_RATIO` between the
   long and the short side (a 1×8,000 strip costs a saliency model as much memory as a 4,000×4,000
   image).
@@ -36,10 +37,20 @@ WINDOWS_DEVICE_NAMES = frozenset(
 )
 
 
+# Cyrillic and Greek letters drawn like Latin ones (after case folding): `раураl` reads as `paypal`.
+HOMOGLYPHS = str.maketrans({
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
+    "т": "t", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "һ": "h", "ԁ": "d", "ԛ": "q", "ԝ": "w",
+    "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
+    "χ": "x", "γ": "y",
+})
+
+
 def name_key(text: str) -> str:
     """The one normalisation for names people read: NFKC, case folded, NFKC again (folding can
-    un-normalise). Used for group names here and for account names by the platform."""
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    un-normalise), and Cyrillic or Greek look-alikes of Latin letters read as those letters. Used
+    for group names here and for account names by the platform (the lockout and the login)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold()).translate(HOMOGLYPHS)
 
 
 def path_key(path: str) -> str:
@@ -72,7 +83,8 @@ def lookalike_error(names: list[str]) -> str | None:
         key = name_key(name)
         if key in seen:
             return (f"group names {seen[key]!r} and {name!r} look alike (the same after Unicode NFKC "
-                    "normalisation and case folding); group names must be distinct")
+                    "normalisation and case folding, Cyrillic or Greek look-alikes read as Latin); "
+                    "group names must be distinct")
         seen[key] = name
     return None
 

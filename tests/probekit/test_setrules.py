@@ -79,6 +79,8 @@ def test_paths_equal_after_nfc_are_one_file(good_set):
     ["Alice", "alice"],
     [unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")],
     ["straße", "STRASSE"],
+    ["paypal", "раураl"],  # Cyrillic р, а, у
+    ["Apple", "Αpple"],  # Greek capital alpha
 ])
 def test_look_alike_group_names_are_refused(good_set, groups):
     _edit(good_set, lambda m: m.update(groups=groups))
