@@ -39,7 +39,7 @@ RUN_FAILED = "the model fails on a test image: {error}"
 NOT_FINITE = "output {index} has NaN or infinite values on a test image"
 NON_DETERMINISTIC = "the model is not deterministic: two runs on the same image differ"
 TOO_SLOW = "the model is too slow: {seconds:.1f} s on the 320×240 test image, the cap is {cap:g} s"
-STOPPED = "the model is too slow: stopped after {cap:g} s on the {what} test image, the cap is {cap:g} s"
+STOPPED = "model {name!r} is too slow: stopped after {cap:g} s on the {what} test image, the cap is {cap:g} s"
 FROZEN = ("{name!r} is already registered with different bytes (sha256:{old}); a registered version is frozen: "
           "register the new one under another name")
 
@@ -153,7 +153,7 @@ def _run_within(model: OnnxModel, image: Image.Image, what: str, max_seconds: fl
     try:
         return model.run(image, budget_s=max_seconds)
     except ModelFault:
-        raise ModelRejected(STOPPED.format(cap=max_seconds, what=what)) from None
+        raise ModelRejected(STOPPED.format(name=model.name, cap=max_seconds, what=what)) from None
     except Exception as exc:  # noqa: BLE001 - a graph that fails at run time
         raise ModelRejected(RUN_FAILED.format(error=_first_line(exc))) from None
 

@@ -131,7 +131,8 @@ def test_a_looping_model_is_stopped_within_its_budget_and_refused(tmp_path, mode
     with_caps(monkeypatch, MAX_SECONDS_PER_IMAGE=0.5)
     with pytest.raises(CommandError) as error:
         add_model(tmp_path, looping(white_only=white_only), TINY_CARD)
-    assert str(error.value) == STOPPED.format(cap=0.5, what=what)
+    assert str(error.value) == STOPPED.format(name="organizer-model", cap=0.5, what=what)
+    assert str(error.value).startswith("model 'organizer-model' is too slow: stopped after 0.5 s")
     assert registered_names(models_dir) == []
 
 
