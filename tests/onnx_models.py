@@ -114,3 +114,14 @@ def looping(*, white_only: bool = False) -> bytes:
     return _model(nodes, [x], [y], [numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
                                     numpy_helper.from_array(np.array(2**62, dtype=np.int64), "trips"),
                                     numpy_helper.from_array(threshold, "threshold")])
+
+
+def nan_on_white() -> bytes:
+    """sqrt(1.99 - the channel mean): a fine map, except NaN where a pixel is white (2.0 after TINY_CARD's scaling)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, "h", "w"])
+    nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=1),
+             helper.make_node("Sub", ["limit", "m"], ["d"]),
+             helper.make_node("Sqrt", ["d"], ["y"])]
+    return _model(nodes, [x], [y], [numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+                                    numpy_helper.from_array(np.array(1.99, dtype=np.float32), "limit")])

@@ -32,6 +32,7 @@ from tests.onnx_models import (
     U2NETP_CARD,
     card,
     looping,
+    nan_on_white,
     random_output,
     rank2_input,
     tiny_conv,
@@ -147,6 +148,18 @@ def test_at_measurement_a_looping_model_is_stopped_with_its_name(tmp_path):
     assert model.run(Image.new("RGB", (64, 64), (10, 20, 30)), budget_s=0.5).shape == (1, 1, 64, 64)
     with pytest.raises(ModelFault, match="model 'loopy' ran longer than its budget of 0.5 s on one image"):
         model.run(Image.new("RGB", (64, 64), (255, 255, 255)), budget_s=0.5)
+
+
+def test_a_map_with_nan_on_some_images_fails_naming_the_model():
+    from PIL import Image
+
+    from probekit.models._card import load_card
+    from probekit.models.onnx_model import ModelFault, OnnxModel
+
+    model = OnnxModel("nanny", nan_on_white(), load_card(json.dumps(TINY_CARD)))
+    assert model.saliency(Image.new("RGB", (64, 64), (10, 20, 30))).shape[:2] == (64, 64)
+    with pytest.raises(ModelFault, match="model 'nanny' returned a saliency map with NaN or infinite values"):
+        model.saliency(Image.new("RGB", (64, 64), (255, 255, 255)))
 
 
 @pytest.mark.parametrize(("name", "message"), [
