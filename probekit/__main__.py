@@ -6,6 +6,7 @@ import json
 import os
 import runpy
 import sys
+import warnings
 from pathlib import Path
 
 from probekit.crop import DEFAULT_RATIOS
@@ -107,7 +108,9 @@ def _cmd_verify(args) -> int:
     from probekit.bundle import BundleError, verify_bundle
 
     try:
-        report = verify_bundle(args.bundle)
+        with warnings.catch_warnings():  # the answer is one line: no library warning beside it
+            warnings.simplefilter("ignore")
+            report = verify_bundle(args.bundle)
     except BundleError as exc:
         print(f"probekit verify: {_one_line(exc)}", file=sys.stderr)
         return 2
