@@ -19,3 +19,5 @@ MEASURE_CHUNK_SIZE = int(os.environ.get("MEASURE_CHUNK_SIZE", 16))
 MEASURE_CHUNK_TARGET_S = float(os.environ.get("MEASURE_CHUNK_TARGET_S", 0))
 # Rate-limit counters live in the cache: a prefix per test session keeps runs from sharing them.
 CACHES["default"]["KEY_PREFIX"] = f"cropbias-test-{os.getpid()}"  # noqa: F405
+# The webhook tests' receivers listen on loopback; the refusal of internal targets is tested with it off.
+WEBHOOK_ALLOW_PRIVATE = True

@@ -29,6 +29,7 @@ import blobs
 from grading.measurement import measure_chunk
 from grading.models import Measurement
 from grading.speed import seconds_per_observation, speed_record
+from pipeline.bounds import memory_capped
 
 # Units timed per model when its speed is unknown (the first also loads the model: it is not timed).
 CALIBRATION_UNITS = 2
@@ -92,7 +93,7 @@ def model_speeds(*, set_dir, models: list[str], units: int, measure_options: dic
     if settings.MEASURE_CHUNK_TARGET_S <= 0 or units <= CALIBRATION_UNITS + 1:
         return speeds
     for name in [name for name, speed in speeds.items() if not speed]:
-        with blobs.scratch(label="calibrate") as scratch:
+        with blobs.scratch(label="calibrate") as scratch, memory_capped():
             measure_chunk(set_dir, model=name, start=0, stop=1, cache_dir=scratch, **measure_options)
             started = time.monotonic()
             done = measure_chunk(set_dir, model=name, start=1, stop=1 + CALIBRATION_UNITS, cache_dir=scratch,
