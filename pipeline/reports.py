@@ -1,0 +1,242 @@
+"""Model reports: every accepted or published finding of a challenge re-measured on a candidate model.
+
+A report is a `grading.models.ModelReport` row: created pending (by the `model_report` command or
+the organizers' page), computed by `report_execute` (in the command's process, or as a Celery task
+on the bulk queue, so participants' runs go first), then written whole — the report's JSON and
+`done` in one update — or `failed` with one line saying why. Nothing half-written: a candidate
+that does not load, or whose maps are not maps (NaN, wrong shape), fails the report before any
+finding is measured. The statistics are probekit.compare's (docs/statistics.md, "The model report").
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+import blobs
+from bounty import selectors as bounty_selectors
+from bounty import states
+from bounty.models import Challenge, Submission
+from grading import selectors as grading_selectors
+from grading import services as grading_services
+from grading.measurement import document_dumps
+from grading.models import REPORT_DONE, REPORT_FAILED, REPORT_PENDING, REPORT_RUNNING, ModelReport
+from pipeline.faults import PLATFORM_FAULTS
+from probekit import get_model
+from probekit.compare import CandidateBroken, check_candidate, compare_on_candidate, first_images
+from probekit.measurement._curve import compression_order
+
+logger = logging.getLogger(__name__)
+
+REPORT_TASK = "pipeline.tasks.model_report"
+FINDING_STATES = (states.ACCEPTED, states.PUBLISHED)
+# What a compression audit runs on an ONNX model (u2netp or a registered one), before ordering by compression.
+ONNX_AUDIT_VARIANTS = ("fp16", "int8", "prune10", "prune25", "prune50", "prune75", "prune90", "prune95")
+PROGRESS_STEPS = 1000  # per finding: progress is finding-wise, each split by its units
+FAILED_ON = "candidate {candidate!r} failed on finding {submission}: {error}"
+
+
+class ReportFailed(Exception):
+    """The report cannot be made; the message is one line."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def report_findings(*, challenge: Challenge) -> list[Submission]:
+    """The findings a report re-measures: the challenge's accepted and published submissions, oldest first."""
+    return list(Submission.objects.filter(challenge=challenge, state__in=FINDING_STATES).order_by("pk"))
+
+
+def report_create(*, challenge: Challenge, candidate: str, user=None, audit: str = "") -> ModelReport:
+    """A pending report of `candidate` on the challenge (checked by name only; it loads when it runs)."""
+    candidate = candidate.strip()
+    if not candidate:
+        raise ReportFailed("name a candidate model, e.g. u2netp@int8")
+    return ModelReport.objects.create(challenge=challenge, model_name=challenge.model_name, candidate=candidate,
+                                      requested_by=user if user is not None and user.is_authenticated else None,
+                                      audit=audit)
+
+
+def report_enqueue(*, report: ModelReport) -> None:
+    """Run the report in a worker, on the bulk queue (after every participant's run that could start)."""
+    transaction.on_commit(lambda: current_app.send_task(REPORT_TASK, args=[report.pk],
+                                                        queue=settings.CELERY_BULK_QUEUE))
+
+
+def report_compute(*, challenge: Challenge, candidate: str, progress=None) -> tuple[dict, list[str], str]:
+    """(the report, its warnings, the candidate's version); raises ReportFailed in one line."""
+    options = bounty_selectors.challenge_measurement_settings(challenge=challenge)
+    grading_services.registered_models_fetch(names=[challenge.model_name, candidate])
+    try:
+        check_candidate(candidate)
+        version = get_model(candidate).version
+    except CandidateBroken as exc:
+        raise ReportFailed(str(exc)) from None
+    findings = report_findings(challenge=challenge)
+    rows, warnings, images_checked = [], [], False
+    for index, submission in enumerate(findings):
+        measurement = grading_selectors.measurement_of_record(submission=submission)
+        document = grading_selectors.document_of(measurement)
+        if document is None:
+            warnings.append(f"finding {submission.pk} has no metrics document; left out")
+            continue
+
+        def step(done: int, total: int, index=index) -> None:
+            if progress:
+                progress(index * PROGRESS_STEPS + (done * PROGRESS_STEPS // max(total, 1)),
+                         len(findings) * PROGRESS_STEPS)
+
+        with blobs.fetched_tree(measurement.image_set.path, label="imageset") as set_dir:
+            if not images_checked:  # the candidate on real images too, before anything is measured
+                try:
+                    check_candidate(candidate, first_images(set_dir))
+                except CandidateBroken as exc:
+                    raise ReportFailed(str(exc)) from None
+                images_checked = True
+            try:
+                result = compare_on_candidate(
+                    set_dir, model=document.get("model", challenge.model_name), candidate=candidate,
+                    document=document, seed=measurement.seed, ratios=options["ratios"],
+                    compose_options=options["compose_options"], cache_dir=settings.MEASURE_CACHE_DIR,
+                    progress=step, max_images=options["max_images"], max_pixels=options["max_pixels"])
+            except PLATFORM_FAULTS:
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever the candidate raises on this set ends the report
+                raise ReportFailed(FAILED_ON.format(candidate=candidate, submission=submission.pk,
+                                                    error=_one_line(exc))) from None
+        if not result["reproduced"]:
+            warnings.append(f"finding {submission.pk}: the challenge's model no longer gives the published "
+                            "estimates on its images (the before values are the published ones)")
+        rows += [{"submission": submission.pk, **row} for row in result["rows"]]
+    report = {"challenge": challenge.slug, "model": challenge.model_name, "candidate": candidate, "findings": rows}
+    return json.loads(document_dumps(report)), warnings, version
+
+
+def report_execute(*, report_id: int) -> str:
+    """Compute a pending report and store it whole, or store why it failed."""
+    claimed = ModelReport.objects.filter(pk=report_id, status=REPORT_PENDING).update(status=REPORT_RUNNING)
+    if not claimed:
+        return "nothing to do (running or finished)"
+    report = ModelReport.objects.select_related("challenge").get(pk=report_id)
+
+    def progress(done: int, total: int) -> None:
+        ModelReport.objects.filter(pk=report_id).update(progress_done=done, progress_total=total)
+
+    try:
+        content, warnings, version = report_compute(challenge=report.challenge, candidate=report.candidate,
+                                                    progress=progress)
+    except PLATFORM_FAULTS:
+        ModelReport.objects.filter(pk=report_id, status=REPORT_RUNNING).update(status=REPORT_PENDING)
+        raise  # the task retries with backoff
+    except ReportFailed as exc:
+        _finish(report_id, status=REPORT_FAILED, error=str(exc))
+        return "failed"
+    except Exception as exc:  # noqa: BLE001 - an unforeseen fault: the report fails with its reason
+        logger.exception("model report %s failed", report_id)
+        _finish(report_id, status=REPORT_FAILED, error=f"{type(exc).__name__}: {_one_line(exc)}")
+        return "failed"
+    _finish(report_id, status=REPORT_DONE, report_json=document_dumps(content), warnings=warnings,
+            candidate_version=version)
+    return "done"
+
+
+def _finish(report_id: int, **fields) -> None:
+    ModelReport.objects.filter(pk=report_id).update(finished_at=timezone.now(), **fields)
+
+
+def report_content(report: ModelReport | None) -> dict | None:
+    """The stored report (the contract's JSON) of a finished report, else None."""
+    if report is None or report.status != REPORT_DONE or not report.report_json:
+        return None
+    return json.loads(report.report_json)
+
+
+def reports_of(*, challenge: Challenge):
+    return ModelReport.objects.filter(challenge=challenge)
+
+
+def latest_reports(*, challenge: Challenge) -> list[ModelReport]:
+    """The newest report of each candidate, newest first."""
+    seen, latest = set(), []
+    for report in reports_of(challenge=challenge).filter(audit=""):
+        if report.candidate not in seen:
+            seen.add(report.candidate)
+            latest.append(report)
+    return latest
+
+
+def finding_verdicts(*, submission: Submission) -> list[dict]:
+    """Per candidate, the newest finished report's verdicts on this finding: `{"candidate", "verdicts"}`."""
+    seen, out = set(), []
+    for report in reports_of(challenge=submission.challenge).filter(status=REPORT_DONE):
+        if report.candidate in seen:
+            continue
+        seen.add(report.candidate)
+        rows = [row for row in report_content(report)["findings"] if row["submission"] == submission.pk]
+        if rows:
+            out.append({"candidate": report.candidate, "report": report,
+                        "verdicts": [(row["test"], row["verdict"]) for row in rows]})
+    return out
+
+
+# --- the compression audit ------------------------------------------------------------------------
+
+
+def audit_variants(*, model: str) -> list[str]:
+    """The compression variants of `model`, least to most compressed (those it cannot make left out)."""
+    from probekit.models import REGISTRY
+
+    base = model.partition("@")[0]
+    names = ([f"{base}@{v}" for v in REGISTRY[base][1]] if base in REGISTRY and base != "u2netp"
+             else [f"{base}@{v}" for v in ONNX_AUDIT_VARIANTS])
+    compression = {}
+    for name in names:
+        try:
+            compression[name] = getattr(get_model(name), "compression", None)
+        except Exception:  # noqa: BLE001 - a variant this model cannot make is not audited
+            continue
+    return compression_order(list(compression), compression)
+
+
+def audit_create(*, challenge: Challenge, user=None) -> tuple[str, list[ModelReport]]:
+    """One report per compression variant of the challenge's model, all under one audit id, enqueued."""
+    audit = uuid.uuid4().hex[:12]
+    reports = [report_create(challenge=challenge, candidate=name, user=user, audit=audit)
+               for name in audit_variants(model=challenge.model_name)]
+    for report in reports:
+        report_enqueue(report=report)
+    return audit, reports
+
+
+def audit_curves(*, challenge: Challenge) -> dict:
+    """The latest audit: per (finding, test), the estimate and interval at each compression level.
+
+    `{"audit", "reports", "curves": [{"submission", "test", "points": [{"model", "estimate", "ci",
+    "verdict"}...], "amplified": bool}]}`; a finding is amplified when some variant's change in
+    |disparity| has its whole interval above 0 (verdict worse).
+    """
+    last = reports_of(challenge=challenge).exclude(audit="").first()
+    if last is None:
+        return {"audit": None, "reports": [], "curves": []}
+    reports = list(reports_of(challenge=challenge).filter(audit=last.audit))
+    order = audit_variants(model=challenge.model_name)
+    reports.sort(key=lambda r: (order.index(r.candidate) if r.candidate in order else len(order), r.candidate))
+    curves: dict[tuple, dict] = {}
+    for report in reports:
+        content = report_content(report)
+        for row in (content or {}).get("findings", []):
+            key = (row["submission"], row["test"])
+            curve = curves.setdefault(key, {"submission": row["submission"], "test": row["test"],
+                                            "points": [{"model": challenge.model_name, **row["before"],
+                                                        "verdict": None}], "amplified": False})
+            curve["points"].append({"model": report.candidate, **row["after"], "verdict": row["verdict"]})
+            curve["amplified"] |= row["verdict"] == "worse"
+    return {"audit": last.audit, "reports": reports, "curves": list(curves.values())}
