@@ -226,9 +226,8 @@ def audit_curves(*, challenge: Challenge) -> dict:
     last = reports_of(challenge=challenge).exclude(audit="").first()
     if last is None:
         return {"audit": None, "reports": [], "curves": []}
-    reports = list(reports_of(challenge=challenge).filter(audit=last.audit))
-    order = audit_variants(model=challenge.model_name)
-    reports.sort(key=lambda r: (order.index(r.candidate) if r.candidate in order else len(order), r.candidate))
+    # created in order of compression (audit_create)
+    reports = list(reports_of(challenge=challenge).filter(audit=last.audit).order_by("pk"))
     curves: dict[tuple, dict] = {}
     for report in reports:
         content = report_content(report)
