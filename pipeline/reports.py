@@ -26,6 +26,7 @@ from grading import selectors as grading_selectors
 from grading import services as grading_services
 from grading.measurement import document_dumps
 from grading.models import REPORT_DONE, REPORT_FAILED, REPORT_PENDING, REPORT_RUNNING, ModelReport
+from grading.reports import report_content, reports_of
 from pipeline.faults import PLATFORM_FAULTS
 from probekit import get_model
 from probekit.compare import CandidateBroken, check_candidate, compare_on_candidate, first_images
@@ -150,41 +151,6 @@ def report_execute(*, report_id: int) -> str:
 
 def _finish(report_id: int, **fields) -> None:
     ModelReport.objects.filter(pk=report_id).update(finished_at=timezone.now(), **fields)
-
-
-def report_content(report: ModelReport | None) -> dict | None:
-    """The stored report (the contract's JSON) of a finished report, else None."""
-    if report is None or report.status != REPORT_DONE or not report.report_json:
-        return None
-    return json.loads(report.report_json)
-
-
-def reports_of(*, challenge: Challenge):
-    return ModelReport.objects.filter(challenge=challenge)
-
-
-def latest_reports(*, challenge: Challenge) -> list[ModelReport]:
-    """The newest report of each candidate, newest first."""
-    seen, latest = set(), []
-    for report in reports_of(challenge=challenge).filter(audit=""):
-        if report.candidate not in seen:
-            seen.add(report.candidate)
-            latest.append(report)
-    return latest
-
-
-def finding_verdicts(*, submission: Submission) -> list[dict]:
-    """Per candidate, the newest finished report's verdicts on this finding: `{"candidate", "verdicts"}`."""
-    seen, out = set(), []
-    for report in reports_of(challenge=submission.challenge).filter(status=REPORT_DONE):
-        if report.candidate in seen:
-            continue
-        seen.add(report.candidate)
-        rows = [row for row in report_content(report)["findings"] if row["submission"] == submission.pk]
-        if rows:
-            out.append({"candidate": report.candidate, "report": report,
-                        "verdicts": [(row["test"], row["verdict"]) for row in rows]})
-    return out
 
 
 # --- the compression audit ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from bounty import selectors as bounty_selectors
 from grading.models import REPORT_PENDING, REPORT_RUNNING, ModelReport
+from grading.reports import latest_reports, report_content, reports_of
 from pipeline import reports
 
 PARITY = {"preference": 0.5, "position": 0.5}
@@ -109,8 +110,8 @@ def audit_plot(curve: dict, models: list[str]) -> dict:
 
 def _report_rows(challenge) -> list[dict]:
     rows = []
-    for report in reports.latest_reports(challenge=challenge):
-        content = reports.report_content(report)
+    for report in latest_reports(challenge=challenge):
+        content = report_content(report)
         rows.append({"report": report, "content": content, "plot": report_plot(content),
                      "percent": (100 * report.progress_done // report.progress_total) if report.progress_total else 0})
     return rows
@@ -171,7 +172,7 @@ def report_csv_text(content: dict) -> str:
 @require_GET
 def challenge_model_report_csv(request, slug: str, report_id: int):
     challenge = _challenge_for_viewer(slug=slug, user=request.user)
-    content = reports.report_content(ModelReport.objects.filter(challenge=challenge, pk=report_id).first())
+    content = report_content(ModelReport.objects.filter(challenge=challenge, pk=report_id).first())
     if content is None:
         raise Http404("No such report.")
     response = HttpResponse(report_csv_text(content), content_type="text/csv; charset=utf-8")
@@ -186,7 +187,7 @@ def report_api_row(report: ModelReport) -> dict:
             "audit": report.audit or None, "error": report.error or None, "warnings": report.warnings,
             "created_at": report.created_at.isoformat(),
             "finished_at": report.finished_at.isoformat() if report.finished_at else None,
-            "report": reports.report_content(report)}
+            "report": report_content(report)}
 
 
 class ChallengeModelsApi(APIView):
@@ -198,4 +199,4 @@ class ChallengeModelsApi(APIView):
     def get(self, request, slug: str):
         challenge = _challenge_for_viewer(slug=slug, user=request.user)
         return Response({"challenge": challenge.slug, "model": challenge.model_name,
-                         "reports": [report_api_row(r) for r in reports.reports_of(challenge=challenge)]})
+                         "reports": [report_api_row(r) for r in reports_of(challenge=challenge)]})

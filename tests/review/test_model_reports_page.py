@@ -95,3 +95,15 @@ def test_the_compression_audit_runs_the_variants_in_order_of_compression():
                                                    "prune90", "prune95")}
     levels = [get_model(name).compression for name in order]
     assert levels == sorted(levels) and order.index("u2netp@fp16") < order.index("u2netp@int8")
+
+
+def test_the_finding_page_shows_the_latest_reports_verdict(client, finding, reported):  # noqa: F811
+    import json
+    import re
+
+    content = json.loads(reported.report_json)
+    page = client.get(reverse("finding-detail", args=[finding.pk])).content.decode()
+    block = re.search(r'id="model-verdicts".*?</div>', page, re.S).group(0)
+    for row in content["findings"]:
+        assert re.search(rf">{row['verdict']}</strong> \w+ <code>spectral-residual@32px</code>", block)
+        assert row["test"].replace(">", "&gt;") in block
