@@ -37,8 +37,11 @@ def finding_verdicts(*, submission) -> list[dict]:
         seen.add(report.candidate)
         rows = [row for row in report_content(report)["findings"] if row["submission"] == submission.pk]
         if rows:
+            by_verdict: dict[str, list[str]] = {}
+            for row in rows:
+                by_verdict.setdefault(row["verdict"], []).append(row["test"])
             out.append({"candidate": report.candidate, "report": report,
-                        "verdicts": [{"test": row["test"], "verdict": row["verdict"]} for row in rows]})
+                        "verdicts": [{"verdict": v, "tests": tests} for v, tests in by_verdict.items()]})
     return out
 
 

@@ -81,9 +81,9 @@ def report_plot(content: dict | None) -> dict | None:
                  _mark(row["test"], row["after"], y=top + ROW_HEIGHT * 1.4, colour=VERDICT_COLOURS[row["verdict"]])]
         rows.append({"label": f"#{row['submission']} {row['test']}", "verdict": row["verdict"],
                      "label_y": top + ROW_HEIGHT, "marks": [m for m in marks if m]})
-    height = MARGIN * 2 + len(rows) * 2 * ROW_HEIGHT
+    height = MARGIN * 2 + len(rows) * 2 * ROW_HEIGHT + 16  # the axis and its labels below the rows
     return {"width": PLOT_WIDTH, "height": height, "rows": rows, "zero": _x(0, -1, 1), "left": _x(-1, -1, 1),
-            "right": _x(1, -1, 1), "axis_y": height - MARGIN / 2}
+            "right": _x(1, -1, 1), "axis_y": height - 18, "label_y": height - 4}
 
 
 def audit_plot(curve: dict, models: list[str]) -> dict:
@@ -104,7 +104,7 @@ def audit_plot(curve: dict, models: list[str]) -> dict:
 
         points.append({"x": round(pad + index * step, 1), "y": y(value), "y1": y(low), "y2": y(high),
                        "model": name, "colour": VERDICT_COLOURS[point.get("verdict")]})
-    return {"width": width, "height": height, "points": points, "zero": height / 2,
+    return {"width": width, "height": height, "points": points, "zero": height // 2,
             "line": " ".join(f"{p['x']},{p['y']}" for p in points)}
 
 
@@ -141,7 +141,7 @@ def challenge_models(request, slug: str):
     busy = ModelReport.objects.filter(challenge=challenge, status__in=(REPORT_PENDING, REPORT_RUNNING)).exists()
     return render(request, "grading/challenge_models.html", {
         "challenge": challenge, "rows": rows, "may_start": may_start, "busy": busy, "audit": audit,
-        "curves": curves, "colours": {k: v for k, v in VERDICT_COLOURS.items() if k},
+        "curves": curves, "audit_models": models, "colours": {k: v for k, v in VERDICT_COLOURS.items() if k},
     })
 
 
