@@ -31,11 +31,10 @@ class CandidateBroken(ValueError):
 
 def _map_problem(model, image) -> str | None:
     """Why `model`'s map of `image` is not a valid saliency map (None when it is)."""
-    raw = None
-    if hasattr(model, "run") and hasattr(model, "onnx_card"):  # an ONNX model: its raw output first
+    if hasattr(model, "run") and hasattr(model, "onnx_card"):
+        # An ONNX model: its raw output (a min-max card would turn NaN into a blank map); one run only.
         raw = as_map(model.run(image), model.onnx_card.output.index)  # ValueError: not a map
-        if not np.isfinite(raw).all():
-            return "produces NaN or infinite values"
+        return None if np.isfinite(raw).all() else "produces NaN or infinite values"
     small = np.asarray(model._saliency_small(image))
     if small.ndim != 2 or min(small.shape, default=0) < 1:
         return f"produces a map of shape {list(small.shape)}, not a 2-D map"
@@ -44,11 +43,11 @@ def _map_problem(model, image) -> str | None:
     return None
 
 
-def check_candidate(name: str, images=()) -> None:
-    """Load the candidate and run it on the check image and `images`; raise CandidateBroken in one line."""
+def check_candidate(name: str, images=None) -> None:
+    """Load the candidate and run it on `images` (default: the fixed check image); raise CandidateBroken in one line."""
     try:
         model = get_model(name)
-        for image in [check_image(), *images]:
+        for image in images if images is not None else [check_image()]:
             problem = _map_problem(model, image.convert("RGB"))
             if problem:
                 raise CandidateBroken(BROKEN.format(name=name, problem=problem))
@@ -60,7 +59,7 @@ def check_candidate(name: str, images=()) -> None:
                                                                 f"{text[0][:200] if text else type(exc).__name__}")) from None
 
 
-def first_images(directory, *, count: int = 2):
+def first_images(directory, *, count: int = 1):
     """The first `count` images of a set, decoded (what the candidate is tried on before a report)."""
     from PIL import Image
 

@@ -16,6 +16,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -196,6 +198,11 @@ class ChallengeModelsApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="The challenge's model reports",
+                   description='`{"challenge", "model", "reports": [{"id", "candidate", "candidate_version", "status", '
+                               '"progress": {"done", "total"}, "audit", "error", "warnings", "created_at", '
+                               '"finished_at", "report": {"challenge", "model", "candidate", "findings": [...]} or '
+                               'null}]}`, newest first; organizers and judges of the challenge, 404 for anyone else.')
     def get(self, request, slug: str):
         challenge = _challenge_for_viewer(slug=slug, user=request.user)
         return Response({"challenge": challenge.slug, "model": challenge.model_name,
