@@ -149,6 +149,9 @@ class ModelReport(models.Model):
     status = models.CharField(max_length=20, choices=REPORT_STATUSES, default=REPORT_PENDING, db_index=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
+    # Who computes it and until when (renewed while it works): a lost worker's report is taken over.
+    lease_holder = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
     report_json = models.TextField(blank=True)
     warnings = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import uuid
+from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 import blobs
@@ -28,6 +32,7 @@ from grading.measurement import document_dumps
 from grading.models import REPORT_DONE, REPORT_FAILED, REPORT_PENDING, REPORT_RUNNING, ModelReport
 from grading.reports import report_content, reports_of
 from pipeline.faults import PLATFORM_FAULTS
+from pipeline.leases import RenewedInBackground
 from probekit import get_model
 from probekit.compare import CandidateBroken, check_candidate, compare_on_candidate, first_images
 from probekit.measurement._curve import compression_order
@@ -38,6 +43,7 @@ REPORT_TASK = "pipeline.tasks.model_report"
 FINDING_STATES = (states.ACCEPTED, states.PUBLISHED)
 # What a compression audit runs on an ONNX model (u2netp or a registered one), before ordering by compression.
 ONNX_AUDIT_VARIANTS = ("fp16", "int8", "prune10", "prune25", "prune50", "prune75", "prune90", "prune95")
+LEASE_TTL_S = 120  # a report not renewed for this long is taken over by the next delivery
 PROGRESS_STEPS = 1000  # per finding: progress is finding-wise, each split by its units
 FAILED_ON = "candidate {candidate!r} failed on finding {submission}: {error}"
 
@@ -121,36 +127,60 @@ def report_compute(*, challenge: Challenge, candidate: str, progress=None) -> tu
     return json.loads(document_dumps(report)), warnings, version
 
 
+def _claim(report_id: int, holder: str) -> bool:
+    """Take a pending report, or a running one whose holder stopped renewing its lease (a lost worker)."""
+    now = timezone.now()
+    free = Q(status=REPORT_PENDING) | Q(status=REPORT_RUNNING, lease_until__lt=now)
+    return bool(ModelReport.objects.filter(free, pk=report_id).update(
+        status=REPORT_RUNNING, lease_holder=holder, lease_until=now + timedelta(seconds=LEASE_TTL_S)))
+
+
+def _renew(report_id: int, holder: str) -> bool:
+    return bool(ModelReport.objects.filter(pk=report_id, status=REPORT_RUNNING, lease_holder=holder).update(
+        lease_until=timezone.now() + timedelta(seconds=LEASE_TTL_S)))
+
+
 def report_execute(*, report_id: int) -> str:
-    """Compute a pending report and store it whole, or store why it failed."""
-    claimed = ModelReport.objects.filter(pk=report_id, status=REPORT_PENDING).update(status=REPORT_RUNNING)
-    if not claimed:
-        return "nothing to do (running or finished)"
+    """Compute a pending report and store it whole, or store why it failed.
+
+    A report another worker holds is looked at again once its lease could have expired, so a
+    report whose worker was lost is taken over instead of staying `running`."""
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    if not _claim(report_id, holder):
+        if ModelReport.objects.filter(pk=report_id, status=REPORT_RUNNING).exists():
+            current_app.send_task(REPORT_TASK, args=[report_id], countdown=LEASE_TTL_S,
+                                  queue=settings.CELERY_BULK_QUEUE)
+            return "held by another worker; looked at again later"
+        return "nothing to do (finished)"
     report = ModelReport.objects.select_related("challenge").get(pk=report_id)
 
     def progress(done: int, total: int) -> None:
-        ModelReport.objects.filter(pk=report_id).update(progress_done=done, progress_total=total)
+        ModelReport.objects.filter(pk=report_id, lease_holder=holder).update(progress_done=done,
+                                                                             progress_total=total)
 
     try:
-        content, warnings, version = report_compute(challenge=report.challenge, candidate=report.candidate,
-                                                    progress=progress)
+        with RenewedInBackground(lambda: _renew(report_id, holder), every_s=LEASE_TTL_S / 4,
+                                 name=f"model report {report_id}"):
+            content, warnings, version = report_compute(challenge=report.challenge, candidate=report.candidate,
+                                                        progress=progress)
     except PLATFORM_FAULTS:
-        ModelReport.objects.filter(pk=report_id, status=REPORT_RUNNING).update(status=REPORT_PENDING)
+        ModelReport.objects.filter(pk=report_id, lease_holder=holder, status=REPORT_RUNNING).update(
+            status=REPORT_PENDING, lease_holder="", lease_until=None)
         raise  # the task retries with backoff
     except ReportFailed as exc:
-        _finish(report_id, status=REPORT_FAILED, error=str(exc))
-        return "failed"
+        return _finish(report_id, holder, status=REPORT_FAILED, error=str(exc))
     except Exception as exc:  # noqa: BLE001 - an unforeseen fault: the report fails with its reason
         logger.exception("model report %s failed", report_id)
-        _finish(report_id, status=REPORT_FAILED, error=f"{type(exc).__name__}: {_one_line(exc)}")
-        return "failed"
-    _finish(report_id, status=REPORT_DONE, report_json=document_dumps(content), warnings=warnings,
-            candidate_version=version)
-    return "done"
+        return _finish(report_id, holder, status=REPORT_FAILED, error=f"{type(exc).__name__}: {_one_line(exc)}")
+    return _finish(report_id, holder, status=REPORT_DONE, report_json=document_dumps(content), warnings=warnings,
+                   candidate_version=version)
 
 
-def _finish(report_id: int, **fields) -> None:
-    ModelReport.objects.filter(pk=report_id).update(finished_at=timezone.now(), **fields)
+def _finish(report_id: int, holder: str, **fields) -> str:
+    """Store the outcome in one update, only while this worker holds the report."""
+    stored = ModelReport.objects.filter(pk=report_id, lease_holder=holder, status=REPORT_RUNNING).update(
+        finished_at=timezone.now(), lease_until=None, **fields)
+    return fields["status"] if stored else "not stored: another worker took the report over"
 
 
 # --- the compression audit ------------------------------------------------------------------------

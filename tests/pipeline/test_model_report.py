@@ -140,3 +140,24 @@ def test_a_test_significant_only_on_the_candidate_is_new():
     assert verdict(kind="group_rate", before=before, after=after, change_ci=[0.2, 0.35]) == "new"
     assert covers_parity("group_rate", before["ci"]) and not covers_parity("group_rate", after["ci"])
     assert np.isfinite(after["estimate"])
+
+
+def test_a_report_whose_worker_was_lost_is_taken_over_and_a_live_one_is_left_alone(finding, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from pipeline.reports import REPORT_TASK, report_create, report_execute
+
+    sent = []
+    monkeypatch.setattr("pipeline.reports.current_app.send_task", lambda name, **kw: sent.append((name, kw)))
+    report = report_create(challenge=finding.challenge, candidate="spectral-residual@32px")
+    ModelReport.objects.filter(pk=report.pk).update(status="running", lease_holder="gone",
+                                                    lease_until=timezone.now() + timedelta(seconds=60))
+    assert report_execute(report_id=report.pk) == "held by another worker; looked at again later"
+    assert sent == [(REPORT_TASK, {"args": [report.pk], "countdown": 120, "queue": "bulk"})]
+    ModelReport.objects.filter(pk=report.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert report_execute(report_id=report.pk) == REPORT_DONE
+    report.refresh_from_db()
+    assert report.status == REPORT_DONE and report.lease_holder != "gone" and report.report_json
+    assert report_execute(report_id=report.pk) == "nothing to do (finished)"
