@@ -45,6 +45,19 @@ def model_report(report_id: int) -> str:
     return outcome
 
 
+@shared_task(name=reports.REPORT_CHUNK_TASK, acks_late=True, reject_on_worker_lost=True, **TASK_RETRY)
+def model_report_chunk(report_id: int, submission_id: int, model: str, start: int, stop: int) -> int:
+    return reports.report_chunk(report_id=report_id, submission_id=submission_id, model=model, start=start,
+                                stop=stop)
+
+
+@shared_task(name=reports.REPORT_MERGE_TASK, acks_late=True, reject_on_worker_lost=True, **TASK_RETRY)
+def model_report_merge(report_id: int) -> str:
+    outcome = reports.report_execute(report_id=report_id, chunks_done=True)
+    logger.info("model report %s (merged): %s", report_id, outcome)
+    return outcome
+
+
 @shared_task(name="pipeline.tasks.reconcile", acks_late=True, reject_on_worker_lost=True, **TASK_RETRY)
 def reconcile() -> dict:
     report = recovery.reconcile()

@@ -34,3 +34,26 @@ def test_a_report_started_from_the_page_runs_in_a_worker_with_progress(client, c
     assert {row["submission"] for row in content["findings"]} == {finding.pk}
     page = client.get(url).content.decode()
     assert "report-plot" in page and "spectral-residual@32px" in page
+
+
+def test_a_big_report_is_split_into_chunks_and_gives_the_unsplit_report(celery_worker, settings, monkeypatch):
+    from pipeline.reports import report_chunks, report_create, report_execute
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    challenge = challenge_create(slug="report-split", aspect_ratios=[1.0, 2.0])
+    finding = measured_submission_create(challenge=challenge, participant=user_create("alice"))
+    publish(finding, judge=user_create("jules"))
+    settings.MEASURE_CHUNK_SIZE = 10_000
+    whole = report_create(challenge=challenge, candidate="spectral-residual@32px")
+    assert report_execute(report_id=whole.pk) == REPORT_DONE
+
+    settings.MEASURE_CHUNK_SIZE = 10
+    chunks = report_chunks(challenge=challenge, candidate="spectral-residual@32px")
+    assert {model for _s, model, _a, _b in chunks} == {challenge.model_name, "spectral-residual@32px"}
+    assert all(stop - start <= 10 for _s, _m, start, stop in chunks)
+    split = report_create(challenge=challenge, candidate="spectral-residual@32px")
+    assert report_execute(report_id=split.pk) == f"split into {len(chunks)} chunks"
+    split = wait_for(lambda: ModelReport.objects.filter(pk=split.pk, status=REPORT_DONE).first(), timeout=180,
+                     what="the split report")
+    whole.refresh_from_db()
+    assert split.report_json == whole.report_json

@@ -48,7 +48,7 @@ class Command(BaseCommand):
             reports.report_enqueue(report=report)
             self.stdout.write(json.dumps({"report": report.pk}) if options["json"] else f"queued report {report.pk}")
             return
-        reports.report_execute(report_id=report.pk)
+        reports.report_execute(report_id=report.pk, split=False)  # here, whole: no worker needed
         report.refresh_from_db()
         if report.status != REPORT_DONE:
             raise CommandError(report.error or f"the report ended {report.status}")
