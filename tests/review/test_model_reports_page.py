@@ -37,7 +37,10 @@ def test_the_page_answers_organizers_and_judges_and_not_participants(client, fin
     for who, status in (("organizer", 200), ("judge", 200), ("participant", 404)):
         client.force_login(people[who])
         assert client.get(url).status_code == status, who
+        linked = url in client.get(reverse("challenge-detail", args=[finding.challenge.slug])).content.decode()
+        assert linked == (status == 200), who
     client.force_login(people["organizer"])
+    assert url in client.get(reverse("challenge-detail", args=[finding.challenge.slug])).content.decode()
     page = client.get(url).content.decode()
     assert "spectral-residual@32px" in page and "<svg" in page and 'class="report-plot"' in page
     assert reverse("challenge-model-report-csv", args=[finding.challenge.slug, reported.pk]) in page
