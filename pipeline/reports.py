@@ -77,6 +77,14 @@ def report_create(*, challenge: Challenge, candidate: str, user=None, audit: str
                                       audit=audit)
 
 
+def reports_to_resend(*, older_than) -> list[int]:
+    """Reports nobody holds: pending since before `older_than` (their message was lost), or running
+    with an expired lease (their worker, or a split report's chunks, were lost)."""
+    stale = Q(status=REPORT_PENDING, created_at__lt=older_than) | Q(status=REPORT_RUNNING,
+                                                                     lease_until__lt=timezone.now())
+    return list(ModelReport.objects.filter(stale).values_list("pk", flat=True))
+
+
 def report_enqueue(*, report: ModelReport) -> None:
     """Run the report in a worker, on the bulk queue (after every participant's run that could start)."""
     transaction.on_commit(lambda: current_app.send_task(REPORT_TASK, args=[report.pk],
