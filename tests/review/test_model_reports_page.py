@@ -111,3 +111,28 @@ def test_the_finding_page_shows_the_latest_reports_verdict(client, finding, repo
     for row in content["findings"]:
         assert re.search(rf">{row['verdict']}</strong>[^<]*(<code>[^<]*</code>, )*<code>{re.escape(row['test'].replace('>', '&gt;'))}</code>",
                          line)
+
+
+def test_the_compression_audit_draws_each_findings_curve_and_flags_amplification(client, finding, people,  # noqa: F811
+                                                                                 capsys, monkeypatch):
+    import json
+
+    from pipeline.reports import audit_curves, report_execute
+
+    sent = []
+    monkeypatch.setattr("pipeline.reports.current_app.send_task", lambda name, **kw: sent.append(kw["args"][0]))
+    call_command("model_report", finding.challenge.slug, "--audit", "--json")
+    queued = json.loads(capsys.readouterr().out)
+    variants = audit_variants(model=finding.challenge.model_name)
+    assert list(queued["reports"]) == variants
+    for report_id in queued["reports"].values():
+        assert report_execute(report_id=report_id, split=False) == "done"
+    audit = audit_curves(challenge=finding.challenge)
+    assert audit["audit"] == queued["audit"] and [r.candidate for r in audit["reports"]] == variants
+    assert audit["curves"]
+    for curve in audit["curves"]:
+        assert [p["model"] for p in curve["points"]] == [finding.challenge.model_name, *variants]
+        assert curve["amplified"] == any(p["verdict"] == "worse" for p in curve["points"])
+    client.force_login(people["judge"])
+    page = client.get(reverse("challenge-models", args=[finding.challenge.slug])).content.decode()
+    assert 'id="audit"' in page and page.count('class="audit-curve"') == len(audit["curves"])
