@@ -82,6 +82,7 @@ class ImageSet:
     manifest_sha256: str
     total_bytes: int = 0
     extra: dict = field(default_factory=dict)
+    primary: str | None = None  # the pre-registered test id (docs/statistics.md, "Pre-registration")
 
     def path_of(self, item: Item) -> Path:
         return self.root / item.image
@@ -528,11 +529,66 @@ def validate_image_set(
         most_scans = max(most_scans, (scans, item_id))
         regions = _check_regions(entry.get("regions"), groups, width, height, where)
         items.append(Item(item_id, str(relative), base, regions, width, height, sha256, info.st_size))
+    primary = check_primary(manifest.get("primary"), groups=groups, compose=compose, items=items)
     if scan_pixels > MAX_MEAN_JPEG_SCANS * pixels:
         raise _reject(f"the set's JPEGs average {scan_pixels / pixels:.1f} scans per pixel, at most "
                       f"{MAX_MEAN_JPEG_SCANS} allowed (item {most_scans[1]!r} has {most_scans[0]} scans)")
     return ImageSet(
         root=root, manifest=manifest, title=title, hypothesis=hypothesis, attribute=attribute,
         groups=list(groups), compose=compose, pairs_per_image=pairs_per_image, items=items,
-        manifest_sha256="sha256:" + hashlib.sha256(raw).hexdigest(), total_bytes=total,
+        manifest_sha256="sha256:" + hashlib.sha256(raw).hexdigest(), total_bytes=total, primary=primary,
     )
+
+
+PRIMARY_KINDS = ("preference", "position", "position_x", "position_y", "paired", "group_rate")
+RATIO_KEY = re.compile(r"^\d+(\.\d+)?$")
+
+
+def _primary_design(kind: str, first: str, second: str, *, compose: str, items: list[Item]) -> str | None:
+    """Why a set cannot produce a test of `kind` between two groups, or None when it can."""
+    both = [i for i in items if {first, second} <= {r.group for r in i.regions}]
+    singles = {g: any({r.group for r in i.regions} == {g} for i in items) for g in (first, second)}
+    if kind == "position" and compose != "pairs":
+        return "'position' is the slot test of platform-built pairs; probe-built images have 'position_x' and 'position_y'"
+    if kind in ("position_x", "position_y") and compose == "pairs":
+        return f"{kind!r} is for probe-built images; a pairs set has 'position'"
+    if kind in ("preference", "position") and compose == "pairs":
+        return None if all(singles.values()) else "both groups need single-subject images to be paired"
+    if kind in ("preference", "position_x", "position_y") and not both:
+        return "no image holds regions of both groups"
+    if kind == "paired" and not any(
+            {first, second} <= {r.group for i in items if i.base == base for r in i.regions}
+            for base in {i.base for i in items if i.base}):
+        return "no 'base' tuple holds both groups"
+    if kind == "group_rate" and not (both or all(singles.values())):
+        return "the groups never appear"
+    return None
+
+
+def check_primary(value: object, *, groups: list[str], compose: str, items: list[Item]) -> str | None:
+    """The manifest's pre-registered `primary` test id, refused with a message naming it when the set cannot
+    produce that test: `<kind>:<first>><second>` for preference and position tests, `…@<ratio>` for paired and
+    group_rate, groups in the manifest's order, base model only."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 300:
+        raise _reject("manifest 'primary' must be a test id such as \"preference:a>b\" or \"group_rate:a>b@1.0\"")
+    kind, _, rest = value.partition(":")
+    pair, _, ratio = rest.partition("@")
+    first, _, second = pair.partition(">")
+    problem = None
+    if "#" in value:
+        problem = "a primary names a base-model test, without '#<variant>'"
+    elif kind not in PRIMARY_KINDS:
+        problem = f"the kind must be one of {', '.join(PRIMARY_KINDS)}"
+    elif first not in groups or second not in groups or first == second:
+        problem = f"both groups must be among the manifest's groups {groups}"
+    elif groups.index(first) > groups.index(second):
+        problem = f"tests name the groups in the manifest's order: \"{kind}:{second}>{first}{'@' + ratio if ratio else ''}\""
+    elif (kind in ("paired", "group_rate")) != bool(ratio) or (ratio and not RATIO_KEY.match(ratio)):
+        problem = "paired and group_rate tests end in '@<ratio>' (e.g. @1.0); the others have no ratio"
+    else:
+        problem = _primary_design(kind, first, second, compose=compose, items=items)
+    if problem:
+        raise _reject(f"manifest 'primary' {_shown(value)} names a test this set cannot produce: {problem}")
+    return value
