@@ -13,11 +13,10 @@ import math
 
 import numpy as np
 
-from probekit import DEFAULT_RATIOS, get_model, ratio_key
-from probekit.measurement import _load, _measure_model, _units_of
+from probekit import DEFAULT_RATIOS, get_model
+from probekit.measurement import _load, _Run, _units_of
 from probekit.measurement._compose import compose_options as resolve_compose_options
 from probekit.measurement._document import ALPHA, PARITY, amplification, apply_holm, significant_direction
-from probekit.measurement._observe import with_hashes
 from probekit.models.onnx_model import as_map
 from probekit.models.registered import check_image
 
@@ -131,27 +130,20 @@ def compare_on_candidate(directory, *, model: str, candidate: str, document: dic
     the change is the measurement's amplification comparison of the two on the same units.
     """
     image_set = _load(directory, max_images=max_images, max_pixels=max_pixels, hash_images=False)
-    ratios = list(ratios or DEFAULT_RATIOS)
-    ratio_keys = [ratio_key(r) for r in ratios]
     options = resolve_compose_options(compose_options)
     units = _units_of(image_set, seed=seed, options=options)
-    total = 2 * len(units)
-    done_before = 0
-
-    def step(done: int, _total: int) -> None:
-        if progress:
-            progress(done_before + done, total)
-
-    hashes: dict[str, str] = {}
-    common = dict(ratio_keys=ratio_keys, ratios=ratios, options=options, seed=seed, cache_dir=cache_dir, workers=1,
-                  progress=step, hashes=hashes)
-    _obs, base_tests, base_units = _measure_model(units, image_set, model_name=model, **common)
-    done_before = len(units)
-    units = with_hashes(image_set, units, hashes)
-    _obs, candidate_tests, candidate_units = _measure_model(units, image_set, model_name=candidate, **common)
+    # the measurement's own run: same units, same cache, the candidate reads the files the model read
+    run = _Run(image_set, units, list(ratios or DEFAULT_RATIOS), options, seed, cache_dir, 1, progress,
+               total=2 * len(units))
+    base_tests, base_units = run.measure(model)
+    candidate_tests, candidate_units = run.measure(candidate)
     if progress:
-        progress(total, total)
-    apply_holm(candidate_tests)  # the candidate's own family: its tests, as its document would hold them
+        progress(run.total, run.total)
+    # The candidate's own family, as its document would hold it, with the finding's primary first if it had one.
+    primary = document.get("primary")
+    primary = primary.get("id") if isinstance(primary, dict) else primary
+    apply_holm(candidate_tests, primary=None if primary is None else
+               (f"{primary}#{candidate}" if "@" in candidate else primary))
     rebuilt = {t["id"]: t for t in base_tests}
     on_candidate = {_strip_variant(t["id"]): t for t in candidate_tests}
     published = {t["id"]: t for t in document.get("tests", [])
@@ -160,8 +152,6 @@ def compare_on_candidate(directory, *, model: str, candidate: str, document: dic
                      for tid, test in rebuilt.items())
     chosen = [tid for tid, t in published.items() if significant_direction(t)]
     if not chosen:
-        primary = document.get("primary")
-        primary = primary.get("id") if isinstance(primary, dict) else primary
         if primary in published:
             chosen = [primary]
         else:
