@@ -161,3 +161,18 @@ def test_a_report_whose_worker_was_lost_is_taken_over_and_a_live_one_is_left_alo
     report.refresh_from_db()
     assert report.status == REPORT_DONE and report.lease_holder != "gone" and report.report_json
     assert report_execute(report_id=report.pk, split=False) == "nothing to do (finished)"
+
+
+def test_a_published_document_the_model_no_longer_reproduces_is_reported_with_a_warning(finding, capsys):
+    from grading.models import Measurement
+
+    measurement = measurement_of_record(submission=finding)
+    document = document_of(measurement)
+    chosen = next(t for t in document["tests"] if t["variant"] is None and t["kind"] == "preference")
+    chosen["estimate"] = 0.75  # as if an older model version had measured it
+    Measurement.objects.filter(pk=measurement.pk).update(document_json=json.dumps(document))
+    report = _report(capsys, finding.challenge.slug, "spectral-residual@32px")
+    row = next(r for r in report["findings"] if r["test"] == chosen["id"])
+    assert row["before"]["estimate"] == 0.75  # the published value, as it stands
+    stored = ModelReport.objects.get(candidate="spectral-residual@32px")
+    assert any("no longer gives the published estimates" in w for w in stored.warnings)
