@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import re
 import zipfile
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from bounty import phases as bounty_phases
 from bounty import states
 from bounty.models import MODEL_PUBLIC, Challenge, Phase, Submission, Team
 from bounty.queue import queue_eta_s, queue_position
+from bounty.visibility import finding_released, finding_visible
 from grading import selectors as grading_selectors
 from grading.rubric import Rubric, RubricError, default_rubric, rubric_for_challenge, rubric_summary
 from probekit import get_model
@@ -101,20 +101,23 @@ def submission_get_for_user(*, submission_id: int, user) -> Submission:
 
 
 def submission_get_visible(*, submission_id: int, user) -> Submission:
-    """A published finding for anyone, otherwise the rules of submission_get_for_user."""
+    """A released finding for anyone (bounty.visibility), otherwise the rules of submission_get_for_user."""
     published = (
-        Submission.objects.select_related("challenge", "participant", "team")
+        Submission.objects.select_related("challenge", "participant", "team", "phase")
         .filter(pk=submission_id, state=states.PUBLISHED).first()
     )
-    return published or submission_get_for_user(submission_id=submission_id, user=user)
+    if published is not None and finding_released(submission=published):
+        return published
+    return submission_get_for_user(submission_id=submission_id, user=user)
 
 
-def finding_get(*, submission_id: int) -> Submission:
+def finding_get(*, submission_id: int, user=None) -> Submission:
+    """A finding `user` may see (bounty.visibility: released, or theirs to judge or author); else 404."""
     submission = (
-        Submission.objects.select_related("challenge", "participant", "team")
+        Submission.objects.select_related("challenge", "participant", "team", "phase")
         .filter(pk=submission_id, state=states.PUBLISHED).first()
     )
-    if submission is None:
+    if submission is None or not finding_visible(submission=submission, user=user):
         raise Http404("No such finding.")
     return submission
 
@@ -466,14 +469,12 @@ def image_set_local(*, submission: Submission) -> Iterator[Path]:
         yield directory
 
 
-def image_set_zip(*, submission: Submission) -> bytes:
-    """The image set as a zip: manifest.json and its images, regular files only, no links followed."""
-    buffer = io.BytesIO()
+def image_set_zip_write(*, submission: Submission, target) -> None:
+    """The image set as a zip into `target`: manifest.json and its images, regular files only, no links followed."""
     with image_set_local(submission=submission) as directory, \
-            zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in image_set_files(directory):
             archive.write(path, arcname=path.relative_to(directory).as_posix())
-    return buffer.getvalue()
 
 
 def finding_record(*, submission: Submission, url: str = "") -> dict:

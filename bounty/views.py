@@ -1,8 +1,6 @@
 """Participant and public pages: a few lines each, logic lives in services and selectors."""
 from __future__ import annotations
 
-import tempfile
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -14,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_ratelimit.decorators import ratelimit
 
-from bounty import accounts, limits, notifications, selectors, services, uploads
+from bounty import accounts, downloads, limits, notifications, selectors, services, uploads
 from bounty.avid import avid_report
 from bounty.errors import BountyError
 from bounty.forms import (
@@ -204,7 +202,7 @@ def leaderboard(request, slug: str):
 
 @require_GET
 def finding_detail(request, submission_id: int):
-    submission = selectors.finding_get(submission_id=submission_id)
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     context = {**selectors.submission_page(submission=submission),
                "bundle_name": selectors.download_name(submission, "-bundle.zip")}
     return render(request, "bounty/finding_detail.html", context)
@@ -213,7 +211,7 @@ def finding_detail(request, submission_id: int):
 @require_GET
 def finding_metrics(request, submission_id: int):
     """The metrics document, byte for byte as measured (its sha256 is on the page)."""
-    submission = selectors.finding_get(submission_id=submission_id)
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     measurement = selectors.latest_measurement(submission=submission)
     if measurement is None or not measurement.document_json:
         raise Http404("This finding has no metrics document.")
@@ -223,8 +221,8 @@ def finding_metrics(request, submission_id: int):
 
 @require_GET
 def finding_image_set(request, submission_id: int):
-    submission = selectors.finding_get(submission_id=submission_id)
-    response = HttpResponse(selectors.image_set_zip(submission=submission), content_type="application/zip")
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
+    response = FileResponse(downloads.image_set_zip_open(submission=submission), content_type="application/zip")
     return _served_file(response, filename=selectors.download_name(submission, "-images.zip"), attachment=True)
 
 
@@ -238,14 +236,8 @@ def finding_urls(request, submission) -> dict[str, str]:
 @require_GET
 def finding_bundle(request, submission_id: int):
     """The reproducibility bundle: probe, image set, stored document, settings; `probekit verify` reads it."""
-    submission = selectors.finding_get(submission_id=submission_id)
-    handle = tempfile.TemporaryFile()
-    try:
-        selectors.finding_bundle_write(submission=submission, target=handle, url=finding_urls(request, submission)["finding"])
-    except BaseException:
-        handle.close()
-        raise
-    handle.seek(0)
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
+    handle = downloads.bundle_zip_open(submission=submission, url=finding_urls(request, submission)["finding"])
     response = FileResponse(handle, content_type="application/zip")
     return _served_file(response, filename=selectors.download_name(submission, "-bundle.zip"), attachment=True)
 
@@ -253,7 +245,7 @@ def finding_bundle(request, submission_id: int):
 @require_GET
 def finding_avid(request, submission_id: int):
     """The finding as an AVID report (bounty/avid.py, its schema beside it)."""
-    submission = selectors.finding_get(submission_id=submission_id)
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     report = avid_report(submission=submission, urls=finding_urls(request, submission))
     response = JsonResponse(report, json_dumps_params={"indent": 1, "ensure_ascii": False})
     return _served_file(response, filename=selectors.download_name(submission, "-avid.json"), attachment=False)

@@ -23,6 +23,7 @@ from bounty import queue, services, states
 from bounty import selectors as bounty_selectors
 from bounty.models import Submission
 from grading import services as grading_services
+from pipeline.bounds import check_plan
 from pipeline.faults import PLATFORM_FAULTS
 from pipeline.leases import Lease
 from pipeline.measurements import enqueue_measurement
@@ -130,7 +131,9 @@ def _is_rerun(run: ProbeRun) -> bool:
 def _image_set_read(*, run: ProbeRun, path: Path):
     """The copied-out set's facts, read back with the challenge's own caps (outside any transaction)."""
     limits = bounty_selectors.challenge_limits(challenge=run.submission.challenge)
-    return validate_image_set(path, max_images=limits.max_images, max_pixels=limits.max_pixels, decode=False)
+    facts = validate_image_set(path, max_images=limits.max_images, max_pixels=limits.max_pixels, decode=False)
+    check_plan(facts, bounty_selectors.challenge_measurement_settings(challenge=run.submission.challenge))
+    return facts
 
 
 def _image_set_upload(*, path: Path) -> str:

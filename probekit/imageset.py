@@ -22,6 +22,9 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
+from probekit import setrules
+from probekit.decode import ambiguity, browser_rgb
+
 SCHEMA_VERSION = 1
 COMPOSE_MODES = ("none", "pairs")
 FORMATS_BY_EXTENSION = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -99,8 +102,7 @@ class ImageSet:
                 _check_decoding_cost(handle, FORMATS_BY_EXTENSION.get(path.suffix.lower(), ""), where)
                 with Image.open(handle, formats=["PNG", "JPEG"]) as raw:
                     raw.load()
-                    image = _upright(raw)
-                    return image if image.mode == "RGB" else image.convert("RGB")
+                    return browser_rgb(_upright(raw))  # as a browser shows it (probekit.decode)
         except ImageSetRejected:
             raise
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for corrupt files
@@ -316,6 +318,9 @@ def _check_header(manifest: dict, *, max_images: int) -> tuple[list[str], str, i
                           "or control characters")
     if len(set(groups)) != len(groups):
         raise _reject("manifest 'groups' lists a name twice")
+    lookalike = setrules.lookalike_error(groups)
+    if lookalike is not None:
+        raise _reject(lookalike)
     compose = manifest.get("compose", "none")
     if not isinstance(compose, str) or compose not in COMPOSE_MODES:
         raise _reject(f"manifest 'compose' must be one of {', '.join(COMPOSE_MODES)}, got {_shown(compose)}")
@@ -433,6 +438,9 @@ def _check_image(handle: BinaryIO, relative: PurePosixPath, *, max_pixels: int, 
             with Image.open(handle, formats=["PNG", "JPEG"]) as image:
                 if image.format != expected:
                     raise _reject(f"image {str(relative)!r} is {image.format} by content but named {relative.suffix}", where)
+                ambiguous = ambiguity(image)
+                if ambiguous is not None:
+                    raise _reject(f"image {str(relative)!r} {ambiguous}", where)
                 width, height = image.size
                 if width * height > max_pixels:
                     raise _reject(f"image {str(relative)!r} has {width}×{height} pixels; the limit is {max_pixels:,} per image", where)
@@ -502,24 +510,32 @@ def validate_image_set(
         if not isinstance(item_id, str) or not ITEM_ID.match(item_id):
             raise _reject("'id' must be 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit", where)
         where = f"item {item_id!r} ({where})"
-        if item_id in seen_ids:
-            raise _reject("the id is used by an earlier item; ids must be unique", where)
-        seen_ids.add(item_id)
+        if item_id.casefold() in seen_ids:
+            raise _reject("the id is used by an earlier item; ids must be unique, case aside", where)
+        seen_ids.add(item_id.casefold())
         base = entry.get("base")
         if base is not None and (not isinstance(base, str) or not ITEM_ID.match(base)):
             raise _reject("'base' must be a short id like the item ids", where)
         relative = _safe_relative(entry.get("image"), where)
-        # One file, one observation: listing an image twice would count the same pixels twice.
-        if str(relative) in used_by:
-            raise _reject(f"image {str(relative)!r} is already listed by item {used_by[str(relative)]!r}; "
-                          "each item needs its own image file", where)
-        used_by[str(relative)] = item_id
+        unportable = setrules.portable_path_error(relative)
+        if unportable is not None:
+            raise _reject(unportable, where)
+        # One file, one observation: listing an image twice would count the same pixels twice
+        # (two paths that differ only in case or normalisation are one file elsewhere).
+        if setrules.path_key(str(relative)) in used_by:
+            raise _reject(f"image {str(relative)!r} is already listed by item "
+                          f"{used_by[setrules.path_key(str(relative))]!r}; each item needs its own image file "
+                          "(paths that differ only in case or Unicode normalisation are one file)", where)
+        used_by[setrules.path_key(str(relative))] = item_id
         info = _lstat_regular(root, relative, where)
         total += info.st_size
         if total > max_total_bytes:
             raise _reject(f"the images total more than {max_total_bytes // 2**20} MiB", where)
         with open_listed_file(root, relative, where) as handle:
             width, height, scans = _check_image(handle, relative, max_pixels=max_pixels, decode=decode, where=where)
+            misshapen = setrules.shape_error(width, height)
+            if misshapen is not None:
+                raise _reject(f"image {str(relative)!r} {misshapen}", where)
             try:
                 sha256 = file_sha256(handle) if hash_images else None
             except OSError as exc:
