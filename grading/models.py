@@ -122,3 +122,44 @@ class RegisteredModel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"
+
+
+# A model report's status names (docs/statistics.md, "The model report").
+REPORT_PENDING = "pending"
+REPORT_RUNNING = "running"
+REPORT_DONE = "done"
+REPORT_FAILED = "failed"
+REPORT_STATUSES = [(REPORT_PENDING, "Pending"), (REPORT_RUNNING, "Running"), (REPORT_DONE, "Done"),
+                   (REPORT_FAILED, "Failed")]
+
+
+class ModelReport(models.Model):
+    """A challenge's accepted and published findings re-measured on a candidate model.
+
+    `report_json` is written once, whole, when every finding is measured; a report that fails
+    keeps its error and no report. `audit` groups the reports of one compression audit."""
+
+    challenge = models.ForeignKey("bounty.Challenge", on_delete=models.CASCADE, related_name="model_reports")
+    model_name = models.CharField(max_length=100)
+    candidate = models.CharField(max_length=100)
+    candidate_version = models.CharField(max_length=100, blank=True)
+    audit = models.CharField(max_length=40, blank=True, db_index=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    status = models.CharField(max_length=20, choices=REPORT_STATUSES, default=REPORT_PENDING, db_index=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    # Who computes it and until when (renewed while it works): a lost worker's report is taken over.
+    lease_holder = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    report_json = models.TextField(blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.candidate} on {self.model_name}"

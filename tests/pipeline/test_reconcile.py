@@ -92,3 +92,23 @@ def test_a_running_run_is_taken_over_only_when_its_lease_expired(empty_queue):
     with Lease("run", run.pk):
         assert reconcile()["runs_restarted"] == 0
     assert reconcile()["runs_restarted"] == 1
+
+
+def test_model_reports_nobody_holds_are_resent_and_held_ones_are_not(empty_queue):
+    from grading.models import REPORT_PENDING, REPORT_RUNNING, ModelReport
+
+    challenge = challenge_create(slug="recon-reports")
+    fresh, lost_message, lost_worker, held = (
+        ModelReport.objects.create(challenge=challenge, model_name=challenge.model_name, candidate=f"c{k}")
+        for k in range(4))
+    _old(ModelReport, lost_message.pk, "created_at")
+    soon, past = timezone.now() + timedelta(seconds=60), timezone.now() - timedelta(seconds=1)
+    ModelReport.objects.filter(pk=lost_worker.pk).update(status=REPORT_RUNNING, lease_until=past)
+    ModelReport.objects.filter(pk=held.pk).update(status=REPORT_RUNNING, lease_until=soon)
+    assert fresh.status == REPORT_PENDING
+    before = empty_queue.llen("bulk")
+    try:
+        assert reconcile()["reports_requeued"] == 2
+        assert empty_queue.llen("bulk") == before + 2
+    finally:
+        empty_queue.delete("bulk")
