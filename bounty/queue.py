@@ -18,8 +18,9 @@ from django.conf import settings
 
 from bounty import states
 from bounty.models import Submission
-from grading.models import MEASUREMENT_DONE, Measurement
-from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
+from grading.models import Measurement, MeasurementStatus
+from sandbox.models import ProbeRun
+from sandbox.status import RunStatus
 
 # Recent measured submissions the wait is estimated from, and the fewest that make an estimate.
 ETA_SAMPLE = 20
@@ -51,12 +52,12 @@ def run_should_wait(*, run_id: str) -> bool:
 
     Never blocks a run for nothing: it waits only while some other run could start at once.
     """
-    queued = _runs(RUN_QUEUED)
+    queued = _runs(RunStatus.QUEUED)
     this = next((row for row in queued if row[0] == run_id), None)
     if this is None:
         return False  # running (a takeover) or finished: the task decides
     cap = settings.QUEUE_MAX_RUNNING_PER_PARTICIPANT
-    running = Counter(participant for _pk, participant, bulk in _runs(RUN_RUNNING) if not bulk)
+    running = Counter(participant for _pk, participant, bulk in _runs(RunStatus.RUNNING) if not bulk)
     startable = {participant for pk, participant, bulk in queued
                  if not bulk and pk != run_id and running[participant] < cap}
     _pk, participant, bulk = this
@@ -87,7 +88,7 @@ def queue_position(*, submission: Submission) -> int | None:
 
 def typical_service_s() -> float | None:
     """Median seconds from a run's start to its measurement's end, over recent submissions."""
-    rows = (Measurement.objects.filter(status=MEASUREMENT_DONE, rerun_of__isnull=True, finished_at__isnull=False,
+    rows = (Measurement.objects.filter(status=MeasurementStatus.DONE, rerun_of__isnull=True, finished_at__isnull=False,
                                        image_set__run__started_at__isnull=False)
             .order_by("-finished_at").values_list("finished_at", "image_set__run__started_at")[:ETA_SAMPLE])
     durations = [(finished - started).total_seconds() for finished, started in rows if finished >= started]

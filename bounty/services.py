@@ -34,10 +34,11 @@ from bounty.phases import phase_open
 from bounty.queue import run_queue_name
 from bounty.webhooks import webhooks_schedule
 from grading import services as grading_services
-from grading.models import MEASUREMENT_DONE, MEASUREMENT_IN_FLIGHT, Measurement
+from grading.models import MEASUREMENT_IN_FLIGHT, Measurement, MeasurementStatus
 from probekit.bundle import model_facts
-from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
+from sandbox.models import ProbeRun
 from sandbox.probe_files import ProbeFileError, check_probe_file, check_probe_syntax
+from sandbox.status import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ def run_defer(*, run_id: str) -> None:
 
     Its `queued_at` moves on, so reconcile sees a run the broker holds, not a lost one.
     """
-    if ProbeRun.objects.filter(pk=run_id, status=RUN_QUEUED).update(queued_at=timezone.now()):
+    if ProbeRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(queued_at=timezone.now()):
         enqueue_run(run_id=run_id, countdown=settings.QUEUE_DEFER_S)
 
 
@@ -263,11 +264,11 @@ def submission_rerun(*, submission: Submission, actor) -> ProbeRun:
 
     The submission keeps its state; the new run and measurement sit beside the original one.
     """
-    original = Measurement.objects.filter(submission=submission, status=MEASUREMENT_DONE, rerun_of__isnull=True).first()
+    original = Measurement.objects.filter(submission=submission, status=MeasurementStatus.DONE, rerun_of__isnull=True).first()
     if original is None:
         raise BountyError(errors.RERUN_NEEDS_MEASUREMENT)
     if Measurement.objects.filter(rerun_of=original, status__in=MEASUREMENT_IN_FLIGHT).exists() or \
-            ProbeRun.objects.filter(submission=submission, status__in=(RUN_QUEUED, RUN_RUNNING),
+            ProbeRun.objects.filter(submission=submission, status__in=(RunStatus.QUEUED, RunStatus.RUNNING),
                                     details__rerun_of=original.pk).exists():
         raise BountyError(errors.RERUN_IN_PROGRESS)
     with transaction.atomic():

@@ -4,14 +4,18 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-# A measurement's status names: the one place they are spelled.
-MEASUREMENT_PENDING = "pending"
-MEASUREMENT_RUNNING = "running"
-MEASUREMENT_DONE = "done"
-MEASUREMENT_FAILED = "failed"
-MEASUREMENT_IN_FLIGHT = (MEASUREMENT_PENDING, MEASUREMENT_RUNNING)
-MEASUREMENT_STATUSES = [(MEASUREMENT_PENDING, "Pending"), (MEASUREMENT_RUNNING, "Running"),
-                        (MEASUREMENT_DONE, "Done"), (MEASUREMENT_FAILED, "Failed")]
+
+class MeasurementStatus(models.TextChoices):
+    """A measurement's status: the one place its names are spelled."""
+
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+# Not finished yet: a worker may still change it.
+MEASUREMENT_IN_FLIGHT = (MeasurementStatus.PENDING, MeasurementStatus.RUNNING)
 
 
 class Measurement(models.Model):
@@ -24,7 +28,7 @@ class Measurement(models.Model):
     seed = models.IntegerField(default=0)
     # A judge's re-run (same probe, same model version) points at the measurement it repeats.
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="reruns")
-    status = models.CharField(max_length=20, choices=MEASUREMENT_STATUSES, default=MEASUREMENT_PENDING, db_index=True)
+    status = models.CharField(max_length=20, choices=MeasurementStatus.choices, default=MeasurementStatus.PENDING, db_index=True)
     # Deliveries that started computing it (a worker lost mid-way makes the next one attempt 2).
     attempts = models.PositiveIntegerField(default=0)
     # The lease: who computes it and until when (renewed while it works). Kept in the database,

@@ -13,7 +13,7 @@ import blobs
 from bounty import states
 from bounty.models import Challenge, Submission
 from bounty.selectors import identity_hidden, participant_label, rubric_of, user_can_judge
-from grading.models import MEASUREMENT_DONE, MEASUREMENT_IN_FLIGHT, Review, ReviewAssignment, Score
+from grading.models import MEASUREMENT_IN_FLIGHT, MeasurementStatus, Review, ReviewAssignment, Score
 from grading.rubric import (
     Rubric,
     RubricError,
@@ -28,8 +28,9 @@ from grading.rubric import (
 )
 from grading.selectors import artifact_names, document_of, measurement_of_record
 from grading.selectors import artifact_open as artifact_open_of
-from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
+from sandbox.models import ProbeRun
 from sandbox.probe_files import ProbeFileError, zip_python_sources
+from sandbox.status import RunStatus
 
 QUEUE_LIMIT = 200
 PROBE_SHOW_BYTES = 200_000
@@ -178,7 +179,7 @@ def duplicate_candidates(*, submission: Submission, document: dict | None, limit
     hints = []
     for other in earlier:
         done = [m for m in other.measurements.all()
-                if m.status == MEASUREMENT_DONE and m.document_json and m.rerun_of_id is None]
+                if m.status == MeasurementStatus.DONE and m.document_json and m.rerun_of_id is None]
         if not done:
             continue
         theirs = _directions(document_of(done[0]), alpha)
@@ -306,13 +307,13 @@ def rerun_comparison(*, measurement) -> dict | None:
         return None
     rerun = measurement.reruns.order_by("-created_at").first()
     queued = ProbeRun.objects.filter(submission_id=measurement.submission_id, details__rerun_of=measurement.pk,
-                                     status__in=(RUN_QUEUED, RUN_RUNNING)).order_by("-queued_at").first()
-    if queued is not None and (rerun is None or rerun.status == MEASUREMENT_DONE):
+                                     status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).order_by("-queued_at").first()
+    if queued is not None and (rerun is None or rerun.status == MeasurementStatus.DONE):
         # A newer re-run's probe is still running: the earlier comparison is no longer the latest.
         return {"rerun": None, "status": queued.status, "done": False, "in_flight": True, "rows": [], "identical": False}
     if rerun is None:
         return None
-    if rerun.status != MEASUREMENT_DONE or measurement.status != MEASUREMENT_DONE:
+    if rerun.status != MeasurementStatus.DONE or measurement.status != MeasurementStatus.DONE:
         return {"rerun": rerun, "status": f"measurement {rerun.status}", "done": False,
                 "in_flight": rerun.status in MEASUREMENT_IN_FLIGHT, "rows": [], "identical": False}
     first, second = document_of(measurement), document_of(rerun)
@@ -323,7 +324,7 @@ def rerun_comparison(*, measurement) -> dict | None:
         rows.append({"id": test["id"], "estimate": test.get("estimate"), "p_holm": test.get("p_holm"),
                      "rerun_estimate": twin.get("estimate"), "rerun_p_holm": twin.get("p_holm"),
                      "same": twin.get("estimate") == test.get("estimate") and twin.get("p_holm") == test.get("p_holm")})
-    return {"rerun": rerun, "status": "done", "done": True, "in_flight": False, "rows": rows,
+    return {"rerun": rerun, "status": MeasurementStatus.DONE, "done": True, "in_flight": False, "rows": rows,
             "identical": measurement.document_sha256 == rerun.document_sha256}
 
 

@@ -5,20 +5,7 @@ import uuid
 
 from django.db import models
 
-RUN_QUEUED = "queued"
-RUN_RUNNING = "running"
-RUN_CANCELLED = "cancelled"
-RUN_STATUSES = [
-    (RUN_QUEUED, "Queued"),
-    (RUN_RUNNING, "Running"),
-    ("ok", "OK"),
-    ("error", "Error"),
-    ("timeout", "Timeout"),
-    ("limit_exceeded", "Limit exceeded"),
-    ("rejected", "Rejected"),
-    ("platform_error", "Platform error"),
-    (RUN_CANCELLED, "Cancelled"),
-]
+from sandbox.status import RunStatus
 
 
 class ProbeRun(models.Model):
@@ -27,7 +14,7 @@ class ProbeRun(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="runs")
     backend = models.CharField(max_length=20)
-    status = models.CharField(max_length=20, choices=RUN_STATUSES, default=RUN_QUEUED, db_index=True)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
     attempt = models.PositiveIntegerField(default=1)
     exit_code = models.IntegerField(null=True, blank=True)
     wall_s = models.FloatField(null=True, blank=True)

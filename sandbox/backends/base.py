@@ -13,15 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from sandbox.limits import Limits
-
-# Run statuses (docs/architecture.md, probe run).
-STATUS_OK = "ok"
-STATUS_ERROR = "error"
-STATUS_TIMEOUT = "timeout"
-STATUS_LIMIT_EXCEEDED = "limit_exceeded"
-STATUS_REJECTED = "rejected"
-STATUS_PLATFORM_ERROR = "platform_error"
-STATUSES = (STATUS_OK, STATUS_ERROR, STATUS_TIMEOUT, STATUS_LIMIT_EXCEEDED, STATUS_REJECTED, STATUS_PLATFORM_ERROR)
+from sandbox.status import RunStatus
 
 
 class PlatformError(RuntimeError):
@@ -37,7 +29,7 @@ class RunResult:
     `n_images` (or turns the status into `rejected`) and calls `cleanup`.
     """
 
-    status: str
+    status: RunStatus
     exit_code: int | None = None
     wall_s: float = 0.0
     stdout_tail: str = ""

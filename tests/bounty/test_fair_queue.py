@@ -11,8 +11,9 @@ from rest_framework.authtoken.models import Token
 
 from bounty import queue, services, states
 from bounty.models import Submission
-from grading.models import MEASUREMENT_DONE, Measurement
-from sandbox.models import RUN_RUNNING, ImageSet, ProbeRun
+from grading.models import Measurement, MeasurementStatus
+from sandbox.models import ImageSet, ProbeRun
+from sandbox.status import RunStatus
 from tests.factories import challenge_create, user_create
 from tests.factories import submission_create as factory_submission_create
 
@@ -32,7 +33,7 @@ def _queued_run(submission) -> ProbeRun:
 
 def _start(submission) -> None:
     """The worker's move: the run running, the submission with it."""
-    ProbeRun.objects.filter(pk=_queued_run(submission).pk).update(status=RUN_RUNNING, started_at=timezone.now())
+    ProbeRun.objects.filter(pk=_queued_run(submission).pk).update(status=RunStatus.RUNNING, started_at=timezone.now())
     services.submission_transition(submission_id=submission.pk, from_states=(states.QUEUED,), to_state=states.RUNNING)
 
 
@@ -46,7 +47,7 @@ def _finished_measurements(challenge, participant, durations_s) -> None:
                                                   finished_at=end)
         image_set = ImageSet.objects.create(run=run, path="x", n_images=1, manifest_sha256="sha256:0")
         Measurement.objects.create(submission=submission, image_set=image_set, model_name="m",
-                                   status=MEASUREMENT_DONE, finished_at=end)
+                                   status=MeasurementStatus.DONE, finished_at=end)
         services.submission_transition(submission_id=submission.pk, from_states=(states.QUEUED,),
                                        to_state=states.CANCELLED)  # out of the queue
 
