@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sandbox.backends.bwrap import BubblewrapBackend, wait_for_standbys  # noqa: E402
 from sandbox.limits import Limits  # noqa: E402
+from sandbox.status import RunStatus  # noqa: E402
 
 GOAL_RATIO = 1.8
 
@@ -63,7 +64,7 @@ def main() -> None:
     def sandboxed() -> None:
         execution = backend.execute(probe_dir, limits=limits, run_id=f"bench-{uuid.uuid4().hex}")
         execution.cleanup()
-        if execution.status != "ok":
+        if execution.status != RunStatus.OK:
             raise SystemExit(f"sandboxed no-op run failed: {execution.error}\n{execution.stderr_tail}")
 
     try:

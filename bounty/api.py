@@ -21,7 +21,7 @@ from rest_framework.views import APIView, exception_handler
 
 from bounty import limits, selectors, services, states, uploads
 from bounty.avid import avid_report
-from bounty.errors import BountyError
+from bounty.errors import BountyError, NotFound
 from bounty.forms import (
     MAX_JUSTIFICATION_CHARS,
     MAX_TITLE_CHARS,
@@ -39,6 +39,8 @@ def bounty_exception_handler(exc, context):
     if isinstance(exc, limits.LimitReached):
         return Response({"error": exc.message, "field": None, "extra": {"retry_after": exc.retry_after}},
                         status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, NotFound):
+        return exception_handler(Http404(exc.message), context)
     if isinstance(exc, BountyError):
         return Response({"error": exc.message, "field": exc.field, "extra": exc.extra},
                         status=status.HTTP_400_BAD_REQUEST)

@@ -15,12 +15,12 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
-from django.http import Http404
 from django.utils import timezone
 
 import blobs
 from bounty import phases as bounty_phases
 from bounty import states
+from bounty.errors import NotFound
 from bounty.models import MODEL_PUBLIC, Challenge, Phase, Submission, Team
 from bounty.queue import queue_eta_s, queue_position
 from grading import selectors as grading_selectors
@@ -54,7 +54,7 @@ def challenge_get(*, slug: str) -> Challenge:
     challenge = (Challenge.objects.filter(slug=slug).exclude(state=states.DRAFT)
                  .annotate(has_phases=Exists(Phase.objects.filter(challenge=OuterRef("pk")))).first())
     if challenge is None:
-        raise Http404("No such challenge.")
+        raise NotFound("No such challenge.")
     return challenge
 
 
@@ -94,10 +94,10 @@ def submission_get_for_user(*, submission_id: int, user) -> Submission:
         Submission.objects.select_related("challenge", "participant", "team").filter(pk=submission_id).first()
     )
     if submission is None or not user.is_authenticated:
-        raise Http404("No such submission.")
+        raise NotFound("No such submission.")
     if submission.participant_id == user.pk or user_can_judge(user=user, challenge=submission.challenge):
         return submission
-    raise Http404("No such submission.")
+    raise NotFound("No such submission.")
 
 
 def submission_get_visible(*, submission_id: int, user) -> Submission:
@@ -115,7 +115,7 @@ def finding_get(*, submission_id: int) -> Submission:
         .filter(pk=submission_id, state=states.PUBLISHED).first()
     )
     if submission is None:
-        raise Http404("No such finding.")
+        raise NotFound("No such finding.")
     return submission
 
 
@@ -162,7 +162,7 @@ def team_list_for_user(*, user) -> QuerySet[Team]:
 def team_get_for_member(*, team_id: int, user) -> Team:
     team = team_list_for_user(user=user).filter(pk=team_id).first()
     if team is None:
-        raise Http404("No such team.")
+        raise NotFound("No such team.")
     return team
 
 
@@ -377,7 +377,7 @@ def artifact_open(*, submission: Submission, name: str):
     measurement = latest_measurement(submission=submission)
     handle = grading_selectors.artifact_open(measurement=measurement, filename=f"{name}.png") if measurement else None
     if handle is None:
-        raise Http404("No such image.")
+        raise NotFound("No such image.")
     return handle
 
 
@@ -455,13 +455,13 @@ def image_set_local(*, submission: Submission) -> Iterator[Path]:
     """The finding's image set as a local directory for the block (fetched from the object storage)."""
     measurement = latest_measurement(submission=submission)
     if measurement is None or measurement.image_set is None:
-        raise Http404("This finding has no image set.")
+        raise NotFound("This finding has no image set.")
     try:
         manifest = blobs.key_of(measurement.image_set.path, "manifest.json")
     except ValueError:  # not a key of ours
         manifest = None
     if manifest is None or not blobs.exists(manifest):
-        raise Http404("This finding's image set is no longer stored.")
+        raise NotFound("This finding's image set is no longer stored.")
     with blobs.fetched_tree(measurement.image_set.path, label="download") as directory:
         yield directory
 
@@ -491,7 +491,7 @@ def finding_bundle_write(*, submission: Submission, target, url: str = "") -> di
     """
     measurement = latest_measurement(submission=submission)
     if measurement_document(measurement) is None:
-        raise Http404("This finding has no metrics document.")
+        raise NotFound("This finding has no metrics document.")
     try:
         with submission.probe.open("rb") as handle:
             probe_bytes = handle.read()

@@ -1,4 +1,4 @@
-"""Measurements, judges' reviews and scores."""
+"""Measurements, scores and registered models."""
 from __future__ import annotations
 
 from django.conf import settings
@@ -22,7 +22,7 @@ class Measurement(models.Model):
     """The metrics document of one image set on the challenge's target (docs/statistics.md)."""
 
     submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="measurements")
-    image_set = models.ForeignKey("sandbox.ImageSet", on_delete=models.CASCADE, related_name="measurements")
+    image_set = models.ForeignKey("pipeline.ImageSet", on_delete=models.CASCADE, related_name="measurements")
     model_name = models.CharField(max_length=100)
     model_version = models.CharField(max_length=100, blank=True)
     seed = models.IntegerField(default=0)
@@ -50,24 +50,6 @@ class Measurement(models.Model):
         ordering = ["-created_at"]
 
 
-class Review(models.Model):
-    """One judge's ratings of one submission."""
-
-    submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="reviews")
-    judge = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
-    harm_type = models.CharField(max_length=40, blank=True)
-    ratings = models.JSONField(default=dict, blank=True, help_text="factor -> level")
-    justifications = models.JSONField(default=dict, blank=True, help_text="factor -> sentence")
-    comment = models.TextField(blank=True)
-    conflict_of_interest = models.BooleanField(default=False)
-    score = models.FloatField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["submission", "judge"], name="one_review_per_judge")]
-
-
 class Score(models.Model):
     """A computed score: provisional (from the measurement) or final (from judges)."""
 
@@ -82,33 +64,6 @@ class Score(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-
-
-class ReviewAssignment(models.Model):
-    """A judge asked (or volunteering) to review a submission."""
-
-    submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="assignments")
-    judge = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_assignments")
-    assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at"]
-        constraints = [models.UniqueConstraint(fields=["submission", "judge"], name="one_assignment_per_judge")]
-
-
-class SubmissionComment(models.Model):
-    """A judges-only note, or a message of the thread the participant sees (needs_info)."""
-
-    submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="comments")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    body = models.TextField()
-    # False: judges only; True: part of the thread with the participant.
-    to_participant = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "pk"]
 
 
 class RegisteredModel(models.Model):

@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from grading.models import MEASUREMENT_IN_FLIGHT, Measurement
-from sandbox.models import ProbeRun
+from pipeline.models import ProbeRun
 from sandbox.status import RunStatus
 
 INSPECT_TIMEOUT_S = 0.5  # each broadcast waits this long for replies (both are sent at once)

@@ -31,7 +31,7 @@ from bounty import states
 from bounty.models import Submission, SubmissionEvent
 from grading.models import MEASUREMENT_IN_FLIGHT, Measurement, MeasurementStatus
 from pipeline.health import queue_lengths
-from sandbox.models import ProbeRun
+from pipeline.models import ProbeRun
 from sandbox.status import RUN_IN_FLIGHT, RunStatus
 
 PREFIX = "cropbias"

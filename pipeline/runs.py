@@ -19,15 +19,16 @@ from django.db import transaction
 from django.utils import timezone
 
 import blobs
-from bounty import queue, services, states
 from bounty import selectors as bounty_selectors
+from bounty import services, states
 from bounty.models import Submission
 from grading import services as grading_services
+from pipeline import queue as pipeline_queue
 from pipeline.faults import PLATFORM_FAULTS
 from pipeline.leases import Lease
 from pipeline.measurements import enqueue_measurement
+from pipeline.models import ImageSet, ProbeRun
 from probekit.imageset import ImageSetRejected, validate_image_set
-from sandbox.models import ImageSet, ProbeRun
 from sandbox.runner import RunResult, run_probe
 from sandbox.status import RunStatus
 
@@ -80,8 +81,8 @@ def run_execute(*, run_id: str) -> str:
     with Lease("run", run_id) as lease:
         if not lease.acquired:
             return "lease held by a live worker"
-        if queue.run_should_wait(run_id=run_id):
-            services.run_defer(run_id=run_id)
+        if pipeline_queue.run_should_wait(run_id=run_id):
+            pipeline_queue.run_defer(run_id=run_id)
             return "deferred: another participant's run goes first"
         run = _claim_run(run_id)
         if run is None:
@@ -245,7 +246,7 @@ def _store_platform_error(*, run: ProbeRun, result: RunResult, fields: dict, fin
                 submission_id=submission.pk, from_states=(states.PLATFORM_ERROR,), to_state=states.QUEUED,
                 reason=f"retrying after a platform error (attempt {attempts + 1} of {MAX_RUN_ATTEMPTS})",
             )
-            services.run_enqueue(submission=submission, countdown=5 * (attempts + 1))
+            pipeline_queue.run_enqueue(submission=submission, countdown=5 * (attempts + 1))
     return RunStatus.PLATFORM_ERROR
 
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 import json
 
 from django.db.models import Prefetch, Q, QuerySet
-from django.http import Http404
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 import blobs
 from bounty import states
+from bounty.errors import NotFound
 from bounty.models import Challenge, Submission
 from bounty.selectors import identity_hidden, participant_label, rubric_of, user_can_judge
-from grading.models import MEASUREMENT_IN_FLIGHT, MeasurementStatus, Review, ReviewAssignment, Score
+from grading.models import MEASUREMENT_IN_FLIGHT, MeasurementStatus, Score
 from grading.rubric import (
     Rubric,
     RubricError,
@@ -28,7 +28,8 @@ from grading.rubric import (
 )
 from grading.selectors import artifact_names, document_of, measurement_of_record
 from grading.selectors import artifact_open as artifact_open_of
-from sandbox.models import ProbeRun
+from pipeline.models import ProbeRun
+from review.models import Review, ReviewAssignment
 from sandbox.probe_files import ProbeFileError, zip_python_sources
 from sandbox.status import RunStatus
 
@@ -48,7 +49,7 @@ def judge_challenges(*, user) -> QuerySet[Challenge]:
 def check_is_judge(*, user) -> None:
     """404 for anyone who judges no challenge: the console does not exist for them."""
     if not judge_challenges(user=user).exists():
-        raise Http404("No such page.")
+        raise NotFound("No such page.")
 
 
 def submission_get_for_judge(*, submission_id: int, user) -> Submission:
@@ -57,9 +58,9 @@ def submission_get_for_judge(*, submission_id: int, user) -> Submission:
         pk=submission_id
     ).first()
     if submission is None or not user_can_judge(user=user, challenge=submission.challenge):
-        raise Http404("No such submission.")
+        raise NotFound("No such submission.")
     if submission.participant_id == user.pk:
-        raise Http404("No such submission.")
+        raise NotFound("No such submission.")
     return submission
 
 
@@ -268,7 +269,7 @@ def artifact_open(*, submission: Submission, measurement_id: int, filename: str)
     measurement = submission.measurements.filter(pk=measurement_id).first()
     handle = artifact_open_of(measurement=measurement, filename=filename) if measurement else None
     if handle is None:
-        raise Http404("No such artifact.")
+        raise NotFound("No such artifact.")
     return handle
 
 

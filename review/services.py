@@ -16,9 +16,9 @@ from bounty.errors import BountyError
 from bounty.models import Submission
 from bounty.selectors import user_can_judge
 from grading import services as grading_services
-from grading.models import Review, ReviewAssignment, SubmissionComment
 from grading.rubric import RubricError, rubric_for_challenge, score_finding
 from grading.selectors import document_of, measurement_of_record
+from review.models import Review, ReviewAssignment, SubmissionComment
 
 NOT_A_JUDGE = "Only the judges of this challenge can do that."
 OWN_SUBMISSION = "You cannot judge your own submission; another judge has to."

@@ -11,10 +11,10 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 from bounty import selectors as bounty_selectors
-from bounty import services as bounty_services
 from bounty import states
 from bounty.errors import BountyError
 from grading.rubric import rubric_form_rows, rubric_summary
+from pipeline import queue as pipeline_queue
 from review import selectors, services
 from review.forms import CommentForm, DecisionForm, QueueFilterForm, ReasonForm, ReviewForm
 
@@ -177,7 +177,7 @@ def judge_reopen(request, submission_id: int):
 def judge_rerun(request, submission_id: int):
     submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
     try:
-        bounty_services.submission_rerun(submission=submission, actor=request.user)
+        pipeline_queue.submission_rerun(submission=submission, actor=request.user)
     except BountyError as exc:
         return _refused(request, submission.pk, exc.message, section="rerun")
     _say(request, messages.SUCCESS, "Re-run queued: the same probe on the same model version. "

@@ -15,7 +15,7 @@ from bounty import services, states
 from bounty.models import Submission, SubmissionEvent
 from grading import services as grading_services
 from grading.models import Measurement, MeasurementStatus
-from sandbox.models import ImageSet, ProbeRun
+from pipeline.models import ImageSet, ProbeRun
 from tests.factories import challenge_create, submission_create, user_create
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from grading.measurement import document_dumps, measure_image_set
-from tests.imagesets import contrast_composites, identical_composites, single_subjects
+from probekit.synthetic import contrast_composites, identical_composites, single_subjects
 
 MODEL = "spectral-residual"
 

@@ -11,8 +11,8 @@ from django.utils import timezone
 from grading import services as grading_services
 from grading.models import Measurement, MeasurementStatus
 from pipeline.leases import Lease, lease_held
+from pipeline.models import ImageSet, ProbeRun
 from pipeline.reconcile import reconcile
-from sandbox.models import ImageSet, ProbeRun
 from sandbox.status import RunStatus
 from tests.factories import challenge_create, submission_create, user_create
 

@@ -1,4 +1,4 @@
-"""Simulated observations for checking the metrics document's inference (tests and bench).
+"""Simulated observations for checking the metrics document's inference (the tests and the bench).
 
 Each image gets a latent "salience" drawn independently per image; under the exchangeable null
 every group draws from one distribution, and an engineered effect shifts one group. A pair is
