@@ -52,6 +52,12 @@ TIMEOUT_PROGRAM = "/usr/bin/timeout"  # coreutils; in the probe image too
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 BAD_RUN_ID = "run_id must be 1-128 characters of letters, digits, '_', '.' or '-', not starting with a symbol"
+
+
+def check_run_id(run_id: str) -> None:
+    """Both backends' guard: a run id names directories, cgroups and containers, so it is checked first."""
+    if not RUN_ID_RE.match(run_id):
+        raise ValueError(BAD_RUN_ID)
 DEPLOYMENT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 BAD_DEPLOYMENT_ID = "SANDBOX_DEPLOYMENT_ID must be 1-32 characters of lower-case letters, digits or '-'"
 

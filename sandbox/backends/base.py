@@ -41,6 +41,16 @@ class RunResult:
     output_dir: Path | None = field(default=None, repr=False)
     cleanup: Callable[[], None] = field(default=lambda: None, repr=False)
 
+    @classmethod
+    def finished(cls, outcome, *, status: RunStatus, error: str | None, output_dir: Path, details: dict,
+                 cleanup: Callable[[], None]) -> "RunResult":
+        """Both backends' result of a supervised run: the watchdog's `outcome` (sandbox.policy.Outcome)
+        with its evidence added to `details`, and the verdict on it."""
+        details.update(outcome.evidence)
+        return cls(status=status, exit_code=outcome.exit_code, wall_s=round(outcome.wall_s, 3),
+                   stdout_tail=outcome.stdout.text(), stderr_tail=outcome.stderr.text(), error=error,
+                   output_dir=output_dir, cleanup=cleanup, details=details)
+
     def to_json(self) -> dict:
         """The JSON of `manage.py run_probe --json`."""
         image_set = {"path": str(self.image_set_path), "n_images": self.n_images} if self.image_set_path else None
