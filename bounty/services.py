@@ -218,6 +218,12 @@ def submission_transition(
     return True
 
 
+def submission_audit(*, submission: Submission, actor, reason: str) -> SubmissionEvent:
+    """The audit row of a decision that moves no state (an assignment, a conflict, a response, a re-run)."""
+    return SubmissionEvent.objects.create(submission=submission, actor=actor, from_state=submission.state,
+                                          to_state=submission.state, reason=reason)
+
+
 def submission_cancel(*, submission: Submission, actor) -> None:
     """Cancel before measurement; a running sandbox sees it within a second and is killed."""
     moved = submission_transition(
@@ -328,10 +334,14 @@ def check_vendor_response(*, response: str, version: str = "", note: str = "") -
 def submission_respond(*, submission: Submission, response: str, version: str = "", note: str = "", actor=None) -> None:
     """Record the organizer's response; an accepted finding under embargo then publishes at once."""
     check_vendor_response(response=response, version=version, note=note)
-    Submission.objects.filter(pk=submission.pk).update(
-        vendor_response=response, vendor_response_version=version.strip()[:100], vendor_response_note=note.strip(),
-        vendor_responded_at=timezone.now())
-    submission.refresh_from_db()
+    with transaction.atomic():
+        Submission.objects.filter(pk=submission.pk).update(
+            vendor_response=response, vendor_response_version=version.strip()[:100], vendor_response_note=note.strip(),
+            vendor_responded_at=timezone.now())
+        submission.refresh_from_db()
+        submission_audit(submission=submission, actor=actor,
+                         reason=" ".join(filter(None, ["the organizer responded:", response,
+                                                       submission.vendor_response_version])))
     if submission.state == states.ACCEPTED and submission.embargo_until is not None:
         submission_publish_transition(submission=submission, actor=actor,
                                       reason="published: the organizer responded during the embargo")

@@ -15,8 +15,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from bounty import errors
+from bounty import services as bounty_services
 from bounty.errors import BountyError
-from bounty.models import Submission, SubmissionEvent
+from bounty.models import Submission
 from grading.models import MEASUREMENT_IN_FLIGHT, Measurement, MeasurementStatus
 from pipeline.faults import RUN_TASK
 from pipeline.models import ProbeRun
@@ -100,8 +101,6 @@ def submission_rerun(*, submission: Submission, actor) -> ProbeRun:
     with transaction.atomic(durable=True):
         run = run_enqueue(submission=submission,
                           details={"rerun_of": original.pk, "requested_by": getattr(actor, "username", "")})
-        SubmissionEvent.objects.create(
-            submission=submission, actor=actor, from_state=submission.state, to_state=submission.state,
-            reason=f"re-run requested to reproduce measurement #{original.pk}",
-        )
+        bounty_services.submission_audit(submission=submission, actor=actor,
+                                         reason=f"re-run requested to reproduce measurement #{original.pk}")
     return run

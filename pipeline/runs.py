@@ -28,7 +28,6 @@ from pipeline.faults import PLATFORM_FAULTS
 from pipeline.leases import Lease
 from pipeline.measurements import enqueue_measurement
 from pipeline.models import ImageSet, ProbeRun
-from probekit.imageset import ImageSetRejected, validate_image_set
 from sandbox.runner import RunResult, run_probe
 from sandbox.status import RunStatus
 
@@ -129,12 +128,6 @@ def _is_rerun(run: ProbeRun) -> bool:
     return bool(run.details.get("rerun_of"))
 
 
-def _image_set_read(*, run: ProbeRun, path: Path):
-    """The copied-out set's facts, read back with the challenge's own caps (outside any transaction)."""
-    limits = bounty_selectors.challenge_limits(challenge=run.submission.challenge)
-    return validate_image_set(path, max_images=limits.max_images, max_pixels=limits.max_pixels, decode=False)
-
-
 def _image_set_upload(*, path: Path) -> str:
     """Store the copied-out set in the object storage; its key (ImageSet.path) is its place under VAR_DIR."""
     key = Path(path).resolve().relative_to(settings.VAR_DIR).as_posix()
@@ -142,10 +135,10 @@ def _image_set_upload(*, path: Path) -> str:
     return key
 
 
-def _image_set_take(*, run: ProbeRun, path: Path):
-    """The copied-out set's facts (with the challenge's caps), then the set stored: (facts, key)."""
-    facts = _image_set_read(run=run, path=path)
-    return facts, _image_set_upload(path=path)
+def _image_set_take(*, result: RunResult):
+    """The copied-out set's facts as the runner validated them (with the challenge's caps), and
+    the key it is stored under: (facts, key)."""
+    return result.image_set, _image_set_upload(path=result.image_set_path)
 
 
 def _image_set_create(*, run: ProbeRun, key: str, n_images: int, facts) -> ImageSet:
@@ -168,11 +161,7 @@ def _store_rerun_result(*, run: ProbeRun, result: RunResult, fields: dict) -> st
     """A judge's re-run: store its run and measure it beside the original; no state moves."""
     facts = key = None
     if result.status == RunStatus.OK:
-        try:
-            facts, key = _image_set_take(run=run, path=result.image_set_path)
-        except ImageSetRejected as exc:
-            fields = dict(fields, status=RunStatus.REJECTED, error=str(exc))
-            result = RunResult(status=RunStatus.REJECTED, exit_code=result.exit_code, wall_s=result.wall_s, error=str(exc))
+        facts, key = _image_set_take(result=result)
     with transaction.atomic():
         if not ProbeRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**fields):
             return "already stored"
@@ -195,13 +184,8 @@ def _store_run_result(*, run: ProbeRun, result: RunResult, final: bool = False) 
         ProbeRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**fields)
         return RunStatus.CANCELLED
     if result.status == RunStatus.OK:
-        try:
-            facts, key = _image_set_take(run=run, path=result.image_set_path)
-            return _store_image_set(run=run, result=result, fields=fields, facts=facts, key=key)
-        except ImageSetRejected as exc:  # the copied-out set does not pass with the challenge's caps
-            result = RunResult(status=RunStatus.REJECTED, exit_code=result.exit_code, wall_s=result.wall_s,
-                               stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail, error=str(exc))
-            fields = _run_fields(run, result)
+        facts, key = _image_set_take(result=result)
+        return _store_image_set(run=run, result=result, fields=fields, facts=facts, key=key)
     if result.status == RunStatus.PLATFORM_ERROR:
         return _store_platform_error(run=run, result=result, fields=fields, final=final)
     with transaction.atomic():

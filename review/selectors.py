@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
@@ -12,7 +12,8 @@ import blobs
 from bounty import states
 from bounty.errors import NotFound
 from bounty.models import Challenge, Submission
-from bounty.selectors import identity_hidden, participant_label, rubric_of, user_can_judge
+from bounty.permissions import identity_hidden, judge_challenges, may_judge_submission
+from bounty.selectors import participant_label, rubric_of
 from grading.models import MEASUREMENT_IN_FLIGHT, MeasurementStatus, Score
 from grading.rubric import (
     Rubric,
@@ -37,15 +38,6 @@ QUEUE_LIMIT = 200
 PROBE_SHOW_BYTES = 200_000
 
 
-def judge_challenges(*, user) -> QuerySet[Challenge]:
-    """Challenges the user may judge (as judge, organizer or superuser)."""
-    if not user.is_authenticated:
-        return Challenge.objects.none()
-    if user.is_superuser:
-        return Challenge.objects.all()
-    return Challenge.objects.filter(Q(judges=user) | Q(organizers=user)).distinct()
-
-
 def check_is_judge(*, user) -> None:
     """404 for anyone who judges no challenge: the console does not exist for them."""
     if not judge_challenges(user=user).exists():
@@ -57,9 +49,7 @@ def submission_get_for_judge(*, submission_id: int, user) -> Submission:
     submission = Submission.objects.select_related("challenge", "participant", "team", "duplicate_of").filter(
         pk=submission_id
     ).first()
-    if submission is None or not user_can_judge(user=user, challenge=submission.challenge):
-        raise NotFound("No such submission.")
-    if submission.participant_id == user.pk:
+    if submission is None or not may_judge_submission(user=user, submission=submission):
         raise NotFound("No such submission.")
     return submission
 

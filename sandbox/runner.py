@@ -7,6 +7,7 @@ is either wholly stored or not at all.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -151,6 +152,7 @@ def _run_unpacked(probe_path, work: Path, *, backend, limits: Limits, out_dir: P
             result.status, result.error = RunStatus.REJECTED, str(exc)
             return result
         result.image_set_path, result.n_images = out_dir.resolve(), len(image_set.items)
+        result.image_set = dataclasses.replace(image_set, root=result.image_set_path)
         result.details["manifest_sha256"] = image_set.manifest_sha256
         return result
     finally:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from probekit.imageset import ImageSet
 from sandbox.limits import Limits
 from sandbox.status import RunStatus
 
@@ -25,8 +26,8 @@ class RunResult:
     """One run: what the backend observed, then what the runner made of its output.
 
     A backend returns it with `output_dir` (the probe's output on the host, readable by the
-    worker) and `cleanup`; the runner validates that output, sets `image_set_path` and
-    `n_images` (or turns the status into `rejected`) and calls `cleanup`.
+    worker) and `cleanup`; the runner validates that output, sets `image_set_path`, `n_images`
+    and `image_set` (or turns the status into `rejected`) and calls `cleanup`.
     """
 
     status: RunStatus
@@ -37,6 +38,9 @@ class RunResult:
     error: str | None = None
     image_set_path: Path | None = None
     n_images: int = 0
+    # The validated set's facts (title, groups, items, manifest hash) at `image_set_path`: the
+    # runner read and hashed it once, so nobody on the trusted side reads it again.
+    image_set: ImageSet | None = field(default=None, repr=False)
     details: dict = field(default_factory=dict)  # backend facts worth recording (image digest, uid…)
     output_dir: Path | None = field(default=None, repr=False)
     cleanup: Callable[[], None] = field(default=lambda: None, repr=False)

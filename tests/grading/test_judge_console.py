@@ -31,7 +31,7 @@ from bounty import selectors as bounty_selectors
 from bounty import services as bounty_services
 from bounty import states
 from bounty.models import Challenge, Submission
-from bounty.selectors import HIDDEN_NAME
+from bounty.permissions import HIDDEN_NAME
 from grading import selectors as grading_selectors
 from grading.models import Measurement
 from grading.services import score_provisional_create

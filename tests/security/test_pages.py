@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from bounty import accounts, services, states
 from bounty.models import Submission
-from bounty.selectors import HIDDEN_NAME
+from bounty.permissions import HIDDEN_NAME
 from bounty.templatetags.bounty_extras import cap
 from tests.factories import EXAMPLE_PROBE, challenge_create, submission_create, user_create
 
