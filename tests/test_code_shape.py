@@ -36,3 +36,26 @@ def test_no_production_function_is_longer_than_80_lines():
                 if (n := node.end_lineno - node.lineno + 1) > MAX_FUNCTION_LINES:
                     long[f"{rel}:{node.lineno} {node.name}"] = n
     assert long == {}
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.update([node.module, *(f"{node.module}.{alias.name}" for alias in node.names)])
+    return names
+
+
+def test_selectors_raise_the_domains_not_found_never_http404():
+    offenders = {str(path.relative_to(ROOT)) for path in _production_files()
+                 if path.name == "selectors.py" and {"django.http", "django.http.Http404", "django.shortcuts"} & _imports(path)}
+    assert offenders == set()
+
+
+def test_benches_and_scripts_use_the_project_not_its_tests_or_commands():
+    offenders = {str(path.relative_to(ROOT)): sorted(name for name in _imports(path)
+                                                     if name.split(".")[0] == "tests" or ".management.commands" in name)
+                 for path in _production_files() if path.relative_to(ROOT).parts[0] in ("bench", "scripts")}
+    assert {path: names for path, names in offenders.items() if names} == {}
