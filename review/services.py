@@ -106,7 +106,7 @@ def check_review(*, submission: Submission, judge, harm_type: str, ratings: dict
     return rubric, result
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def review_save(*, submission: Submission, judge, harm_type: str, ratings: dict[str, str],
                 justifications: dict[str, str], comment: str = "") -> Review:
     """Create or update the judge's review with the score the engine computes (never the browser's)."""
@@ -178,6 +178,7 @@ def submission_publish(*, submission: Submission, judge) -> None:
     bounty_services.submission_publish_transition(submission=submission, actor=judge, reason="published")
 
 
+@transaction.atomic(durable=True)
 def submission_reopen(*, submission: Submission, judge, reason: str) -> None:
     """A decided, unpublished submission goes back to review (audited)."""
     check_judge(submission=submission, judge=judge)
@@ -193,6 +194,7 @@ def submission_reopen(*, submission: Submission, judge, reason: str) -> None:
     submission.refresh_from_db()
 
 
+@transaction.atomic(durable=True)
 def comment_create(*, submission: Submission, author, body: str, to_participant: bool = False) -> SubmissionComment:
     """A judges-only note, or (to_participant) a message in the participant's thread."""
     check_judge(submission=submission, judge=author)
