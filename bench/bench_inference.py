@@ -28,6 +28,9 @@ from probekit.simulation import (  # noqa: E402
     document_tests,
     exchangeable_singles,
     null_figures,
+    pooled_composites,
+    primary_power,
+    probe_built_figures,
     simulate_set,
     simulated_tests,
 )
@@ -100,10 +103,72 @@ def real_nulls() -> None:
                           "seconds": round(time.perf_counter() - started, 1)}), flush=True)
 
 
+def simulated_edges() -> None:
+    """Reused subjects, pooled subjects, position confounds, three groups per image, a pre-registered primary."""
+    for label, n, reuse in (("2 + 2 subjects, pairs_per_image 5", 2, 5), ("3 + 3 subjects, pairs_per_image 5", 3, 5),
+                            ("10 + 10 subjects, pairs_per_image 3", 10, 3)):
+        figures = null_figures(range(20_000, 20_000 + _count(200)), n_per_group=n, pairs_per_image=reuse)
+        print(json.dumps({"bench": "inference", "case": f"simulated null, reused subjects: {label}",
+                          "documents": figures["documents"],
+                          "familywise_false_positive_rate": round(figures["familywise_false_positive_rate"], 4),
+                          "preference_coverage": round(figures["preference_coverage"], 4)}), flush=True)
+    for label, kwargs in (("pooled subjects, 6 per group, 40 images", {"pool": 6}),
+                          ("random positions, 40 images", {}), ("random positions, 12 images", {"n_images": 12}),
+                          ("three groups in every image", {"groups": ("a", "b", "c")}),
+                          ("group a always left, right half cluttered", {"first_left": True, "right_bonus": 1.0}),
+                          ("group a always left, no position effect", {"first_left": True})):
+        figures = probe_built_figures(range(30_000, 30_000 + _count(200)), **kwargs)
+        print(json.dumps({"bench": "inference", "case": f"simulated probe-built: {label}", **figures}), flush=True)
+    sets = range(40_000, 40_000 + _count(200))
+    print(json.dumps({"bench": "inference", "case": "simulated effect: pair won 65%, 50 pairs",
+                      "documents": len(sets), "power_preregistered_primary": primary_power(sets),
+                      "power_in_the_holm_family": primary_power(sets, primary=None)}), flush=True)
+
+
+def _real_figures(make, count: int) -> dict:
+    significant = covered = intervals = zeros = confounded = 0
+    with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp:
+        for seed in range(count):
+            document = measure_image_set(make(Path(tmp) / f"set{seed}", seed), model=MODEL, seed=seed)
+            base = [t for t in document["tests"] if t["variant"] is None]
+            significant += any(t["p_holm"] is not None and t["p_holm"] < ALPHA and not t["kind"].startswith("position")
+                               for t in base)
+            zeros += sum(t["p_value"] == 0 for t in base)
+            confounded += bool(document["confounds"])
+            for test in base:
+                if test["kind"] == "preference" and test["estimate"] is not None:
+                    intervals += 1
+                    covered += test["ci"][0] <= 0.5 <= test["ci"][1]
+    return {"documents": count, "significant_group_test": significant, "naming_a_confound": confounded,
+            "preference_coverage": round(covered / max(intervals, 1), 4), "zero_p_values": zeros}
+
+
+def real_edges() -> None:
+    count = max(4, int(40 * SCALE))
+    cases = (
+        ("reused subjects, 2 + 2, pairs_per_image 5",
+         lambda out, seed: exchangeable_singles(out, seed=seed, n_per_group=2, pairs_per_image=5)),
+        ("reused subjects, 10 + 10, pairs_per_image 3",
+         lambda out, seed: exchangeable_singles(out, seed=seed, n_per_group=10, pairs_per_image=3)),
+        ("pooled subjects, 6 per group, 40 images", lambda out, seed: pooled_composites(out, seed=seed)),
+        ("three groups in every image, 30 images",
+         lambda out, seed: pooled_composites(out, seed=seed, groups=("a", "b", "c"), pool=30, n_images=30)),
+        ("group a always left, 30 images",
+         lambda out, seed: pooled_composites(out, seed=seed, pool=30, n_images=30, first_left=True)),
+    )
+    for label, make in cases:
+        started = time.perf_counter()
+        figures = _real_figures(make, count)
+        print(json.dumps({"bench": "inference", "case": f"{MODEL} null: {label}", **figures,
+                          "seconds": round(time.perf_counter() - started, 1)}), flush=True)
+
+
 def main() -> None:
     simulated_nulls()
     simulated_power()
+    simulated_edges()
     real_nulls()
+    real_edges()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from bounty.admin_forms import ChallengeAdminForm, PhaseFormSet
 from bounty.errors import BountyError
 from bounty.models import Challenge, Phase, Submission, SubmissionEvent, Team, Webhook, WebhookDelivery
 from bounty.services import check_vendor_response, submission_respond
+from bounty.webhook_guard import WebhookTargetRefused, check_webhook_url
 
 
 class PhaseInline(admin.TabularInline):
@@ -99,8 +100,23 @@ class WebhookDeliveryInline(admin.TabularInline):
         return False
 
 
+class WebhookAdminForm(forms.ModelForm):
+    class Meta:
+        model = Webhook
+        fields = "__all__"
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        try:
+            check_webhook_url(url)
+        except WebhookTargetRefused as exc:
+            raise forms.ValidationError(f"Refused: {exc}.") from None
+        return url
+
+
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
+    form = WebhookAdminForm
     list_display = ("challenge", "url", "active", "created_at")
     list_filter = ("active", "challenge")
     inlines = [WebhookDeliveryInline]

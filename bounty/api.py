@@ -29,6 +29,7 @@ from bounty.forms import (
     RATING_PREFIX,
     rubric_self_assessment_fields,
 )
+from bounty.parsers import SafeJSONParser
 from bounty.permissions import is_own_submission
 from bounty.views import finding_urls
 from grading.rubric import rubric_for_challenge
@@ -300,7 +301,7 @@ class FindingAvidApi(BountyApiView):
 
     @extend_schema(operation_id="findings_avid_retrieve", responses={200: OpenApiTypes.OBJECT})
     def get(self, request, submission_id: int):
-        submission = selectors.finding_get(submission_id=submission_id)
+        submission = selectors.finding_get(submission_id=submission_id, user=request.user)
         return Response(avid_report(submission=submission, urls=finding_urls(request, submission)))
 
 
@@ -398,6 +399,8 @@ class TokenApi(ObtainAuthToken):
 
     Counted by the login form's limiter: per client address, and failures per account (lockout).
     """
+
+    parser_classes = [FormParser, MultiPartParser, SafeJSONParser]  # an unreadable body is a 400
 
     def get_exception_handler(self):
         return bounty_exception_handler

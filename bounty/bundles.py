@@ -4,7 +4,6 @@ holds is read through the selectors (`latest_measurement`, `challenge_measuremen
 from __future__ import annotations
 
 import contextlib
-import io
 import re
 import zipfile
 from collections.abc import Iterator
@@ -33,14 +32,12 @@ def image_set_local(*, submission: Submission) -> Iterator[Path]:
         yield directory
 
 
-def image_set_zip(*, submission: Submission) -> bytes:
-    """The image set as a zip: manifest.json and its images, regular files only, no links followed."""
-    buffer = io.BytesIO()
+def image_set_zip_write(*, submission: Submission, target) -> None:
+    """The image set as a zip into `target`: manifest.json and its images, regular files only, no links followed."""
     with image_set_local(submission=submission) as directory, \
-            zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in image_set_files(directory):
             archive.write(path, arcname=path.relative_to(directory).as_posix())
-    return buffer.getvalue()
 
 
 def finding_record(*, submission: Submission, url: str = "") -> dict:

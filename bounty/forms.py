@@ -35,7 +35,12 @@ def rubric_self_assessment_fields(rubric) -> list[tuple[str, forms.Field]]:
 
 class SubmissionForm(forms.Form):
     title = forms.CharField(max_length=MAX_TITLE_CHARS)
-    probe = forms.FileField(help_text="A .py file, or a .zip with probe.py at its root.")
+    probe = forms.FileField(help_text=(
+        "A .py file, or a .zip with probe.py at its root. Pre-registration: if one test is what your hypothesis "
+        "is about, name it in the manifest before you see any result (\"primary\": \"preference:lighter>darker\", "
+        "or ImageSetWriter(primary=...)). It is tested first at the full alpha of 0.05; the other tests are "
+        "corrected behind it and count only if it is significant. A primary your set cannot produce is refused "
+        "with a message naming it."))
     writeup = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 8}), required=False, max_length=MAX_WRITEUP_CHARS,
         help_text="Markdown: your hypothesis, method and why it matters.",

@@ -12,6 +12,7 @@ from django_ratelimit.core import get_usage
 from django_ratelimit.exceptions import Ratelimited
 
 from bounty import errors
+from probekit.setrules import name_key
 
 
 class LimitReached(Ratelimited):
@@ -28,8 +29,9 @@ def _count(request, *, group: str, key, rate: str, increment: bool) -> dict | No
 
 
 def _by(value: str):
-    """A ratelimit key of a value the caller already knows (an account name, an address)."""
-    normalized = value.strip().lower()
+    """A ratelimit key of a value the caller already knows (an account name, an address), in the
+    normalisation authentication uses (NFKC and case folding, bounty.auth_backend)."""
+    normalized = name_key(value.strip())
     return lambda _group, _request: normalized
 
 

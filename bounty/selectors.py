@@ -11,6 +11,7 @@ from bounty.errors import NotFound
 from bounty.models import MODEL_PUBLIC, Challenge, Phase, Submission, Team
 from bounty.permissions import HIDDEN_NAME, identity_hidden, is_own_submission, user_can_judge
 from bounty.queue import queue_eta_s, queue_position
+from bounty.visibility import finding_released, finding_visible
 from grading import selectors as grading_selectors
 from grading.rubric import Rubric, RubricError, default_rubric, rubric_for_challenge, rubric_summary
 from probekit import get_model
@@ -74,20 +75,23 @@ def submission_get_for_user(*, submission_id: int, user) -> Submission:
 
 
 def submission_get_visible(*, submission_id: int, user) -> Submission:
-    """A published finding for anyone, otherwise the rules of submission_get_for_user."""
+    """A released finding for anyone (bounty.visibility), otherwise the rules of submission_get_for_user."""
     published = (
-        Submission.objects.select_related("challenge", "participant", "team")
+        Submission.objects.select_related("challenge", "participant", "team", "phase")
         .filter(pk=submission_id, state=states.PUBLISHED).first()
     )
-    return published or submission_get_for_user(submission_id=submission_id, user=user)
+    if published is not None and finding_released(submission=published):
+        return published
+    return submission_get_for_user(submission_id=submission_id, user=user)
 
 
-def finding_get(*, submission_id: int) -> Submission:
+def finding_get(*, submission_id: int, user=None) -> Submission:
+    """A finding `user` may see (bounty.visibility: released, or theirs to judge or author); else 404."""
     submission = (
-        Submission.objects.select_related("challenge", "participant", "team")
+        Submission.objects.select_related("challenge", "participant", "team", "phase")
         .filter(pk=submission_id, state=states.PUBLISHED).first()
     )
-    if submission is None:
+    if submission is None or not finding_visible(submission=submission, user=user):
         raise NotFound("No such finding.")
     return submission
 

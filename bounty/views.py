@@ -1,8 +1,6 @@
 """Participant and public pages: a few lines each, logic lives in services and selectors."""
 from __future__ import annotations
 
-import tempfile
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -14,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_ratelimit.decorators import ratelimit
 
-from bounty import accounts, bundles, limits, notifications, selectors, services, uploads
+from bounty import accounts, bundles, downloads, limits, notifications, selectors, services, uploads
 from bounty import leaderboard as boards
 from bounty.avid import avid_report
 from bounty.errors import BountyError
@@ -206,7 +204,7 @@ def leaderboard(request, slug: str):
 
 @require_GET
 def finding_detail(request, submission_id: int):
-    submission = selectors.finding_get(submission_id=submission_id)
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     context = {**selectors.submission_page(submission=submission),
                "bundle_name": bundles.download_name(submission, "-bundle.zip")}
     return render(request, "bounty/finding_detail.html", context)
@@ -215,7 +213,7 @@ def finding_detail(request, submission_id: int):
 @require_GET
 def finding_metrics(request, submission_id: int):
     """The metrics document, byte for byte as measured (its sha256 is on the page)."""
-    submission = selectors.finding_get(submission_id=submission_id)
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     measurement = selectors.latest_measurement(submission=submission)
     if measurement is None or not measurement.document_json:
         raise Http404("This finding has no metrics document.")
@@ -225,8 +223,8 @@ def finding_metrics(request, submission_id: int):
 
 @require_GET
 def finding_image_set(request, submission_id: int):
-    submission = selectors.finding_get(submission_id=submission_id)
-    response = HttpResponse(bundles.image_set_zip(submission=submission), content_type="application/zip")
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
+    response = FileResponse(downloads.image_set_zip_open(submission=submission), content_type="application/zip")
     return _served_file(response, filename=bundles.download_name(submission, "-images.zip"), attachment=True)
 
 
@@ -240,14 +238,8 @@ def finding_urls(request, submission) -> dict[str, str]:
 @require_GET
 def finding_bundle(request, submission_id: int):
     """The reproducibility bundle: probe, image set, stored document, settings; `probekit verify` reads it."""
-    submission = selectors.finding_get(submission_id=submission_id)
-    handle = tempfile.TemporaryFile()
-    try:
-        bundles.finding_bundle_write(submission=submission, target=handle, url=finding_urls(request, submission)["finding"])
-    except BaseException:
-        handle.close()
-        raise
-    handle.seek(0)
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
+    handle = downloads.bundle_zip_open(submission=submission, url=finding_urls(request, submission)["finding"])
     response = FileResponse(handle, content_type="application/zip")
     return _served_file(response, filename=bundles.download_name(submission, "-bundle.zip"), attachment=True)
 
@@ -255,7 +247,7 @@ def finding_bundle(request, submission_id: int):
 @require_GET
 def finding_avid(request, submission_id: int):
     """The finding as an AVID report (bounty/avid.py, its schema beside it)."""
-    submission = selectors.finding_get(submission_id=submission_id)
+    submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     report = avid_report(submission=submission, urls=finding_urls(request, submission))
     response = JsonResponse(report, json_dumps_params={"indent": 1, "ensure_ascii": False})
     return _served_file(response, filename=bundles.download_name(submission, "-avid.json"), attachment=False)

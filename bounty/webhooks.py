@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from django.core.validators import URLValidator
 
 from bounty.errors import BountyError
 from bounty.models import Challenge, Submission, Webhook, WebhookDelivery
+from bounty.webhook_guard import BAD_SCHEME, SCHEMES, WebhookTargetRefused, check_webhook_url, guarded_opener
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,10 @@ def webhook_create(*, slug: str, url: str, secret: str) -> Webhook:
         URLValidator(schemes=["http", "https"])(url)
     except ValidationError:
         raise BountyError(WEBHOOK_URL_INVALID.format(url=url), field="url") from None
+    try:
+        check_webhook_url(url)
+    except WebhookTargetRefused as exc:
+        raise BountyError(f"The webhook URL {url!r} is refused: {exc}.", field="url") from None
     if not secret:
         raise BountyError(WEBHOOK_SECRET_EMPTY, field="secret")
     challenge = Challenge.objects.filter(slug=slug).first()
@@ -75,12 +81,7 @@ def webhooks_schedule(*, submission_id: int, from_state: str, to_state: str, at:
     return len(hooks)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None  # a redirect is the receiver's answer, logged as such: the signed POST is not replayed
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
+_OPENER = guarded_opener()  # http(s) to public addresses only, checked per connection; no redirects
 
 
 def webhook_deliver(*, webhook_id: int, submission_id: int, body: str, attempt: int) -> bool:
@@ -95,12 +96,18 @@ def webhook_deliver(*, webhook_id: int, submission_id: int, body: str, attempt: 
     })
     status, error = None, ""
     try:
+        if urllib.parse.urlsplit(webhook.url).scheme not in SCHEMES:
+            raise WebhookTargetRefused(BAD_SCHEME)
         with _OPENER.open(request, timeout=settings.WEBHOOK_TIMEOUT_S) as response:
             status = response.status
+    except WebhookTargetRefused as exc:
+        error = f"refused: {exc}"
     except urllib.error.HTTPError as exc:
         status, error = exc.code, f"the receiver answered {exc.code} {exc.reason}"
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        error = f"could not reach the receiver: {getattr(exc, 'reason', exc)}"
+        reason = getattr(exc, "reason", exc)
+        refused = isinstance(reason, WebhookTargetRefused)  # urllib wraps the guard's refusal
+        error = f"refused: {reason}" if refused else f"could not reach the receiver: {reason}"
     ok = status is not None and 200 <= status < 300
     WebhookDelivery.objects.create(webhook=webhook, submission_id=submission_id, event=EVENT_STATE_CHANGED,
                                    body=body, attempt=attempt, status_code=status, ok=ok, error=error[:1000])

@@ -77,6 +77,9 @@ MIDDLEWARE = [
 ]
 # /metrics (pipeline.metrics, docs/operations.md): a bearer token; unset, loopback clients only.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Without a token, /metrics answers unproxied loopback clients, except in production (HTTPS on),
+# where only the token opens it (pipeline/metrics.py).
+METRICS_LOOPBACK_OPEN = env_bool("METRICS_LOOPBACK_OPEN", default=not env_bool("HTTPS"))
 
 ROOT_URLCONF = "config.urls"
 TEMPLATES = [
@@ -115,6 +118,8 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+# One normalisation of account names (NFKC + case folding) for authentication and the lockout.
+AUTHENTICATION_BACKENDS = ["bounty.auth_backend.NormalizedUsernameBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -151,6 +156,9 @@ def s3_storage(location: str, *, bucket: str, endpoint_url: str | None, region: 
         "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
         "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
         "file_overwrite": True, "querystring_auth": False, "default_acl": None,
+        # An object read back spools to a temporary file past 1 MiB (django-storages' default, 0, keeps
+        # it all in memory): a streamed download's memory does not grow with its size.
+        "max_memory_size": 1024 * 1024,
         "addressing_style": "path" if endpoint_url else None}}
 
 
@@ -198,6 +206,10 @@ MEASURE_CACHE_DIR = VAR_DIR / "measure-cache"
 # Organizers' registered models (docs/models.md); probekit reads the variable, being Django-free.
 os.environ.setdefault("PROBEKIT_MODELS_DIR", str(VAR_DIR / "models"))
 MEASURE_CHUNK_SIZE = int(os.environ.get("MEASURE_CHUNK_SIZE", 200))
+# A measurement's bounds (pipeline/bounds.py, docs/failure-model.md): model runs one set may plan,
+# and the address space a measuring process may add while it measures (0: no cap).
+MEASURE_MAX_PLAN_RUNS = int(os.environ.get("MEASURE_MAX_PLAN_RUNS", 200_000))
+MEASURE_MEMORY_MB = int(os.environ.get("MEASURE_MEMORY_MB", 3072))
 # How long a run or a measurement may sit in one state before the reaper steps in.
 REAPER_GRACE_S = int(os.environ.get("REAPER_GRACE_S", 120))
 
@@ -257,6 +269,9 @@ QUEUE_DEFER_S = float(os.environ.get("QUEUE_DEFER_S", 3))
 # Organizers' webhooks (bounty.webhooks): each POST's timeout, and the first retry's delay (then doubled).
 WEBHOOK_TIMEOUT_S = float(os.environ.get("WEBHOOK_TIMEOUT_S", 5))
 WEBHOOK_RETRY_BASE_S = float(os.environ.get("WEBHOOK_RETRY_BASE_S", 10))
+# Webhooks may reach loopback, private and link-local addresses only when this is on (development,
+# tests); off, they are refused when saved and on every connection (bounty/webhook_guard.py).
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE")
 # What a task prints (the console mail backend's mails) is information, not a warning.
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_BEAT_SCHEDULE = {
@@ -272,6 +287,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    # JSON nested past the recursion limit is a 400 like any unreadable body (bounty/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["bounty.parsers.SafeJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

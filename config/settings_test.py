@@ -17,3 +17,5 @@ REAPER_GRACE_S = int(os.environ.get("REAPER_GRACE_S", 20))
 MEASURE_CHUNK_SIZE = int(os.environ.get("MEASURE_CHUNK_SIZE", 16))
 # Rate-limit counters live in the cache: a prefix per test session keeps runs from sharing them.
 CACHES["default"]["KEY_PREFIX"] = f"cropbias-test-{os.getpid()}"  # noqa: F405
+# The webhook tests' receivers listen on loopback; the refusal of internal targets is tested with it off.
+WEBHOOK_ALLOW_PRIVATE = True

@@ -29,13 +29,18 @@ from grading import services as grading_services
 from grading.measurement import document_dumps, measure_chunk, measure_image_set, measurement_plan
 from grading.models import Measurement, MeasurementStatus
 from grading.selectors import artifacts_key
-from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, PLATFORM_FAULTS
+from pipeline.bounds import MEMORY_EXCEEDED, check_plan, memory_capped
+from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, PLATFORM_FAULTS, unknown_fault_record
 from pipeline.leases import RenewedInBackground
-from probekit.imageset import ImageSetRejected
+from probekit.imageset import ImageSetRejected, validate_image_set
+from probekit.models.onnx_model import ModelFault
 
 logger = logging.getLogger(__name__)
 
 MAX_MEASURE_ATTEMPTS = 3
+# An exception nobody foresaw is retried for free once per submission (its first delivery); when
+# the set's measurement raises again it is the set's doing: `failed`, counted against the quota.
+FREE_RETRIES = 1
 LEASE_TTL_S = 30
 # While chunk tasks are queued or running, the lease lives this long past each chunk's renewal.
 SPLIT_LEASE_S = 600
@@ -43,6 +48,10 @@ REJECTED_AT_MEASUREMENT = "The image set was rejected when it was measured: {err
 PLATFORM_FAILED = ("The measurement failed on the platform's side ({error}) after {attempts} attempts. "
                    "This is not your probe's fault and does not count against your quota.")
 ATTEMPTS_EXHAUSTED = "the measurement's worker was lost {attempts} times"
+UNKNOWN_AGAIN = ("measuring this set raised {error} again after a retry; a set whose measurement fails the same "
+                 "way every time is counted as the probe's result (the organizers were alerted and can re-run it)")
+UNKNOWN_IN_CHUNK = ("measuring part of this set raised {error}; the set passed every cap before it was split, so "
+                    "this counts as the probe's result (the organizers were alerted and can re-run it)")
 
 
 def enqueue_measurement(*, measurement_id: int, countdown: float = 0) -> None:
@@ -59,6 +68,8 @@ def _chunks(measurement: Measurement, set_dir, options: dict) -> list[tuple[str,
     Chunks of equal size (within one unit), none over MEASURE_CHUNK_SIZE units, as many as a
     multiple of the worker slots: every slot gets the same work and no chunk is left to run alone
     at the end while the other slots idle."""
+    check_plan(validate_image_set(set_dir, max_images=options["max_images"], max_pixels=options["max_pixels"],
+                                  max_total_bytes=2**40, decode=False, hash_images=False), options)
     plan = measurement_plan(set_dir, seed=measurement.seed, **{k: v for k, v in options.items() if k != "ratios"})
     size, models, units = settings.MEASURE_CHUNK_SIZE, plan["models"], plan["n_units"]
     if units * len(models) <= size:
@@ -127,28 +138,51 @@ def _compute(measurement: Measurement, *, holder: str, chunks_done: bool) -> str
                          if chunks_done else settings.MEASURE_CACHE_DIR)
             artifacts = files.enter_context(blobs.writing_tree(artifacts_key(measurement_id=measurement_id),
                                                                label="artifacts"))
-            document = measure_image_set(
-                set_dir, seed=measurement.seed, probe_sha256=measurement.submission.probe_sha256, workers=1,
-                cache_dir=cache_dir, progress=progress, artifacts_dir=artifacts, **options,
-            )
+            with memory_capped():
+                document = measure_image_set(
+                    set_dir, seed=measurement.seed, probe_sha256=measurement.submission.probe_sha256, workers=1,
+                    cache_dir=cache_dir, progress=progress, artifacts_dir=artifacts, **options,
+                )
     except PLATFORM_FAULTS:
         with contextlib.suppress(*PLATFORM_FAULTS):  # when the database is away the lease just expires
             grading_services.measurement_release(measurement_id=measurement_id, holder=holder)
         raise  # the task retries with backoff and claims it again
-    except ImageSetRejected as exc:
-        return _fail(measurement, probe_fault=True, error=str(exc))
-    except Exception as exc:  # noqa: BLE001 - an unforeseen platform fault: bounded retries, then final
-        logger.exception("measurement %s failed (attempt %s)", measurement_id, measurement.attempts)
-        if measurement.attempts < MAX_MEASURE_ATTEMPTS and grading_services.measurement_release(
-                measurement_id=measurement_id, holder=holder):
-            enqueue_measurement(measurement_id=measurement_id, countdown=5 * measurement.attempts)
-            return "retrying"
-        return _fail(measurement, probe_fault=False, error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - blamed by cause (_blame): the set's, or a bounded unknown fault
+        return _blame(measurement, exc, holder=holder)
     stored = _store(measurement, document, holder=holder)
     if chunks_done:
         with contextlib.suppress(blobs.StorageUnavailable):  # only space is lost when this fails
             blobs.delete_tree(_observations_key(measurement_id))
     return stored
+
+
+def _blame(measurement: Measurement, exc: Exception, *, holder: str) -> str:
+    """End a measurement that raised: the set's content is the probe's fault; anything else is
+    logged, counted for the organizers and retried once for free, then counted as the probe's."""
+    blamed = set_fault(exc)
+    if blamed is not None:
+        logger.info("measurement %s: the set's fault: %s", measurement.pk, blamed)
+        return _fail(measurement, probe_fault=True, error=blamed)
+    logger.exception("measurement %s raised an unforeseen exception (attempt %s)", measurement.pk,
+                     measurement.attempts)
+    unknown_fault_record()
+    if measurement.attempts <= FREE_RETRIES and grading_services.measurement_release(
+            measurement_id=measurement.pk, holder=holder):
+        enqueue_measurement(measurement_id=measurement.pk, countdown=5 * measurement.attempts)
+        return "retrying"
+    return _fail(measurement, probe_fault=True,
+                 error=UNKNOWN_AGAIN.format(error=f"{type(exc).__name__}: {str(exc)[:300]}"))
+
+
+def set_fault(exc: BaseException) -> str | None:
+    """The reason when `exc` was caused by the set's content (a broken rule, memory past the cap), else None."""
+    if isinstance(exc, ImageSetRejected):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return MEMORY_EXCEEDED.format(cap_mb=settings.MEASURE_MEMORY_MB)
+    if isinstance(exc, ModelFault):  # the organizer's model on this set: named, never a free retry
+        return str(exc)
+    return None
 
 
 def _store(measurement: Measurement, document: dict, *, holder: str) -> str:
@@ -192,6 +226,11 @@ def _fail(measurement: Measurement, *, probe_fault: bool, error: str) -> str:
     return MeasurementStatus.FAILED
 
 
+def capped_measure_chunk(*args, **kwargs) -> int:
+    with memory_capped():
+        return measure_chunk(*args, **kwargs)
+
+
 def measurement_chunk(*, measurement_id: int, model: str, start: int, stop: int) -> int:
     """One chunk of a split measurement: observe units [start, stop) on `model` into the cache.
 
@@ -210,7 +249,7 @@ def measurement_chunk(*, measurement_id: int, model: str, start: int, stop: int)
             grading_services.registered_models_fetch(names=[model])
             with blobs.fetched_tree(measurement.image_set.path, label="imageset") as set_dir, \
                     blobs.writing_tree(_observations_key(measurement_id), label="observations") as cache_dir:
-                done = measure_chunk(set_dir, model=model, start=start, stop=stop,
+                done = capped_measure_chunk(set_dir, model=model, start=start, stop=stop,
                                      ratios=options["ratios"], seed=measurement.seed,
                                      compose_options=options["compose_options"], cache_dir=cache_dir,
                                      max_images=options["max_images"], max_pixels=options["max_pixels"])
@@ -219,8 +258,12 @@ def measurement_chunk(*, measurement_id: int, model: str, start: int, stop: int)
         except PLATFORM_FAULTS:
             raise
         except Exception as exc:  # noqa: BLE001 - ends the measurement; the chord's callback then finds it failed
-            logger.exception("measurement %s: chunk %s[%s:%s] failed", measurement_id, model, start, stop)
-            _fail(measurement, probe_fault=isinstance(exc, ImageSetRejected), error=f"{type(exc).__name__}: {exc}")
+            blamed = set_fault(exc)
+            if blamed is None:
+                logger.exception("measurement %s: chunk %s[%s:%s] failed", measurement_id, model, start, stop)
+                unknown_fault_record()
+            _fail(measurement, probe_fault=True,
+                  error=blamed or UNKNOWN_IN_CHUNK.format(error=f"{type(exc).__name__}: {str(exc)[:300]}"))
             return 0
     grading_services.measurement_progress(measurement_id=measurement_id, add=done)
     return done

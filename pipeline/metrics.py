@@ -30,6 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from bounty import states
 from bounty.models import Submission, SubmissionEvent
 from grading.models import MEASUREMENT_IN_FLIGHT, Measurement, MeasurementStatus
+from pipeline.faults import unknown_faults_count
 from pipeline.health import queue_lengths
 from pipeline.models import ProbeRun
 from sandbox.status import RUN_IN_FLIGHT, RunStatus
@@ -130,6 +131,11 @@ class PlatformCollector:
             **_histogram_aggregates("took", "took", Q(finished_at__isnull=False)))
         yield _histogram(f"{PREFIX}_measurement_duration_seconds",
                          "Measurements: created (the run's image set stored) to finished", values, "took")
+        unknown = CounterMetricFamily(
+            f"{PREFIX}_measurement_unknown_faults",
+            "Exceptions nobody foresaw while measuring (each logged with its traceback; alert on any increase)")
+        unknown.add_metric([], unknown_faults_count())
+        yield unknown
 
     def _submissions(self):
         by_state = _counts_by(Submission.objects.all(), "state")
@@ -167,7 +173,13 @@ def platform_metrics() -> bytes:
     return generate_latest(PLATFORM_REGISTRY)
 
 
-LOOPBACK_HINTS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+# Headers a proxy adds: any of them (or any X-Forwarded-*) means the client is not the loopback peer.
+LOOPBACK_HINTS = ("HTTP_FORWARDED", "HTTP_VIA", "HTTP_X_REAL_IP", "HTTP_X_CLIENT_IP", "HTTP_TRUE_CLIENT_IP",
+                  "HTTP_CF_CONNECTING_IP", "HTTP_X_ORIGINAL_FORWARDED_FOR")
+
+
+def _proxied(meta) -> bool:
+    return any(name.startswith("HTTP_X_FORWARDED_") for name in meta) or any(meta.get(name) for name in LOOPBACK_HINTS)
 
 
 def metrics_refusal(request) -> HttpResponse | None:
@@ -189,9 +201,10 @@ def metrics_refusal(request) -> HttpResponse | None:
         loopback = ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
     except ValueError:
         loopback = False
-    if loopback and not any(request.META.get(name) for name in LOOPBACK_HINTS):
+    if settings.METRICS_LOOPBACK_OPEN and loopback and not _proxied(request.META):
         return None
-    return HttpResponse("403 Forbidden: METRICS_TOKEN is not set, so /metrics answers loopback clients only.\n",
+    return HttpResponse("403 Forbidden: METRICS_TOKEN is not set, so /metrics answers only loopback clients that "
+                        "came through no proxy (and none in production).\n",
                         status=403, content_type="text/plain; charset=utf-8")
 
 

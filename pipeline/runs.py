@@ -24,10 +24,12 @@ from bounty import services, states
 from bounty.models import Submission
 from grading import services as grading_services
 from pipeline import queue as pipeline_queue
+from pipeline.bounds import check_plan
 from pipeline.faults import PLATFORM_FAULTS
 from pipeline.leases import Lease
 from pipeline.measurements import enqueue_measurement
 from pipeline.models import ImageSet, ProbeRun
+from probekit.imageset import ImageSetRejected
 from sandbox.runner import RunResult, run_probe
 from sandbox.status import RunStatus
 
@@ -135,10 +137,14 @@ def _image_set_upload(*, path: Path) -> str:
     return key
 
 
-def _image_set_take(*, result: RunResult):
-    """The copied-out set's facts as the runner validated them (with the challenge's caps), and
-    the key it is stored under: (facts, key)."""
-    return result.image_set, _image_set_upload(path=result.image_set_path)
+def _image_set_take(*, run: ProbeRun, result: RunResult):
+    """The copied-out set's facts as the runner validated them (with the challenge's caps), checked
+    against the measurement's plan, then the key it is stored under: (facts, key).
+
+    Raises ImageSetRejected when the plan's bounds refuse the set (pipeline.bounds)."""
+    facts = result.image_set
+    check_plan(facts, bounty_selectors.challenge_measurement_settings(challenge=run.submission.challenge))
+    return facts, _image_set_upload(path=result.image_set_path)
 
 
 def _image_set_create(*, run: ProbeRun, key: str, n_images: int, facts) -> ImageSet:
@@ -161,7 +167,11 @@ def _store_rerun_result(*, run: ProbeRun, result: RunResult, fields: dict) -> st
     """A judge's re-run: store its run and measure it beside the original; no state moves."""
     facts = key = None
     if result.status == RunStatus.OK:
-        facts, key = _image_set_take(result=result)
+        try:
+            facts, key = _image_set_take(run=run, result=result)
+        except ImageSetRejected as exc:
+            fields = dict(fields, status=RunStatus.REJECTED, error=str(exc))
+            result = RunResult(status=RunStatus.REJECTED, exit_code=result.exit_code, wall_s=result.wall_s, error=str(exc))
     with transaction.atomic():
         if not ProbeRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**fields):
             return "already stored"
@@ -184,8 +194,13 @@ def _store_run_result(*, run: ProbeRun, result: RunResult, final: bool = False) 
         ProbeRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**fields)
         return RunStatus.CANCELLED
     if result.status == RunStatus.OK:
-        facts, key = _image_set_take(result=result)
-        return _store_image_set(run=run, result=result, fields=fields, facts=facts, key=key)
+        try:
+            facts, key = _image_set_take(run=run, result=result)
+            return _store_image_set(run=run, result=result, fields=fields, facts=facts, key=key)
+        except ImageSetRejected as exc:  # the set is beyond the measurement plan's bounds
+            result = RunResult(status=RunStatus.REJECTED, exit_code=result.exit_code, wall_s=result.wall_s,
+                               stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail, error=str(exc))
+            fields = _run_fields(run, result)
     if result.status == RunStatus.PLATFORM_ERROR:
         return _store_platform_error(run=run, result=result, fields=fields, final=final)
     with transaction.atomic():

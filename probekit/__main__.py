@@ -6,6 +6,7 @@ import json
 import os
 import runpy
 import sys
+import warnings
 from pathlib import Path
 
 from probekit.crop import DEFAULT_RATIOS
@@ -98,22 +99,33 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def _cmd_verify(args) -> int:
+    """Exit 0 on a match, 1 when the bundle differs, 2 when it is unusable; one line, never a traceback."""
     from probekit.bundle import BundleError, verify_bundle
 
     try:
-        report = verify_bundle(args.bundle)
+        with warnings.catch_warnings():  # the answer is one line: no library warning beside it
+            warnings.simplefilter("ignore")
+            report = verify_bundle(args.bundle)
     except BundleError as exc:
-        print(f"probekit verify: {exc}", file=sys.stderr)
+        print(f"probekit verify: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - whatever the bytes, an unusable bundle is exit 2 and one line
+        print(f"probekit verify: the bundle is unusable ({type(exc).__name__}: {_one_line(exc)[:300]})",
+              file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(report, indent=1, ensure_ascii=False))
+        print(json.dumps(report, ensure_ascii=False))
     elif report["match"]:
         print(f"match {report['published_sha256']}")
     else:
-        print(f"differs: published {report['published_sha256']}, recomputed {report['recomputed_sha256']}")
-        for difference in report["differences"]:
-            print(f"  {difference['message']}")
+        first = report["differences"][0]["message"] if report["differences"] else "the bytes differ"
+        print(_one_line(f"differs: published {report['published_sha256']}, recomputed {report['recomputed_sha256']}; "
+                        f"{len(report['differences'])} difference(s), first: {first} (--json lists all)"))
     return 0 if report["match"] else 1
 
 

@@ -26,6 +26,7 @@ from probekit.imageset import ImageSetRejected, file_sha256
 from probekit.measurement import document_dumps, measure_image_set
 from probekit.models import get_model
 from probekit.models.registered import registered_file
+from probekit.setrules import path_key, portable_path_error
 
 BUNDLE_FORMAT = 1
 BUNDLE_JSON = "bundle.json"
@@ -154,9 +155,12 @@ def _member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
     mode = (info.external_attr >> 16) & 0xFFFF
     parts = PurePosixPath(name).parts
     if (not name or name.startswith("/") or "\\" in name or "\x00" in name or ".." in parts or stat.S_ISLNK(mode)
-            or (parts and ":" in parts[0]) or not parts
+            or any(":" in part for part in parts) or not parts
             or not (name in (BUNDLE_JSON, DOCUMENT_FILE) or (parts[0] in (PROBE_DIR, IMAGE_SET_DIR) and len(parts) > 1))):
         raise BundleError(UNSAFE_MEMBER.format(name=name))
+    unportable = portable_path_error(PurePosixPath(*parts[1:])) if len(parts) > 1 else None
+    if unportable is not None:  # a Windows drive, device or stripped name would land elsewhere there
+        raise BundleError(f"the bundle's entry {name!r} is not portable: {unportable}")
     return parts
 
 
@@ -167,9 +171,9 @@ def _check_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     total, seen = 0, set()
     for info in infos:
         _member_parts(info)
-        if info.filename in seen:
-            raise BundleError(f"the bundle holds {info.filename!r} twice")
-        seen.add(info.filename)
+        if path_key(info.filename.rstrip("/")) in seen:
+            raise BundleError(f"the bundle holds {info.filename!r} twice (case and Unicode normalisation aside)")
+        seen.add(path_key(info.filename.rstrip("/")))
         if info.file_size > MAX_MEMBER_BYTES:
             raise BundleError(TOO_BIG.format(limit=f"{MAX_MEMBER_BYTES // 2**20} MiB in {info.filename!r}"))
         if info.compress_size and info.file_size > 1 << 20 and info.file_size / info.compress_size > MAX_RATIO:

@@ -22,6 +22,9 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
+from probekit import setrules
+from probekit.decode import ambiguity, browser_rgb
+
 SCHEMA_VERSION = 1
 COMPOSE_MODES = ("none", "pairs")
 FORMATS_BY_EXTENSION = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -82,6 +85,7 @@ class ImageSet:
     manifest_sha256: str
     total_bytes: int = 0
     extra: dict = field(default_factory=dict)
+    primary: str | None = None  # the pre-registered test id (docs/statistics.md, "Pre-registration")
 
     def path_of(self, item: Item) -> Path:
         return self.root / item.image
@@ -98,8 +102,7 @@ class ImageSet:
                 _check_decoding_cost(handle, FORMATS_BY_EXTENSION.get(path.suffix.lower(), ""), where)
                 with Image.open(handle, formats=["PNG", "JPEG"]) as raw:
                     raw.load()
-                    image = _upright(raw)
-                    return image if image.mode == "RGB" else image.convert("RGB")
+                    return browser_rgb(_upright(raw))  # as a browser shows it (probekit.decode)
         except ImageSetRejected:
             raise
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for corrupt files
@@ -315,6 +318,9 @@ def _check_header(manifest: dict, *, max_images: int) -> tuple[list[str], str, i
                           "or control characters")
     if len(set(groups)) != len(groups):
         raise _reject("manifest 'groups' lists a name twice")
+    lookalike = setrules.lookalike_error(groups)
+    if lookalike is not None:
+        raise _reject(lookalike)
     compose = manifest.get("compose", "none")
     if not isinstance(compose, str) or compose not in COMPOSE_MODES:
         raise _reject(f"manifest 'compose' must be one of {', '.join(COMPOSE_MODES)}, got {_shown(compose)}")
@@ -432,6 +438,9 @@ def _check_image(handle: BinaryIO, relative: PurePosixPath, *, max_pixels: int, 
             with Image.open(handle, formats=["PNG", "JPEG"]) as image:
                 if image.format != expected:
                     raise _reject(f"image {str(relative)!r} is {image.format} by content but named {relative.suffix}", where)
+                ambiguous = ambiguity(image)
+                if ambiguous is not None:
+                    raise _reject(f"image {str(relative)!r} {ambiguous}", where)
                 width, height = image.size
                 if width * height > max_pixels:
                     raise _reject(f"image {str(relative)!r} has {width}×{height} pixels; the limit is {max_pixels:,} per image", where)
@@ -501,24 +510,32 @@ def validate_image_set(
         if not isinstance(item_id, str) or not ITEM_ID.match(item_id):
             raise _reject("'id' must be 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit", where)
         where = f"item {item_id!r} ({where})"
-        if item_id in seen_ids:
-            raise _reject("the id is used by an earlier item; ids must be unique", where)
-        seen_ids.add(item_id)
+        if item_id.casefold() in seen_ids:
+            raise _reject("the id is used by an earlier item; ids must be unique, case aside", where)
+        seen_ids.add(item_id.casefold())
         base = entry.get("base")
         if base is not None and (not isinstance(base, str) or not ITEM_ID.match(base)):
             raise _reject("'base' must be a short id like the item ids", where)
         relative = _safe_relative(entry.get("image"), where)
-        # One file, one observation: listing an image twice would count the same pixels twice.
-        if str(relative) in used_by:
-            raise _reject(f"image {str(relative)!r} is already listed by item {used_by[str(relative)]!r}; "
-                          "each item needs its own image file", where)
-        used_by[str(relative)] = item_id
+        unportable = setrules.portable_path_error(relative)
+        if unportable is not None:
+            raise _reject(unportable, where)
+        # One file, one observation: listing an image twice would count the same pixels twice
+        # (two paths that differ only in case or normalisation are one file elsewhere).
+        if setrules.path_key(str(relative)) in used_by:
+            raise _reject(f"image {str(relative)!r} is already listed by item "
+                          f"{used_by[setrules.path_key(str(relative))]!r}; each item needs its own image file "
+                          "(paths that differ only in case or Unicode normalisation are one file)", where)
+        used_by[setrules.path_key(str(relative))] = item_id
         info = _lstat_regular(root, relative, where)
         total += info.st_size
         if total > max_total_bytes:
             raise _reject(f"the images total more than {max_total_bytes // 2**20} MiB", where)
         with open_listed_file(root, relative, where) as handle:
             width, height, scans = _check_image(handle, relative, max_pixels=max_pixels, decode=decode, where=where)
+            misshapen = setrules.shape_error(width, height)
+            if misshapen is not None:
+                raise _reject(f"image {str(relative)!r} {misshapen}", where)
             try:
                 sha256 = file_sha256(handle) if hash_images else None
             except OSError as exc:
@@ -528,11 +545,66 @@ def validate_image_set(
         most_scans = max(most_scans, (scans, item_id))
         regions = _check_regions(entry.get("regions"), groups, width, height, where)
         items.append(Item(item_id, str(relative), base, regions, width, height, sha256, info.st_size))
+    primary = check_primary(manifest.get("primary"), groups=groups, compose=compose, items=items)
     if scan_pixels > MAX_MEAN_JPEG_SCANS * pixels:
         raise _reject(f"the set's JPEGs average {scan_pixels / pixels:.1f} scans per pixel, at most "
                       f"{MAX_MEAN_JPEG_SCANS} allowed (item {most_scans[1]!r} has {most_scans[0]} scans)")
     return ImageSet(
         root=root, manifest=manifest, title=title, hypothesis=hypothesis, attribute=attribute,
         groups=list(groups), compose=compose, pairs_per_image=pairs_per_image, items=items,
-        manifest_sha256="sha256:" + hashlib.sha256(raw).hexdigest(), total_bytes=total,
+        manifest_sha256="sha256:" + hashlib.sha256(raw).hexdigest(), total_bytes=total, primary=primary,
     )
+
+
+PRIMARY_KINDS = ("preference", "position", "position_x", "position_y", "paired", "group_rate")
+RATIO_KEY = re.compile(r"^\d+(\.\d+)?$")
+
+
+def _primary_design(kind: str, first: str, second: str, *, compose: str, items: list[Item]) -> str | None:
+    """Why a set cannot produce a test of `kind` between two groups, or None when it can."""
+    both = [i for i in items if {first, second} <= {r.group for r in i.regions}]
+    singles = {g: any({r.group for r in i.regions} == {g} for i in items) for g in (first, second)}
+    if kind == "position" and compose != "pairs":
+        return "'position' is the slot test of platform-built pairs; probe-built images have 'position_x' and 'position_y'"
+    if kind in ("position_x", "position_y") and compose == "pairs":
+        return f"{kind!r} is for probe-built images; a pairs set has 'position'"
+    if kind in ("preference", "position") and compose == "pairs":
+        return None if all(singles.values()) else "both groups need single-subject images to be paired"
+    if kind in ("preference", "position_x", "position_y") and not both:
+        return "no image holds regions of both groups"
+    if kind == "paired" and not any(
+            {first, second} <= {r.group for i in items if i.base == base for r in i.regions}
+            for base in {i.base for i in items if i.base}):
+        return "no 'base' tuple holds both groups"
+    if kind == "group_rate" and not (both or all(singles.values())):
+        return "the groups never appear"
+    return None
+
+
+def check_primary(value: object, *, groups: list[str], compose: str, items: list[Item]) -> str | None:
+    """The manifest's pre-registered `primary` test id, refused with a message naming it when the set cannot
+    produce that test: `<kind>:<first>><second>` for preference and position tests, `…@<ratio>` for paired and
+    group_rate, groups in the manifest's order, base model only."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 300:
+        raise _reject("manifest 'primary' must be a test id such as \"preference:a>b\" or \"group_rate:a>b@1.0\"")
+    kind, _, rest = value.partition(":")
+    pair, _, ratio = rest.partition("@")
+    first, _, second = pair.partition(">")
+    problem = None
+    if "#" in value:
+        problem = "a primary names a base-model test, without '#<variant>'"
+    elif kind not in PRIMARY_KINDS:
+        problem = f"the kind must be one of {', '.join(PRIMARY_KINDS)}"
+    elif first not in groups or second not in groups or first == second:
+        problem = f"both groups must be among the manifest's groups {groups}"
+    elif groups.index(first) > groups.index(second):
+        problem = f"tests name the groups in the manifest's order: \"{kind}:{second}>{first}{'@' + ratio if ratio else ''}\""
+    elif (kind in ("paired", "group_rate")) != bool(ratio) or (ratio and not RATIO_KEY.match(ratio)):
+        problem = "paired and group_rate tests end in '@<ratio>' (e.g. @1.0); the others have no ratio"
+    else:
+        problem = _primary_design(kind, first, second, compose=compose, items=items)
+    if problem:
+        raise _reject(f"manifest 'primary' {_shown(value)} names a test this set cannot produce: {problem}")
+    return value

@@ -122,25 +122,167 @@ def detection_rate(seeds, test_id: str, *, alpha: float = 0.05, **kwargs) -> flo
     return hits / len(seeds)
 
 
-def exchangeable_singles(out, *, seed: int, groups=("a", "b"), n_per_group: int = 25, size: int = 64):
+def _random_subject(rng, size: int):
+    """A grey square with a random number of dots: how busy a subject is varies the same way in every group."""
+    from PIL import Image, ImageDraw
+
+    subject = Image.new("RGB", (size, size), (128, 128, 128))
+    draw = ImageDraw.Draw(subject)
+    for _ in range(rng.randint(3, 40)):
+        x, y, r = rng.randrange(size), rng.randrange(size), rng.randint(2, 7)
+        shade = rng.choice([0, 255])
+        draw.ellipse([x - r, y - r, x + r, y + r], fill=(shade, shade, shade))
+    return subject
+
+
+def exchangeable_singles(out, *, seed: int, groups=("a", "b"), n_per_group: int = 25, size: int = 64,
+                         pairs_per_image: int | None = None):
     """A real `pairs` image set whose groups are independent draws from one distribution of subjects."""
     import random
 
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     from probekit.writer import ImageSetWriter
 
     rng = random.Random(seed)
-    with ImageSetWriter(out, title="Exchangeable null", attribute="none", groups=list(groups), compose="pairs") as writer:
+    with ImageSetWriter(out, title="Exchangeable null", attribute="none", groups=list(groups), compose="pairs",
+                        pairs_per_image=pairs_per_image) as writer:
         for group in groups:
             for k in range(n_per_group):
                 canvas = Image.new("RGB", (size + 16, size + 16), (128, 128, 128))
-                subject = Image.new("RGB", (size, size), (128, 128, 128))
-                draw = ImageDraw.Draw(subject)
-                for _ in range(rng.randint(3, 40)):  # how busy a subject is varies the same way in every group
-                    x, y, r = rng.randrange(size), rng.randrange(size), rng.randint(2, 7)
-                    shade = rng.choice([0, 255])
-                    draw.ellipse([x - r, y - r, x + r, y + r], fill=(shade, shade, shade))
-                canvas.paste(subject, (8, 8))
+                canvas.paste(_random_subject(rng, size), (8, 8))
                 writer.add(canvas, id=f"{group}-{k:03d}", regions=[(group, (8, 8, size, size))])
     return out
+
+
+def pooled_composites(out, *, seed: int, groups=("a", "b"), pool: int = 6, n_images: int = 40, size: int = 64,
+                      first_left: bool = False):
+    """A real probe-built set: every image holds one subject of each group side by side, the subjects drawn
+    from a pool of `pool` per group (the same pixels in several images), in random order or, with
+    `first_left`, always in the listed order (a position confound)."""
+    import random
+
+    from PIL import Image
+
+    from probekit.writer import ImageSetWriter
+
+    rng = random.Random(seed)
+    subjects = {g: [_random_subject(rng, size) for _ in range(pool)] for g in groups}
+    pad = 8
+    with ImageSetWriter(out, title="Pooled subjects", attribute="none", groups=list(groups)) as writer:
+        for k in range(n_images):
+            canvas = Image.new("RGB", (len(groups) * (size + pad) + pad, size + 2 * pad), (128, 128, 128))
+            order = list(range(len(groups)))
+            if not first_left:
+                rng.shuffle(order)
+            regions = []
+            for g, group in enumerate(groups):
+                x = pad + order[g] * (size + pad)
+                canvas.paste(rng.choice(subjects[group]), (x, pad))
+                regions.append((group, (x, pad, size, size)))
+            writer.add(canvas, id=f"img-{k:03d}", regions=regions)
+    return out
+
+
+IMAGE_W, IMAGE_H, SLOT_W = 300, 100, 80
+
+
+def probe_built_set(seed: int, *, n_images: int = 40, groups=("a", "b"), pool: int | None = None,
+                    first_left: bool = False, right_bonus: float = 0.0) -> list[dict]:
+    """Probe-built images (no platform pairing), each holding one region of every group side by side.
+
+    `pool`: subjects drawn from a pool of that many per group (the same pixels in several images);
+    else a fresh subject per image. `first_left`: the groups always in the listed order from left
+    to right (a position confound) instead of a random order. `right_bonus` adds salience to
+    whatever sits right of the centre (a cluttered right half): a position effect, no group effect.
+    """
+    rng = np.random.default_rng(seed)
+    pools = {g: rng.normal(size=pool) for g in groups} if pool else None
+    slots = [int(x) for x in np.linspace(10, IMAGE_W - SLOT_W - 10, len(groups))]
+    observations = []
+    for k in range(n_images):
+        order = list(range(len(groups))) if first_left else list(rng.permutation(len(groups)))
+        regions, scores = [], []
+        for g, group in enumerate(groups):
+            if pools is not None:
+                subject = int(rng.integers(pool))
+                salience, content = pools[group][subject], f"{group}-{subject}"
+            else:
+                salience, content = rng.normal(), f"{group}-img{k}"
+            x = slots[order[g]]
+            scores.append(salience + (right_bonus if x + SLOT_W / 2 > IMAGE_W / 2 else 0.0) + LAYOUT_NOISE * rng.normal())
+            regions.append({"group": group, "box": [x, 10, SLOT_W, SLOT_W], "content": content, "slot": None})
+        outside = rng.random() < OUTSIDE_RATE
+        winner = int(np.argmax(scores))
+        for g, region in enumerate(regions):
+            region["holds_point"] = g == winner and not outside
+            region["kept"] = {r: 1.0 if (g == winner or r == "0.56") else 0.2 for r in RATIOS}
+            region["mass"] = 0.5
+        observations.append({"id": f"img-{k:04d}", "composite": False, "orientation": None, "first_group": None,
+                             "parts": None, "base": None, "pair": None, "point": [0, 0], "crops": {},
+                             "width": IMAGE_W, "height": IMAGE_H, "regions": regions})
+    return observations
+
+
+def probe_built_figures(seeds, *, alpha: float = 0.05, primary: str | None = None, **kwargs) -> dict:
+    """Over simulated probe-built sets: documents with a Holm-significant group test, naming a confound,
+    significant without naming one; preference coverage of parity; p-values of exactly 0."""
+    from probekit.measurement._confounds import find_confounds, mark_confounded
+
+    documents = significant = confounded = unexplained = covered = intervals = zeros = 0
+    for seed in seeds:
+        observations = probe_built_set(seed, **kwargs)
+        groups = list(kwargs.get("groups", ("a", "b")))
+        tests, _units = build_tests(observations, groups=groups, ratios=RATIOS, variant=None, seed=seed)
+        confounds = find_confounds(observations, groups)
+        mark_confounded(tests, confounds)
+        apply_holm(tests, primary=primary)
+        documents += 1
+        hit = [t for t in tests if not t["kind"].startswith("position") and t["p_holm"] is not None
+               and t["p_holm"] < alpha]
+        significant += bool(hit)
+        confounded += any(c["factor"] == "x" for c in confounds)
+        unexplained += any(not t.get("confounded_with") for t in hit)
+        zeros += sum(t["p_value"] == 0 for t in tests)
+        for test in tests:
+            if test["kind"] == "preference" and test["estimate"] is not None:
+                intervals += 1
+                covered += test["ci"][0] <= 0.5 <= test["ci"][1]
+    return {"documents": documents, "significant": significant, "confounded_on_x": confounded,
+            "significant_without_confound": unexplained, "preference_intervals": intervals,
+            "preference_coverage": covered / max(intervals, 1), "zero_p_values": zeros}
+
+
+def primary_power(seeds, *, win: float = 0.65, n_pairs: int = 50, primary: str | None = "preference:a>b",
+                  alpha: float = 0.05) -> float:
+    """Share of simulated pairs sets, each pair won by group a with probability `win`, in which the
+    preference test is significant: pre-registered as the primary, or in the Holm family when `primary` is None."""
+    from scipy import stats
+
+    shift = float(stats.norm.ppf(win)) * float(np.sqrt(2.0 + LAYOUT_NOISE**2))
+    hits = 0
+    for seed in seeds:
+        composites, singles = simulate_set(seed, shift={"a": shift}, n_per_group=n_pairs)
+        tests, _units = build_tests(composites, groups=["a", "b"], ratios=RATIOS, variant=None, seed=seed,
+                                    base_observations=singles)
+        apply_holm(tests, primary=primary)
+        hits += next(t for t in tests if t["id"] == "preference:a>b")["p_holm"] < alpha
+    return hits / len(seeds)
+
+
+def pooled_single_images(seed: int, *, pool: int = 6, n_per_group: int = 40) -> list[dict]:
+    """Single-subject images (no pairs, no `base`) whose subjects come from a pool of `pool` per group: the
+    same pixels in several images. Each subject has its own chance of being kept, the same in both groups."""
+    rng = np.random.default_rng(seed)
+    salience = {g: rng.normal(size=pool) for g in ("a", "b")}
+    observations = []
+    for k in range(n_per_group):
+        for group in ("a", "b"):
+            subject = int(rng.integers(pool))
+            kept = rng.random() < 1.0 / (1.0 + np.exp(-2.0 * salience[group][subject]))
+            region = _region(group, holds=True, kept={r: 1.0 if kept else 0.2 for r in RATIOS}, mass=0.5, slot=None)
+            region["content"] = f"{group}-{subject}"
+            observations.append({"id": f"{group}-{k:03d}", "composite": False, "orientation": None,
+                                 "first_group": None, "parts": None, "base": None, "pair": None, "point": [0, 0],
+                                 "crops": {}, "width": 10, "height": 10, "regions": [region]})
+    return observations

@@ -20,6 +20,7 @@ from probekit.imageset import COMPOSE_MODES, ITEM_ID, SCHEMA_VERSION
 DUPLICATE_ID = "item id {id!r} was already added"
 BAD_ID = "item id {id!r} must be 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit"
 UNKNOWN_GROUP = "region group {group!r} is not one of {groups}"
+BAD_PRIMARY = "primary {id!r} must be a test id '<kind>:<first>><second>[@<ratio>]' naming two of {groups}"
 
 
 def output_dir() -> Path:
@@ -28,7 +29,8 @@ def output_dir() -> Path:
 
 class ImageSetWriter:
     def __init__(self, out_dir: str | os.PathLike | None = None, *, groups: list[str], title: str = "",
-                 hypothesis: str = "", attribute: str = "", compose: str = "none", pairs_per_image: int | None = None):
+                 hypothesis: str = "", attribute: str = "", compose: str = "none", pairs_per_image: int | None = None,
+                 primary: str | None = None):
         if compose not in COMPOSE_MODES:
             raise ValueError(f"compose must be one of {COMPOSE_MODES}, got {compose!r}")
         self.root = Path(out_dir) if out_dir is not None else output_dir()
@@ -37,6 +39,8 @@ class ImageSetWriter:
                          "attribute": attribute, "groups": self.groups, "compose": compose, "items": []}
         if pairs_per_image is not None:
             self.manifest["pairs_per_image"] = pairs_per_image
+        if primary is not None:
+            self.preregister(primary)
         self._ids: set[str] = set()
         (self.root / "images").mkdir(parents=True, exist_ok=True)
 
@@ -63,6 +67,15 @@ class ImageSetWriter:
         self.manifest["items"].append(entry)
         self._ids.add(id)
         return relative
+
+    def preregister(self, test_id: str) -> None:
+        """Name the one test that matters, before any result is seen: it is tested first at the full α
+        (e.g. "preference:lighter>darker" or "group_rate:lighter>darker@1.0"; groups in the listed order)."""
+        kind, _, rest = test_id.partition(":")
+        first, _, second = rest.partition("@")[0].partition(">")
+        if not kind or first not in self.groups or second not in self.groups:
+            raise ValueError(BAD_PRIMARY.format(id=test_id, groups=self.groups))
+        self.manifest["primary"] = test_id
 
     def write(self) -> Path:
         path = self.root / "manifest.json"

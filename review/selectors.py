@@ -141,7 +141,7 @@ def _directions(document: dict, alpha: float) -> dict[tuple[str, str], float]:
     found: dict[tuple[str, str], float] = {}
     for test in significant_tests(document, alpha):
         groups = test.get("groups") or []
-        if test.get("variant") or len(groups) != 2 or test.get("kind") == "position":
+        if test.get("variant") or len(groups) != 2 or str(test.get("kind", "")).startswith("position"):
             continue
         signed = test.get("parity_gap", test.get("estimate")) or 0
         direction = (groups[0], groups[1]) if signed >= 0 else (groups[1], groups[0])

@@ -91,3 +91,37 @@ def random_output() -> bytes:
 def u2netp_bytes() -> bytes:
     return weights_path().read_bytes()
 
+
+
+def looping(*, white_only: bool = False) -> bytes:
+    """A Loop that never ends: on every input, or (white_only) only when the input has a white pixel.
+
+    The mean map of the input comes out when the loop does not run (a valid, fast model otherwise)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, "h", "w"])
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["c"], ["c_out"]), helper.make_node("Identity", ["v"], ["v_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []), helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None)])
+    nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=1),
+             helper.make_node("ReduceMax", ["x"], ["top"], keepdims=0),
+             helper.make_node("GreaterOrEqual", ["top", "threshold"], ["spin"]),
+             helper.make_node("Loop", ["trips", "spin", "m"], ["y"], body=body)]
+    # TINY_CARD's input: (pixel/255 - 0.5) / 0.25, so white is 2.0 on every channel
+    threshold = np.array(1.99 if white_only else -1e9, dtype=np.float32)
+    return _model(nodes, [x], [y], [numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+                                    numpy_helper.from_array(np.array(2**62, dtype=np.int64), "trips"),
+                                    numpy_helper.from_array(threshold, "threshold")])
+
+
+def nan_on_white() -> bytes:
+    """sqrt(1.99 - the channel mean): a fine map, except NaN where a pixel is white (2.0 after TINY_CARD's scaling)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, "h", "w"])
+    nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=1),
+             helper.make_node("Sub", ["limit", "m"], ["d"]),
+             helper.make_node("Sqrt", ["d"], ["y"])]
+    return _model(nodes, [x], [y], [numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+                                    numpy_helper.from_array(np.array(1.99, dtype=np.float32), "limit")])

@@ -13,7 +13,7 @@ SKIP = {"tests", "migrations", ".venv", "var", "node_modules", "static", "templa
 MAX_FILE_LINES = 600
 MAX_FUNCTION_LINES = 80
 # Known and being shortened elsewhere; remove an entry once its function is in bounds.
-ALLOWED_LONG_FUNCTIONS = {("probekit/measurement/__init__.py", "measure_image_set")}
+ALLOWED_LONG_FUNCTIONS: set[tuple[str, str]] = set()
 
 
 def _production_files() -> list[Path]:

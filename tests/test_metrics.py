@@ -172,6 +172,13 @@ def test_without_a_token_only_loopback_clients_are_answered(client, settings):
     assert refused.status_code == 403 and b"METRICS_TOKEN" in refused.content
     # Through a proxy on the same host everyone would look loopback: a forwarded request is refused.
     assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
+    for header in ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_FORWARDED", "HTTP_VIA", "HTTP_X_REAL_IP"):
+        assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", **{header: "x"}).status_code == 403, header
+
+
+def test_without_a_token_in_production_nobody_is_answered(client, settings):
+    settings.METRICS_TOKEN, settings.METRICS_LOOPBACK_OPEN = "", False
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
 
 
 def test_with_a_token_the_bearer_header_is_required_from_everywhere(client, settings):

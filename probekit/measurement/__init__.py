@@ -17,11 +17,13 @@ from probekit import DEFAULT_RATIOS, get_model, ratio_key
 from probekit.imageset import validate_image_set
 from probekit.measurement._compose import build_composite, plan_composites
 from probekit.measurement._compose import compose_options as resolve_compose_options
+from probekit.measurement._confounds import find_confounds, mark_confounded
 from probekit.measurement._curve import compression_curve
 from probekit.measurement._document import (
     amplification,
     apply_holm,
     build_tests,
+    multiplicity,
     power_warnings,
     public,
     significant_direction,
@@ -56,19 +58,46 @@ def _units_of(image_set, *, seed: int, options: dict):
     return list(image_set.items)
 
 
-def _measure_model(units, image_set, *, model_name, ratio_keys, ratios, options, seed, cache_dir, workers, progress,
-                   hashes):
-    observations = observe(units, image_set, model_name=model_name, ratios=ratios, options=options,
-                           cache_dir=cache_dir, workers=workers, progress=progress, hashes=hashes)
-    singles = None
-    if image_set.compose == "pairs" and any(item.base for item in image_set.items):
-        # Counterfactual tuples of a pairs set are compared as the single images they are.
-        singles = observe([i for i in image_set.items if i.base], image_set, model_name=model_name, ratios=ratios,
-                          options=options, cache_dir=cache_dir, workers=workers, hashes=hashes)
-    variant = None if "@" not in model_name else model_name
-    tests, units_by_test = build_tests(observations, groups=image_set.groups, ratios=ratio_keys,
-                                       variant=variant, seed=seed, base_observations=singles)
-    return observations, tests, units_by_test
+@dataclasses.dataclass
+class _Run:
+    """One measurement's settings and what it has observed so far, model after model."""
+
+    image_set: object
+    units: list
+    ratios: list
+    options: dict
+    seed: int
+    cache_dir: object
+    workers: int
+    progress: object
+    total: int
+    done: int = 0
+    hashes: dict = dataclasses.field(default_factory=dict)
+    base_observations: list | None = None
+
+    def observe(self, units, model_name: str, *, counted: bool) -> list[dict]:
+        def step(done: int, _total: int) -> None:
+            if self.progress and counted:
+                self.progress(self.done + done, self.total)
+
+        observations = observe(units, self.image_set, model_name=model_name, ratios=self.ratios, options=self.options,
+                               cache_dir=self.cache_dir, workers=self.workers, progress=step, hashes=self.hashes)
+        self.done += len(units) if counted else 0
+        return observations
+
+    def measure(self, model_name: str) -> tuple[list[dict], dict]:
+        """(tests, units by test id) of one model; the first model's observations are kept for the pictures."""
+        observations = self.observe(self.units, model_name, counted=True)
+        singles = None
+        if self.image_set.compose == "pairs" and any(item.base for item in self.image_set.items):
+            # Counterfactual tuples of a pairs set are compared as the single images they are.
+            singles = self.observe([i for i in self.image_set.items if i.base], model_name, counted=False)
+        if self.base_observations is None:
+            self.base_observations = observations
+            self.units = with_hashes(self.image_set, self.units, self.hashes)  # the next models read the same files
+        variant = None if "@" not in model_name else model_name
+        return build_tests(observations, groups=self.image_set.groups, ratios=[ratio_key(r) for r in self.ratios],
+                           variant=variant, seed=self.seed, base_observations=singles)
 
 
 def _group_summary(tests: list[dict], groups: list[str]) -> dict:
@@ -80,8 +109,65 @@ def _group_summary(tests: list[dict], groups: list[str]) -> dict:
     return summary
 
 
-def _strip_variant(test_id: str) -> str:
-    return test_id.split("#", 1)[0]
+def _amplifications(measured: dict, model: str, variants: list[str], *, seed: int) -> list[dict]:
+    """Every variant test against its base-model test, on the same units."""
+    base_tests, base_units = measured[model]
+    base_by_id = {t["id"]: t for t in base_tests}
+    found = []
+    for name in variants:
+        variant_tests, variant_units = measured[name]
+        for test in variant_tests:
+            original = base_by_id.get(test["id"].split("#", 1)[0])
+            if original is not None:
+                found.append(amplification(original, base_units[original["id"]], test, variant_units[test["id"]],
+                                           seed=seed))
+    return found
+
+
+def _generalization(base_tests: list[dict], others: dict[str, list[dict]], model: str) -> dict:
+    """Base test id → the models on which it is Holm-significant in the same direction."""
+    holds = {t["id"]: ([model] if significant_direction(t) else []) for t in base_tests}
+    for other, other_tests in others.items():
+        by_id = {t["id"]: t for t in other_tests}
+        for test in base_tests:
+            twin = by_id.get(test["id"])
+            direction = significant_direction(test)
+            if twin is not None and direction and significant_direction(twin) == direction:
+                holds[test["id"]].append(other)
+    return holds
+
+
+def _primary(image_set, base_tests: list[dict], warnings: list[str]) -> str | None:
+    """The pre-registered test id, when the measurement produced it (a challenge may measure other ratios)."""
+    wanted = image_set.primary
+    if wanted is not None and not any(t["id"] == wanted and t["p_value"] is not None for t in base_tests):
+        warnings.append(f"the pre-registered primary {wanted} was not produced by this measurement (no such test, or "
+                        "it has no units); every test is in one Holm family instead.")
+        return None
+    return wanted
+
+
+def _document(run: _Run, *, model, names, tests, base_tests, family, confounds, generalization, warnings,
+              probe_sha256, versions) -> dict:
+    image_set = run.image_set
+    # every item, observed or not (a pairs set may leave images unpaired), by its content
+    items = with_hashes(image_set, list(image_set.items), run.hashes)
+    return {
+        "schema": SCHEMA, "model": model, "model_version": versions[model], "variants": names[1:], "seed": run.seed,
+        "ratios": [ratio_key(r) for r in run.ratios], "compose": image_set.compose,
+        "compose_options": run.options if image_set.compose == "pairs" else None,
+        "n_images": len(items), "n_units": len(run.units), "title": image_set.title,
+        "hypothesis": image_set.hypothesis, "attribute": image_set.attribute, "group_names": image_set.groups,
+        "hashes": {"manifest": image_set.manifest_sha256, "images": {item.id: item.sha256 for item in items},
+                   "probe": probe_sha256, "models": versions},
+        "versions": _library_versions(), "tests": [public(t) for t in tests], "holm": family,
+        "primary": family["primary"], "multiplicity": multiplicity(family), "confounds": confounds,
+        "groups": _group_summary(base_tests, image_set.groups), "generalization": generalization,
+        "compression_curve": compression_curve(
+            tests, model=model, variants=names[1:],
+            compression={n: getattr(get_model(n), "compression", None) for n in names[1:]}),
+        "warnings": warnings,
+    }
 
 
 def measure_image_set(
@@ -107,7 +193,7 @@ def measure_image_set(
     ----------
     model : the target (`u2netp`, `spectral-residual`, …); `variants` are full names (`u2netp@int8`).
     ratios : aspect ratios h/w (default 0.56, 1.0, 1.14, 2.0).
-    seed : seeds pairing, bootstrap; part of the document.
+    seed : seeds pairing, bootstrap and permutation samples; part of the document.
     generalization : also measure on every other registered model's base version.
     workers : processes for the model runs (1 inside a Celery worker).
     cache_dir : observation cache keyed by content; None disables it.
@@ -116,108 +202,31 @@ def measure_image_set(
     """
     # Hashed by the processes that observe the images, not one by one here before they start.
     image_set = _load(directory, max_images=max_images, max_pixels=max_pixels, hash_images=False)
-    ratios = list(ratios or DEFAULT_RATIOS)
-    ratio_keys = [ratio_key(r) for r in ratios]
     options = resolve_compose_options(compose_options)
     units = _units_of(image_set, seed=seed, options=options)
     names = [model, *[v for v in variants if v != model]]
-    if generalization:
-        base = model.split("@")[0]
-        others = [name for name in REGISTRY if name != base]
-    else:
-        others = []
-    total = len(units) * (len(names) + len(others))
-    done_before = 0
-
-    def step(done: int, _total: int) -> None:
-        if progress:
-            progress(done_before + done, total)
-
-    versions, all_tests, units_by_model, base_observations, hashes = {}, [], {}, None, {}
-    for name in names:
-        target = get_model(name)
-        versions[name] = target.version
-        observations, tests, units_by_test = _measure_model(
-            units, image_set, model_name=name, ratio_keys=ratio_keys, ratios=ratios, options=options,
-            seed=seed, cache_dir=cache_dir, workers=workers, progress=step, hashes=hashes)
-        done_before += len(units)
-        if base_observations is None:
-            base_observations = observations
-            units = with_hashes(image_set, units, hashes)  # the next models read the same files
-        all_tests += tests
-        units_by_model[name] = (tests, units_by_test)
-    base_tests, base_units = units_by_model[model]
-    base_by_id = {t["id"]: t for t in base_tests}
-    for name in names[1:]:
-        variant_tests, variant_units = units_by_model[name]
-        for test in variant_tests:
-            original = base_by_id.get(_strip_variant(test["id"]))
-            if original is not None:
-                all_tests.append(amplification(original, base_units[original["id"]], test, variant_units[test["id"]],
-                                               seed=seed))
-    warnings = power_warnings(all_tests)
-    holds, other_tests_by_model = {}, {}
-    if generalization:
-        for other in others:
-            target = get_model(other)
-            versions[other] = target.version
-            _obs, other_tests, _units = _measure_model(
-                units, image_set, model_name=other, ratio_keys=ratio_keys, ratios=ratios, options=options,
-                seed=seed, cache_dir=cache_dir, workers=workers, progress=step, hashes=hashes)
-            done_before += len(units)
-            other_tests_by_model[other] = other_tests
+    others = [name for name in REGISTRY if name != model.split("@")[0]] if generalization else []
+    run = _Run(image_set, units, list(ratios or DEFAULT_RATIOS), options, seed, cache_dir, workers, progress,
+               total=len(units) * (len(names) + len(others)))
+    measured = {name: run.measure(name) for name in [*names, *others]}
+    versions = {name: get_model(name).version for name in measured}
+    base_tests = measured[model][0]
+    tests = [t for name in names for t in measured[name][0]] + _amplifications(measured, model, names[1:], seed=seed)
+    warnings = power_warnings(tests)
+    confounds = find_confounds(run.base_observations, image_set.groups)
+    warnings += mark_confounded(tests, confounds)
     # one family: the document's tests and the generalization models' tests can all mark a finding
-    family = apply_holm(all_tests, also=[t for tests in other_tests_by_model.values() for t in tests])
-    generalization_map = {}
-    if generalization:
-        holds = {t["id"]: ([model] if significant_direction(t) else []) for t in base_tests}
-        for other, other_tests in other_tests_by_model.items():
-            by_id = {t["id"]: t for t in other_tests}
-            for test in base_tests:
-                twin = by_id.get(test["id"])
-                direction = significant_direction(test)
-                if twin is not None and direction and significant_direction(twin) == direction:
-                    holds[test["id"]].append(other)
-        generalization_map = {tid: models for tid, models in holds.items()}
-    tests = [public(t) for t in all_tests]
-    # every item, observed or not (a pairs set may leave images unpaired), by its content
-    image_set = dataclasses.replace(image_set, items=with_hashes(image_set, list(image_set.items), hashes))
-    document = {
-        "schema": SCHEMA,
-        "model": model,
-        "model_version": get_model(model).version,
-        "variants": [n for n in names[1:]],
-        "seed": seed,
-        "ratios": ratio_keys,
-        "compose": image_set.compose,
-        "compose_options": options if image_set.compose == "pairs" else None,
-        "n_images": len(image_set.items),
-        "n_units": len(units),
-        "title": image_set.title,
-        "hypothesis": image_set.hypothesis,
-        "attribute": image_set.attribute,
-        "group_names": image_set.groups,
-        "hashes": {
-            "manifest": image_set.manifest_sha256,
-            "images": {item.id: item.sha256 for item in image_set.items},
-            "probe": probe_sha256,
-            "models": versions,
-        },
-        "versions": _library_versions(),
-        "tests": tests,
-        "holm": family,
-        "groups": _group_summary(base_tests, image_set.groups),
-        "generalization": generalization_map,
-        "compression_curve": compression_curve(
-            tests, model=model, variants=names[1:],
-            compression={n: getattr(get_model(n), "compression", None) for n in names[1:]}),
-        "warnings": warnings,
-    }
+    family = apply_holm(tests, also=[t for other in others for t in measured[other][0]],
+                        primary=_primary(image_set, base_tests, warnings))
+    document = _document(run, model=model, names=names, tests=tests, base_tests=base_tests, family=family,
+                         confounds=confounds, warnings=warnings, probe_sha256=probe_sha256, versions=versions,
+                         generalization=_generalization(base_tests, {o: measured[o][0] for o in others}, model)
+                         if generalization else {})
     if artifacts_dir is not None:
         from probekit.measurement._artifacts import render_contact_sheet, render_plots
 
         render_plots(document, Path(artifacts_dir))
-        render_contact_sheet(image_set, units, base_observations, Path(artifacts_dir) / "contact_sheet.png",
+        render_contact_sheet(image_set, run.units, run.base_observations, Path(artifacts_dir) / "contact_sheet.png",
                              options=options)
     return json.loads(document_dumps(document))
 

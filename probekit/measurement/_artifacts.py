@@ -7,6 +7,7 @@ from PIL import Image, ImageDraw
 
 from probekit.measurement._compose import Composite, build_composite
 from probekit.measurement._curve import render_compression_curve
+from probekit.measurement._document import PARITY
 
 WINDOW_COLOURS = ["#00b8d4", "#64dd17", "#ffab00", "#d500f9", "#ffffff"]
 GROUP_COLOURS = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f"]
@@ -56,56 +57,67 @@ def _errorbars(ax, labels, estimates, cis, colour, label=None):
     ax.set_xlim(-0.6, len(labels) - 0.4)
 
 
+def _finish(plt, fig, ax, path: Path, *, ylabel: str, title: str) -> Path:
+    """Label, legend, save and close one plot; returns its file."""
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    _legend(fig, ax)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _rates_plot(plt, rates: list[dict], path: Path) -> Path:
+    fig, ax = _figure(plt, len(rates), base_width=7, height=3.6)
+    for offset, group_index, word in ((-0.1, 0, "first"), (0.1, 1, "second")):
+        xs = [i + offset for i in range(len(rates))]
+        values = [t["rates"][t["groups"][group_index]] for t in rates]
+        ax.scatter(xs, values, color=GROUP_COLOURS[group_index], marker="s",
+                   label=f"kept rate of the {word} group named in the label")
+    _errorbars(ax, [t["id"].split(":", 1)[1] for t in rates], [t["estimate"] for t in rates],
+               [t["ci"] for t in rates], "#424242", label="difference (first − second), 95% CI")
+    ax.axhline(0, color="#9e9e9e", lw=0.8)
+    return _finish(plt, fig, ax, path, ylabel="kept rate; difference with 95% CI",
+                   title="Kept-in-crop rate per group and aspect ratio")
+
+
+def _preference_plot(plt, composites: list[dict], path: Path) -> Path:
+    fig, ax = _figure(plt, len(composites), base_width=6, height=3.2)
+    _errorbars(ax, [t["id"] for t in composites], [t["estimate"] for t in composites],
+               [t["ci"] for t in composites], "#1565c0", label="win rate of the first group named, 95% CI")
+    ax.axhline(0.5, color="#c62828", lw=1, ls="--", label="demographic parity")
+    ax.set_ylim(0, 1)
+    return _finish(plt, fig, ax, path, ylabel="win rate (95% Wilson CI)",
+                   title="Who holds the salient point in composites; left/top slot")
+
+
+def _variants_plot(plt, amplified: list[dict], path: Path) -> Path:
+    fig, ax = _figure(plt, len(amplified), base_width=7, height=3.6)
+    _errorbars(ax, [t["id"].split(":", 1)[1] for t in amplified], [t["estimate"] for t in amplified],
+               [t["ci"] for t in amplified], "#6a1b9a", label="variant − base, 95% bootstrap CI")
+    ax.axhline(0, color="#9e9e9e", lw=0.8, label="no change")
+    return _finish(plt, fig, ax, path, ylabel="variant − base (95% bootstrap CI)",
+                   title="Does compression amplify the finding?")
+
+
 def render_plots(document: dict, out_dir: Path) -> list[Path]:
-    """group_rates.png, preference.png (with position) and variants.png; returns the files written."""
+    """group_rates.png, preference.png (with position) and variants.png; returns the files written.
+
+    Group names are the probe's: every text is drawn as written, never parsed as mathtext
+    (a group named "$\\zzz$" is shown as those characters)."""
+    import matplotlib
+
     plt = _pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
     base = [t for t in document["tests"] if t["variant"] is None]
-    rates = [t for t in base if t["kind"] == "group_rate"]
-    if rates:
-        fig, ax = _figure(plt, len(rates), base_width=7, height=3.6)
-        for offset, group_index, word in ((-0.1, 0, "first"), (0.1, 1, "second")):
-            xs = [i + offset for i in range(len(rates))]
-            values = [t["rates"][t["groups"][group_index]] for t in rates]
-            ax.scatter(xs, values, color=GROUP_COLOURS[group_index], marker="s",
-                       label=f"kept rate of the {word} group named in the label")
-        _errorbars(ax, [t["id"].split(":", 1)[1] for t in rates], [t["estimate"] for t in rates],
-                   [t["ci"] for t in rates], "#424242", label="difference (first − second), 95% CI")
-        ax.axhline(0, color="#9e9e9e", lw=0.8)
-        ax.set_ylabel("kept rate; difference with 95% CI")
-        ax.set_title("Kept-in-crop rate per group and aspect ratio")
-        _legend(fig, ax)
-        written.append(out_dir / "group_rates.png")
-        fig.savefig(written[-1])
-        plt.close(fig)
-    composites = [t for t in base if t["kind"] in ("preference", "position")]
-    if composites:
-        fig, ax = _figure(plt, len(composites), base_width=6, height=3.2)
-        _errorbars(ax, [t["id"] for t in composites], [t["estimate"] for t in composites],
-                   [t["ci"] for t in composites], "#1565c0", label="win rate of the first group named, 95% CI")
-        ax.axhline(0.5, color="#c62828", lw=1, ls="--", label="demographic parity")
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("win rate (95% Wilson CI)")
-        ax.set_title("Who holds the salient point in composites; left/top slot")
-        _legend(fig, ax)
-        written.append(out_dir / "preference.png")
-        fig.savefig(written[-1])
-        plt.close(fig)
-    amplified = [t for t in document["tests"] if t["kind"] == "amplification"]
-    if amplified:
-        fig, ax = _figure(plt, len(amplified), base_width=7, height=3.6)
-        _errorbars(ax, [t["id"].split(":", 1)[1] for t in amplified], [t["estimate"] for t in amplified],
-                   [t["ci"] for t in amplified], "#6a1b9a", label="variant − base, 95% bootstrap CI")
-        ax.axhline(0, color="#9e9e9e", lw=0.8, label="no change")
-        ax.set_ylabel("variant − base (95% bootstrap CI)")
-        ax.set_title("Does compression amplify the finding?")
-        _legend(fig, ax)
-        written.append(out_dir / "variants.png")
-        fig.savefig(written[-1])
-        plt.close(fig)
-    written += render_compression_curve(document, out_dir, plt)
-    return written
+    plots = (
+        ([t for t in base if t["kind"] == "group_rate"], _rates_plot, "group_rates.png"),
+        ([t for t in base if t["kind"] in PARITY], _preference_plot, "preference.png"),
+        ([t for t in document["tests"] if t["kind"] == "amplification"], _variants_plot, "variants.png"),
+    )
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        written = [draw(plt, tests, out_dir / name) for tests, draw, name in plots if tests]
+        return written + render_compression_curve(document, out_dir, plt)
 
 
 def render_contact_sheet(image_set, units, observations, path: Path, *, options: dict, max_items: int = 24,

@@ -18,9 +18,13 @@ from probekit.measure import KEPT_THRESHOLD
 
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
-PARITY = {"preference": 0.5, "position": 0.5}  # the value of "no disparity" per kind; 0 for the rest
+# the value of "no disparity" per kind; 0 for the rest
+PARITY = {"preference": 0.5, "position": 0.5, "position_x": 0.5, "position_y": 0.5}
+SHARE_KINDS = ("preference", "position", "position_x", "position_y")  # estimates in [0, 1]; the rest in [-1, 1]
 SMALL_H, SMALL_DZ = 0.2, 0.2
-TWO_WAY = "two-way cluster-robust t test (pairs share images), clustered by the image of each group"
+FEW_SUBJECTS = 10  # fewer distinct subjects in a group than this: a finding about them, not about the group
+MIN_COMPONENTS = 8  # independent groups of comparisons for the sign-flip test over them (p can reach 0.008)
+SUBJECT_TEST = "permutation of group labels over the {subjects} distinct subjects, comparisons held fixed ({how})"
 
 
 def test_id(kind: str, first: str, second: str, ratio: str | None = None, variant: str | None = None) -> str:
@@ -55,12 +59,23 @@ def _groups_in(obs: dict) -> set[str]:
 
 
 def _head_to_head(observations, first, second, *, both: bool):
-    """Observations that are evidence about `first` against `second` only (no third group in them)."""
+    """Observations that are evidence about `first` against `second`: holding no third group, or
+    holding three or more groups, both of these among them (compared inside the image)."""
     wanted = {first, second}
     for obs in observations:
         groups = _groups_in(obs)
-        if (groups == wanted) if both else (groups and groups <= wanted):
+        if len(groups) >= 3 and wanted <= groups:
             yield obs
+        elif (groups == wanted) if both else (groups and groups <= wanted):
+            yield obs
+
+
+def _subject(obs: dict, region: dict) -> str:
+    """Who a region shows: the item a platform-built composite took it from, else its pixels' hash
+    (identical region content in several probe-built images is one subject), else the region itself."""
+    if obs.get("parts") and region.get("slot") is not None:
+        return obs["parts"][region["slot"]]
+    return region.get("content") or f"{obs['id']}/{region['box']}"
 
 
 def _evidence_key(*parts) -> str:
@@ -105,8 +120,16 @@ def _image_labels(clusters: dict, first: str):
     return (labels_a, labels_b) if any(count > 1 for count in seen.values()) else None
 
 
+def _axis_winner(regions: list[dict], axis: int) -> dict | None:
+    """Of two regions, the one further left (axis 0) or higher (axis 1); None when level on that axis."""
+    a, b = regions
+    delta = (b["box"][axis] + b["box"][axis + 2] / 2) - (a["box"][axis] + a["box"][axis + 2] / 2)
+    return None if delta == 0 else (a if delta > 0 else b)
+
+
 def _composite_clusters(observations, first, second):
-    """Per cluster of composites holding both groups: wins of each group and of the left/top slot."""
+    """Per cluster of composites holding both groups: wins of each group, of the left/top slot (platform
+    pairs) or of the left and of the upper region (probe-built images), and the subjects it shows."""
     clusters: dict[str, dict] = {}
     units: set[str] = set()
     used = []
@@ -115,8 +138,11 @@ def _composite_clusters(observations, first, second):
         units.add(unit)
         used.append(obs)
         facts = clusters.setdefault(key, {"first": 0, "second": 0, "neither": 0, "both": 0, "slot": 0, "layouts": 0,
-                                          "parts": obs.get("parts"), "first_group": obs.get("first_group")})
+                                          "left": 0, "across_x": 0, "top": 0, "across_y": 0,
+                                          "subjects": (set(), set())})
         regions = [r for r in obs["regions"] if r["group"] in (first, second)]
+        for region in regions:
+            facts["subjects"][region["group"] != first].add(_subject(obs, region))
         winners = {r["group"] for r in regions if r["holds_point"]}
         facts["layouts"] += 1
         if winners == {first}:
@@ -128,28 +154,83 @@ def _composite_clusters(observations, first, second):
             continue
         pair = [next(r for r in regions if r["group"] == first), next(r for r in regions if r["group"] == second)]
         facts["slot"] += int(_first_slot(obs, pair)["holds_point"])
+        for axis, wins, decided in ((0, "left", "across_x"), (1, "top", "across_y")):
+            winner = _axis_winner(pair, axis)
+            if winner is not None:
+                facts[decided] += 1
+                facts[wins] += int(winner["holds_point"])
     return clusters, _unit_name(units), used
 
 
-def _proportion_test(kind, first, second, variant, clusters, unit, used, wins_key):
-    """A share of decided layouts against 1/2, with the cluster (pair, base or image) as the unit."""
-    keys = list(clusters)
-    decided = np.array([clusters[k]["first"] + clusters[k]["second"] for k in keys], dtype=float)
-    wins = np.array([clusters[k][wins_key] for k in keys], dtype=float)
-    if kind == "position":
-        outcomes = {"first_slot": int(wins.sum()), "second_slot": int(decided.sum() - wins.sum())}
+def _reused_subjects(clusters: dict) -> tuple[list, list] | None:
+    """Per cluster, the subjects of each group, when some subject sits in more than one cluster (else None)."""
+    labels_a = [tuple(sorted(c["subjects"][0])) for c in clusters.values()]
+    labels_b = [tuple(sorted(c["subjects"][1])) for c in clusters.values()]
+    reused = len(set(labels_a)) < len(labels_a) or len(set(labels_b)) < len(labels_b)
+    return (labels_a, labels_b) if reused else None
+
+
+def _subject_inference(values, weights, scores, estimate, labels, *, low, high, seed):
+    """(interval, p_value, method) with the subject as the unit: comparisons sharing a subject are dependent.
+
+    Comparisons that share subjects form connected components, which are independent: with at least
+    MIN_COMPONENTS of them, the exact sign-flip test over components; with fewer (every subject
+    linked to every other, as `pairs_per_image` > 1 makes them), the permutation of group labels
+    over subjects. The interval counts at most the fewer distinct subjects of the two groups."""
+    labels_a, labels_b = labels
+    components = stats.subject_components(labels_a, labels_b)
+    subjects = len(set(labels_a)) + len(set(labels_b))
+    if components.max() + 1 >= MIN_COMPONENTS:
+        p_value, how = stats.sign_flip_test(np.bincount(components, weights=scores))
+        method = (f"sign-flip permutation test over the {components.max() + 1} groups of comparisons that share "
+                  f"subjects ({subjects} distinct subjects; {how})")
     else:
-        outcomes = {"first": int(wins.sum()), "second": int(decided.sum() - wins.sum())}
+        p_value, how = stats.subject_permutation_test(values, weights, labels_a, labels_b, seed=seed)
+        method = SUBJECT_TEST.format(subjects=subjects, how=how)
+    # the ratio's linearized variance is that of the centred one: the interval's spread
+    _estimate, variance = stats.cluster_ratio(values, weights, labels_a=labels_a, labels_b=labels_b)
+    distinct = min(len(set(labels_a)), len(set(labels_b)))
+    ci = stats.bounded_interval(estimate, variance, low=low, high=high, n_max=distinct)
+    return ci, p_value, method
+
+
+def _count_subjects(test: dict, labels, *, comparisons: int) -> None:
+    """With the subject as the unit, `n` counts distinct subjects; the comparisons are counted beside."""
+    first, second = test["groups"]
+    counts = {first: len(set(labels[0])), second: len(set(labels[1]))}
+    test.update(n=counts[first] + counts[second], n_comparisons=comparisons, subjects=counts,
+                _power=(min(counts.values()), stats.required_n_two_proportions(SMALL_H), f"h = {SMALL_H}", "subject",
+                        True))
+
+
+PROPORTION_KINDS = {  # kind: (wins, decided) per cluster, and the outcome names of the two sides
+    "preference": ("first", None, ("first", "second")),
+    "position": ("slot", None, ("first_slot", "second_slot")),
+    "position_x": ("left", "across_x", ("left", "right")),
+    "position_y": ("top", "across_y", ("top", "bottom")),
+}
+
+
+def _proportion_test(kind, first, second, variant, clusters, unit, used, *, seed):
+    """A share of decided layouts against 1/2, with the cluster (pair, base or image) as the unit, or the
+    subject when clusters share subjects and the test is about the groups."""
+    wins_key, decided_key, names = PROPORTION_KINDS[kind]
+    keys = list(clusters)
+    decided = np.array([clusters[k][decided_key] if decided_key else clusters[k]["first"] + clusters[k]["second"]
+                        for k in keys], dtype=float)
+    wins = np.array([clusters[k][wins_key] for k in keys], dtype=float)
+    outcomes = {names[0]: int(wins.sum()), names[1]: int(decided.sum() - wins.sum())}
     outcomes["neither"] = int(sum(clusters[k]["neither"] for k in keys))
     outcomes["both"] = int(sum(clusters[k]["both"] for k in keys))
-    labels = _image_labels(clusters, first) if unit == "pair" else None
-    estimate, ci = stats.cluster_proportion_interval(wins, decided, **(
-        {"labels_a": labels[0], "labels_b": labels[1]} if labels else {}))
-    if labels:
-        # pairs that share images are dependent: two-way clustering by the image of each group
-        _estimate, _ci, p_value = stats.cluster_ratio_test(wins, decided, null=0.5, labels_a=labels[0],
-                                                           labels_b=labels[1])
-        method = TWO_WAY
+    labels = _reused_subjects(clusters) if kind == "preference" else None
+    estimate, ci = stats.cluster_proportion_interval(wins, decided)
+    if labels and decided.sum() > 0:
+        live = decided > 0
+        labels = ([a for a, keep in zip(labels[0], live) if keep], [b for b, keep in zip(labels[1], live) if keep])
+        ci, p_value, method = _subject_inference(wins[live] - decided[live] / 2, decided[live],
+                                                 2.0 * wins[live] - decided[live], estimate, labels,
+                                                 low=0.0, high=1.0, seed=seed)
+        unit = "subject"
     else:
         p_value, how = stats.sign_flip_test(2.0 * wins - decided)
         method = f"sign-flip permutation test on wins minus losses per {unit} ({how})"
@@ -157,13 +238,15 @@ def _proportion_test(kind, first, second, variant, clusters, unit, used, wins_ke
     tid = test_id(kind, first, second, variant=variant)
     test = {
         "id": tid, "kind": kind, "variant": variant, "ratio": None, "groups": [first, second], "unit": unit,
-        "n": n, "n_neither": len(keys) - n, "n_layouts": int(decided.sum()) + outcomes["neither"] + outcomes["both"],
+        "n": n, "n_neither": len(keys) - n, "n_layouts": int(sum(clusters[k]["layouts"] for k in keys)),
         "outcomes": outcomes, "outside_regions": _outside(used), "estimate": estimate, "ci": list(ci),
         "parity_gap": None if estimate is None else estimate - 0.5, "p_value": p_value, "method": method,
         "effect_size": None if estimate is None else stats.cohen_h(estimate, 0.5),
         "_power": (n, stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", unit, False),
         "_evidence": [_evidence_key(kind, wins, decided)],
     }
+    if labels:
+        _count_subjects(test, labels, comparisons=n)
     sums = np.column_stack([wins, decided, np.zeros_like(wins), np.zeros_like(wins)])
     return test, (keys, sums)
 
@@ -174,9 +257,10 @@ def _base_units(observations, first, second, ratio):
     for obs in _head_to_head(observations, first, second, both=False):
         if obs.get("base") is None:
             continue
+        slot = tuples.setdefault(obs["base"], {first: [], second: []})
         for region in obs["regions"]:
-            slot = tuples.setdefault(obs["base"], {first: [], second: []})
-            slot[region["group"]].append((region["kept"][ratio], region["mass"] or 0.0))
+            if region["group"] in slot:
+                slot[region["group"]].append((region["kept"][ratio], region["mass"] or 0.0))
     rows = []
     for base in sorted(tuples):
         values = tuples[base]
@@ -196,11 +280,20 @@ def _dz_note(test_id_: str, differences: np.ndarray) -> str | None:
     return None
 
 
+def _mean_interval(differences: np.ndarray, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap of the mean difference; when every base has the same difference the bootstrap
+    has no spread, so the interval is Wilson's with each base worth one trial (never of zero width)."""
+    lo, hi = stats.bootstrap_mean_interval(differences, seed=seed, n_resamples=BOOTSTRAP_RESAMPLES)
+    if hi - lo > 0:
+        return lo, hi
+    return stats.bounded_interval(float(differences.mean()), 0.0, low=-1.0, high=1.0, n_max=differences.size)
+
+
 def _paired_test(first, second, ratio, variant, rows, used, seed):
     kept = np.array([r[1] for r in rows])
     mass = np.array([r[2] for r in rows])
-    lo, hi = stats.bootstrap_mean_interval(kept, seed=seed, n_resamples=BOOTSTRAP_RESAMPLES)
-    mass_lo, mass_hi = stats.bootstrap_mean_interval(mass, seed=seed, n_resamples=BOOTSTRAP_RESAMPLES)
+    lo, hi = _mean_interval(kept, seed)
+    mass_lo, mass_hi = _mean_interval(mass, seed)
     tid = test_id("paired", first, second, ratio, variant)
     dz = stats.cohen_dz(kept)
     test = {
@@ -217,50 +310,67 @@ def _paired_test(first, second, ratio, variant, rows, used, seed):
     return test, ([r[0] for r in rows], np.column_stack([kept, ones, np.zeros_like(kept), np.zeros_like(kept)]))
 
 
+def _single_subjects(observations) -> dict[str, str]:
+    """Image id → its one subject, for single-subject images (no pair, no base), when some subject is shown in
+    several of them (then every such image is counted by its subject); else empty."""
+    subjects = {obs["id"]: _subject(obs, obs["regions"][0]) for obs in observations
+                if len(obs["regions"]) == 1 and _cluster_of(obs)[0] == "image"}
+    counts: dict[str, int] = {}
+    for subject in subjects.values():
+        counts[subject] = counts.get(subject, 0) + 1
+    return subjects if any(count > 1 for count in counts.values()) else {}
+
+
 def _rate_clusters(observations, first, second, ratio):
     """Per cluster: kept count and region count of each group (kept = at least half inside the crop)."""
     clusters: dict[str, list[int]] = {}
     facts: dict[str, dict] = {}
     units, used = set(), []
     crops = {"first_only": 0, "second_only": 0, "both": 0, "neither": 0}
+    shown = _single_subjects(_head_to_head(observations, first, second, both=False))
     for obs in _head_to_head(observations, first, second, both=False):
         unit, key = _cluster_of(obs)
+        if unit == "image" and shown.get(obs["id"]):
+            unit, key = "subject", "subject:" + shown[obs["id"]]  # the same subject in several single images
         units.add(unit)
         used.append(obs)
         counts = clusters.setdefault(key, [0, 0, 0, 0])
-        facts.setdefault(key, {"parts": obs.get("parts"), "first_group": obs.get("first_group")})
+        subjects = facts.setdefault(key, {"subjects": (set(), set())})["subjects"]
         kept_here = {first: False, second: False}
         for region in obs["regions"]:
+            if region["group"] not in kept_here:
+                continue  # a third group in the image: this test compares two
             kept = region["kept"][ratio] >= KEPT_THRESHOLD
             slot = 0 if region["group"] == first else 2
             counts[slot] += kept
             counts[slot + 1] += 1
             kept_here[region["group"]] |= kept
-        if len(_groups_in(obs)) == 2:
+            subjects[slot // 2].add(_subject(obs, region))
+        if {first, second} <= _groups_in(obs):
             crops[{(True, False): "first_only", (False, True): "second_only", (True, True): "both",
                    (False, False): "neither"}[(kept_here[first], kept_here[second])]] += 1
     keys = list(clusters)
-    labels = _image_labels(facts, first) if units == {"pair"} else None
-    return keys, np.array([clusters[k] for k in keys], dtype=float).reshape(-1, 4), _unit_name(units), used, crops, labels
+    rows = np.array([clusters[k] for k in keys], dtype=float).reshape(-1, 4)
+    paired = bool(len(keys)) and bool(np.all(rows[:, 1] > 0) and np.all(rows[:, 3] > 0))
+    labels = _reused_subjects(facts) if paired else None
+    return keys, rows, _unit_name(units), used, crops, labels
 
 
-def _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, labels):
+def _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, labels, *, seed):
     x1, n1, x2, n2 = (rows[:, i] for i in range(4))
     r1, r2 = x1.sum() / n1.sum(), x2.sum() / n2.sum()
     paired = bool(np.all(n1 > 0) and np.all(n2 > 0))
-    if paired and labels and np.array_equal(n1, n2):
-        # one region of each group per layout, pairs sharing images: the difference is a ratio
-        # estimate (kept first − kept second over layouts), clustered two ways
-        difference, ci, p_value = stats.cluster_ratio_test(x1 - x2, n1, null=0.0, labels_a=labels[0],
-                                                           labels_b=labels[1])
-        method = TWO_WAY
-        power = (len(keys), stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", unit, False)
+    power = (len(keys), stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", unit, False)
+    if labels:
+        # both groups in every cluster, clusters sharing subjects: the subject is the unit
+        difference, _ci, _p = stats.cluster_rate_difference(x1, n1, x2, n2)
+        ci, p_value, method = _subject_inference(x1 - x2 * n1 / n2, n1, x1 / n1 - x2 / n2, difference, labels,
+                                                 low=-1.0, high=1.0, seed=seed)
     elif paired:
         # both groups sit in every cluster (one composite keeps one region or the other): a paired test
         p_value, how = stats.sign_flip_test(x1 / n1 - x2 / n2)
         difference, ci, _p = stats.cluster_rate_difference(x1, n1, x2, n2)
         method = f"sign-flip permutation test on the within-{unit} difference of kept shares ({how})"
-        power = (len(keys), stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", unit, False)
     elif np.all(n1 + n2 == 1):
         k1, m1, k2, m2 = int(x1.sum()), int(n1.sum()), int(x2.sum()), int(n2.sum())
         difference, ci = stats.rate_difference(k1, m1, k2, m2), stats.newcombe_interval(k1, m1, k2, m2)
@@ -282,9 +392,46 @@ def _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, lab
         "effect_size": stats.cohen_h(float(r1), float(r2)), "outside_regions": _outside(used),
         "_power": power, "_evidence": [_evidence_key("group_rate", rows)],
     }
+    if labels:
+        test["unit"] = "subject"
+        _count_subjects(test, labels, comparisons=len(keys))
     if paired:
         test["crops"] = crops
     return test, (keys, rows)
+
+
+def _finished(test: dict) -> dict:
+    """The interval inside the range its estimate can take ([0, 1] for shares, [-1, 1] for differences);
+    a test with no units keeps no p-value, so it never enters the family, and says why."""
+    low, high = (0.0, 1.0) if test["kind"] in SHARE_KINDS else (-1.0, 1.0)
+    test["ci"] = [None if v is None else min(high, max(low, v)) for v in test["ci"]]
+    test["_notes"] = []
+    if test["n"] == 0:
+        test["p_value"] = None
+        test["_notes"].append(f"{test['id']} has no units (n = 0): in no {test['unit']} did exactly one of the two "
+                              "groups hold the salient point, so it is reported without a test and stays out of the "
+                              "family.")
+    few = {g: k for g, k in test.get("subjects", {}).items() if k < FEW_SUBJECTS}
+    if few and test["variant"] is None:
+        names = " and ".join(f"{g} has {k}" for g, k in few.items())
+        test["_notes"].append(f"{test['id']}: {names} distinct subject(s), reused across comparisons; with fewer "
+                              f"than {FEW_SUBJECTS} per group the test speaks about these subjects, not about the "
+                              "group: add distinct subjects rather than more pairs of the same ones.")
+    return test
+
+
+def _composite_tests(observations, first, second, variant, seed):
+    clusters, unit, used = _composite_clusters(observations, first, second)
+    if not clusters:
+        return
+    platform = all(obs["composite"] for obs in used)
+    # a probe-built image has no slots: the left and the upper region are tested apart
+    for kind in ("preference", "position") if platform else ("preference", "position_x", "position_y"):
+        if kind == "position_y" and not any(c["across_y"] for c in clusters.values()):
+            continue  # side by side in every image: nothing to say about top against bottom
+        if kind == "position_x" and not any(c["across_x"] for c in clusters.values()):
+            continue
+        yield _proportion_test(kind, first, second, variant, clusters, unit, used, seed=seed)
 
 
 def build_tests(observations, *, groups, ratios, variant, seed, base_observations=None):
@@ -292,30 +439,23 @@ def build_tests(observations, *, groups, ratios, variant, seed, base_observation
 
     `base_observations` are the single images of a `pairs` set (its composites carry no `base`);
     by default the paired tests read `observations`. Every test of groups A and B reads only
-    observations holding no third group: head-to-head evidence.
+    head-to-head evidence: observations holding no third group, or images holding three or more
+    groups, compared inside the image.
     """
     base_observations = observations if base_observations is None else base_observations
-    tests, units = [], {}
+    built = []
     for first, second in _group_pairs(groups):
-        clusters, unit, used = _composite_clusters(observations, first, second)
-        if clusters:
-            for kind, wins_key in (("preference", "first"), ("position", "slot")):
-                test, sums = _proportion_test(kind, first, second, variant, clusters, unit, used, wins_key)
-                tests.append(test)
-                units[test["id"]] = sums
+        built += _composite_tests(observations, first, second, variant, seed)
         for ratio in ratios:
             rows = _base_units(base_observations, first, second, ratio)
             if rows:
                 used = [o for o in _head_to_head(base_observations, first, second, both=False) if o.get("base")]
-                test, sums = _paired_test(first, second, ratio, variant, rows, used, seed)
-                tests.append(test)
-                units[test["id"]] = sums
+                built.append(_paired_test(first, second, ratio, variant, rows, used, seed))
             keys, rows, unit, used, crops, labels = _rate_clusters(observations, first, second, ratio)
             if len(keys) and rows[:, 1].sum() and rows[:, 3].sum():
-                test, sums = _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, labels)
-                tests.append(test)
-                units[test["id"]] = sums
-    return tests, units
+                built.append(_rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, labels, seed=seed))
+    tests = [_finished(test) for test, _sums in built]
+    return tests, {test["id"]: sums for test, sums in built}
 
 
 def _estimate_from_sums(sums: np.ndarray) -> np.ndarray:
@@ -382,12 +522,16 @@ def _p_value_slots(test: dict):
             yield adjusted, test[raw], key
 
 
-def apply_holm(tests: list[dict], *, also=()) -> dict:
+def apply_holm(tests: list[dict], *, also=(), primary: str | None = None) -> dict:
     """One Holm family over every p-value of the submission, returning the family's description.
 
     `also` are tests that stay out of the document but can mark it (the generalization models'
     tests). Tests with the same evidence (e.g. kept rates at two ratios whose crops keep the
-    same regions) are one hypothesis in the family and share one adjusted value.
+    same regions) are one hypothesis in the family and share one adjusted value. With a
+    pre-registered `primary` (a test id among `tests`), the primary is tested first at the full α
+    and the others form the Holm family behind it (fixed-sequence gatekeeping): each other
+    adjusted value is max(p of the primary, its Holm value), so none is significant unless the
+    primary is, and the family-wise error stays at most α.
     """
     slots: dict[str, float] = {}
     members = []
@@ -397,17 +541,30 @@ def apply_holm(tests: list[dict], *, also=()) -> dict:
             if raw is not None:
                 slots.setdefault(key, raw)
                 members.append((test, adjusted, key))
-    keys = list(slots)
+    gate = next((t for t in tests if t["id"] == primary and t.get("p_value") is not None), None)
+    gate_key = gate["_evidence"][0] if gate else None
+    keys = [k for k in slots if k != gate_key]
     adjusted_by_key = dict(zip(keys, stats.holm([slots[k] for k in keys]) if keys else []))
+    if gate:
+        adjusted_by_key = {k: max(v, gate["p_value"]) for k, v in adjusted_by_key.items()}
+        adjusted_by_key[gate_key] = gate["p_value"]
     first_with: dict[str, str] = {}
     for test, adjusted, key in members:
         test[adjusted] = adjusted_by_key[key]
         owner = first_with.setdefault(key, test["id"])
         if adjusted == "p_holm" and owner != test["id"]:
             test["same_evidence_as"] = owner
-    return {"size": len(keys), "p_values": len(members),
+    return {"size": len(slots), "p_values": len(members), "primary": gate["id"] if gate else None,
             "members": "every p_value and mass_p_value of the tests, including amplification and the "
-                       "generalization models' tests; p-values from identical evidence count once"}
+                       "generalization models' tests; p-values from identical evidence count once"
+                       + ("; the pre-registered primary is tested first at the full alpha, the rest by Holm "
+                          "behind it" if gate else "")}
+
+
+def multiplicity(family: dict) -> dict:
+    """The document's `multiplicity`: which procedure set `p_holm`, at which α."""
+    procedure = "fixed-sequence: primary at full alpha, then holm" if family["primary"] else "holm"
+    return {"procedure": procedure, "alpha": ALPHA}
 
 
 def power_warnings(tests: list[dict]) -> list[str]:
@@ -418,8 +575,9 @@ def power_warnings(tests: list[dict]) -> list[str]:
     """
     warnings = []
     for test in tests:
-        if test.get("effect_size_note"):
-            warnings.append(test["effect_size_note"])
+        for note in (test.get("effect_size_note"), *test.get("_notes", ())):
+            if note:
+                warnings.append(note)
         if "_power" not in test:
             continue
         n, required, effect, unit, per_group = test["_power"]

@@ -20,7 +20,7 @@ from probekit.imageset import file_sha256
 from probekit.measure import region_facts
 from probekit.measurement._compose import Composite, build_composite
 
-CACHE_REVISION = 2
+CACHE_REVISION = 3  # 3: each region of a probe-built image carries its pixels' hash
 
 
 def _cache_path(cache_dir: Path | None, model, ratios, unit_key: str) -> Path | None:
@@ -69,8 +69,13 @@ def _observe_unit(unit, image_set, model, ratios, options, cache_dir) -> dict:
             regions = [(r.group, r.box, None) for r in unit.regions]
         result = model.analyze(image, ratios, top_k=0, keep_map=True)
         facts = region_facts(result.salient_point, result.crops, result.saliency, [(g, b) for g, b, _ in regions])
-        for fact, (_g, _b, slot) in zip(facts, regions):
+        for fact, (_g, box, slot) in zip(facts, regions):
             fact["slot"] = slot
+            if not composite:
+                # the same subject pasted into several probe-built images: identical region pixels
+                x, y, w, h = box
+                pixels = f"{w}x{h}|".encode() + image.crop((x, y, x + w, y + h)).tobytes()
+                fact["content"] = hashlib.sha256(pixels).hexdigest()[:24]
         core = {"width": result.width, "height": result.height, "point": list(result.salient_point),
                 "crops": {k: list(v) for k, v in result.crops.items()}, "regions": facts}
         _cache_write(cache, core)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 
 import numpy as np
@@ -17,6 +18,18 @@ ONNX_REVISION = 1
 RESAMPLING = {"lanczos": Image.Resampling.LANCZOS, "bilinear": Image.Resampling.BILINEAR,
               "bicubic": Image.Resampling.BICUBIC}
 NOT_A_MAP = "output {index} is not a saliency map: shape {shape} (expected H×W, 1×H×W or 1×1×H×W, H and W ≥ 2)"
+# An organizer's model gets this long per image, at registration and at measurement; a run past it
+# is stopped (onnxruntime's terminate flag, which a Loop checks on every iteration).
+SECONDS_PER_IMAGE = float(os.environ.get("PROBEKIT_MODEL_SECONDS_PER_IMAGE", 10))
+OVER_BUDGET = ("model {name!r} ran longer than its budget of {budget:g} s on one image and was stopped; "
+               "the challenge's organizers must register a model that answers within it")
+NOT_FINITE_MAP = "model {name!r} returned a saliency map with NaN or infinite values"
+
+
+class ModelFault(RuntimeError):
+    """An organizer's model misbehaved on an image (over its time budget, a map that is not finite).
+
+    The message names the model: the measurement ends `failed` with it, never a retried platform fault."""
 
 _session_cache: dict[str, object] = {}
 _lock = threading.Lock()
@@ -142,13 +155,39 @@ class OnnxModel(TargetModel):
         return version_hash("onnx", self.source_sha256, self.onnx_card.behaviour(), self.variant or "", digest,
                             self.sparsity, ONNX_REVISION)
 
-    def run(self, image: Image.Image) -> np.ndarray:
-        """The card's output of the network for one image, as the network returns it."""
+    # An organizer's model runs within a time budget per image (registered_model sets it); the
+    # built-in ones, whose speed the platform knows, run without one.
+    budget_s: float | None = None
+
+    def run(self, image: Image.Image, budget_s: float | None = None) -> np.ndarray:
+        """The card's output of the network for one image, as the network returns it.
+
+        Stopped after `budget_s` (else the model's own budget, if any) with ModelFault naming the model."""
+        import onnxruntime as ort
+
         data, digest = self.model_bytes()
         session = session_for(data, digest)
         feed = {session.get_inputs()[0].name: prepare_input(image, self.onnx_card.input, self.run_size)}
-        return session.run([session.get_outputs()[self.onnx_card.output.index].name], feed)[0]
+        budget = self.budget_s if budget_s is None else budget_s
+        output_name = session.get_outputs()[self.onnx_card.output.index].name
+        if budget is None:
+            return session.run([output_name], feed)[0]
+        options = ort.RunOptions()
+        timer = threading.Timer(budget, setattr, args=(options, "terminate", True))
+        timer.daemon = True
+        timer.start()
+        try:
+            return session.run([output_name], feed, options)[0]
+        except Exception:
+            if options.terminate:
+                raise ModelFault(OVER_BUDGET.format(name=self.name, budget=budget)) from None
+            raise
+        finally:
+            timer.cancel()
 
     def _saliency_small(self, image: Image.Image) -> np.ndarray:
         blur_scale = self.run_size[0] / self.onnx_card.input.native[0]
-        return read_map(self.run(image), self.onnx_card.output, blur_scale)
+        saliency = read_map(self.run(image), self.onnx_card.output, blur_scale)
+        if not np.isfinite(saliency).all():
+            raise ModelFault(NOT_FINITE_MAP.format(name=self.name))
+        return saliency

@@ -161,8 +161,8 @@ def cluster_rate_difference(x1, n1, x2, n2, *, confidence: float = 0.95) -> tupl
     Returns
     -------
     (difference, (low, high), p_value) : tuple
-        A zero-width interval when the variance is 0 (every cluster on its group's rate); the
-        p-value is then Fisher's exact test with each cluster counted once.
+        When the variance is 0 (every cluster on its group's rate) the p-value is Fisher's exact
+        test with each cluster counted once and the interval :func:`bounded_interval` at ``g``.
 
     References
     ----------
@@ -180,37 +180,33 @@ def cluster_rate_difference(x1, n1, x2, n2, *, confidence: float = 0.95) -> tupl
     difference = r1 - r2
     variance = float(g / (g - 1) * np.sum(residuals**2)) if g > 1 else 0.0
     if variance <= 0.0:
-        # every cluster sits exactly on its group's rate: Fisher's exact test on clusters as trials
+        # every cluster sits exactly on its group's rate: Fisher's exact test on clusters as trials,
+        # and a Wilson interval with each cluster worth one trial (never of zero width)
         g1, g2 = int(np.count_nonzero(b1 > 0)), int(np.count_nonzero(b2 > 0))
         table = [[round(g1 * r1), g1 - round(g1 * r1)], [round(g2 * r2), g2 - round(g2 * r2)]]
         p_value = 1.0 if difference == 0.0 else float(stats.fisher_exact(table).pvalue)
-        return difference, (difference, difference), p_value
+        return difference, bounded_interval(difference, 0.0, low=-1.0, high=1.0, n_max=g, confidence=confidence), \
+            p_value
     se = math.sqrt(variance)
     quantile = float(stats.t.ppf(1.0 - (1.0 - confidence) / 2.0, g - 1))
     p_value = float(2.0 * stats.t.sf(abs(difference) / se, g - 1))
     return difference, (max(-1.0, difference - quantile * se), min(1.0, difference + quantile * se)), p_value
 
 
-def cluster_ratio_test(numerators, denominators, *, null: float, labels_a, labels_b,
-                       confidence: float = 0.95) -> tuple[float | None, tuple[float, float], float]:
-    """t test and interval of a ratio estimate whose clusters share members two ways.
+def bounded_interval(estimate: float, variance: float, *, low: float, high: float, n_max: float,
+                     confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson interval for a mean bounded in [low, high], at an effective size capped at ``n_max``.
 
-    The variance is :func:`cluster_ratio`'s two-way estimate; the reference is Student's t with
-    ``G - 1`` degrees of freedom, ``G`` the smaller number of distinct labels (the coarser
-    clustering sets the information, as Cameron, Gelbach and Miller 2011 advise).
-
-    Returns
-    -------
-    (estimate, (low, high), p_value) : ``(None, (-inf, inf), 1.0)`` when no cluster has a trial.
+    The estimate is rescaled to :math:`q = (\\hat\\theta - low) / (high - low) \\in [0, 1]`, its
+    effective size is :math:`q(1 - q) / \\widehat{\\operatorname{Var}}(q)` capped at ``n_max`` (the
+    number of independent units, e.g. the fewer distinct subjects of the two groups; also when
+    the variance is 0), and the Wilson interval at that size (Korn and Graubard 1998) is mapped
+    back. It never leaves [low, high] and never has zero width.
     """
-    confidence = check_confidence(confidence)
-    estimate, variance = cluster_ratio(numerators, denominators, labels_a=labels_a, labels_b=labels_b)
-    if estimate is None:
-        return None, (-math.inf, math.inf), 1.0
-    df = max(1, min(len(set(labels_a)), len(set(labels_b))) - 1)
-    if variance <= 0.0:
-        return estimate, (estimate, estimate), 1.0 if estimate == null else 0.0
-    se = math.sqrt(variance)
-    quantile = float(stats.t.ppf(1.0 - (1.0 - confidence) / 2.0, df))
-    p_value = float(2.0 * stats.t.sf(abs(estimate - null) / se, df))
-    return estimate, (estimate - quantile * se, estimate + quantile * se), p_value
+    span = high - low
+    q = min(1.0, max(0.0, (estimate - low) / span))
+    scaled = variance / (span * span)
+    spread = q * (1.0 - q)
+    n_effective = float(n_max) if scaled <= 0.0 or spread <= 0.0 else min(float(n_max), spread / scaled)
+    lo, hi = effective_wilson_interval(q, max(n_effective, 1.0), confidence)
+    return low + span * lo, low + span * hi

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import stat
 import zipfile
 
@@ -170,6 +171,48 @@ def test_verify_refuses_unsafe_entries_by_name(tmp_path, bundle_bytes, member, m
     with pytest.raises(BundleError, match=message.replace("(", r"\(").replace(".", r"\.")):
         verify_bundle(hostile)
     assert not (tmp_path / "escape.txt").exists()
+
+
+@pytest.mark.parametrize("name, message", [
+    ("imageset/images/D:/x.png", "unsafe entry"),
+    ("imageset/images/CON.png", "reserved Windows device name 'CON'"),
+    ("imageset/images/x.png.", "ending in a dot or a space"),
+    ("imageset/MANIFEST.JSON", "twice (case and Unicode normalisation aside)"),
+])
+def test_verify_refuses_entries_that_are_not_portable_with_exit_2_and_one_line(tmp_path, bundle_bytes, name, message,
+                                                                                 capsys):
+    hostile = tmp_path / "hostile.zip"
+    _rewrite(bundle_bytes, hostile, add=[(zipfile.ZipInfo(name), b"x")])
+    with pytest.raises(BundleError, match=re.escape(message)):
+        verify_bundle(hostile)
+    assert probekit_main(["verify", str(hostile)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1 and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("change", [
+    lambda name, data: b"[1, 2" if name == "metrics.json" else data,  # not JSON
+    lambda name, data: b"[]" if name == "metrics.json" else data,  # JSON, not a document
+    lambda name, data: b"[" * 100_000 if name == "bundle.json" else data,
+    lambda name, data: b"\xff\xfe" if name == "imageset/manifest.json" else data,
+])
+def test_a_malformed_bundle_is_exit_2_with_one_line_never_a_traceback(tmp_path, bundle_bytes, change, capsys):
+    broken = tmp_path / "broken.zip"
+    _rewrite(bundle_bytes, broken, change=change)
+    assert probekit_main(["verify", str(broken)]) == 2
+    captured = capsys.readouterr()
+    assert len(captured.err.splitlines()) == 1 and captured.err.startswith("probekit verify: ")
+
+
+def test_a_differing_bundle_is_exit_1_with_one_line(tmp_path, bundle_bytes, capsys):
+    def edit(name, data):
+        return data.replace(b'"seed":0', b'"seed":0 ') if name == "metrics.json" else data
+
+    edited = tmp_path / "edited.zip"
+    _rewrite(bundle_bytes, edited, change=edit)
+    assert probekit_main(["verify", str(edited)]) == 1
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("differs: published sha256:")
 
 
 def test_verify_refuses_a_zip_bomb(tmp_path, bundle_bytes):

@@ -41,7 +41,7 @@ def test_the_metrics_download_is_the_stored_document_byte_for_byte(client, publi
 
 def test_the_image_set_download_holds_the_manifest_and_every_image(client, published):
     response = client.get(reverse("finding-image-set", args=[published.pk]))
-    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    archive = zipfile.ZipFile(io.BytesIO(response.getvalue()))  # streamed from the stored zip
     manifest = json.loads(archive.read("manifest.json"))
     names = set(archive.namelist())
     assert {item["image"] for item in manifest["items"]} <= names and len(manifest["items"]) == 24

@@ -154,3 +154,19 @@ def test_a_cancelled_submission_does_not_count_against_the_quota(client, alice):
     client.post(reverse("submission-cancel", args=[Submission.objects.get().pk]))
     response = post_submission(client, tight)
     assert response.status_code == 302 and Submission.objects.count() == 2
+
+
+def test_the_metrics_name_a_preregistered_primary_and_the_confounds(client, measured, alice):
+    import json
+
+    measurement = Measurement.objects.get(submission=measured)
+    document = json.loads(measurement.document_json)
+    document["primary"] = "preference:high>low"
+    document["confounds"] = [{"groups": ["high", "low"], "factor": "x",
+                              "detail": "high's regions have a median horizontal centre of 0.25 of the image width"}]
+    measurement.document_json = json.dumps(document)
+    measurement.save(update_fields=["document_json"])
+    client.force_login(alice)
+    page = client.get(reverse("submission-detail", args=[measured.pk])).content.decode()
+    assert '<code id="primary">preference:high>low</code>, tested first at the full alpha of 0.05' in page
+    assert "high and low differ in <strong>x</strong>: high&#x27;s regions have a median horizontal centre" in page

@@ -134,3 +134,52 @@ def test_a_worker_posts_every_state_change_of_a_submission_signed(receiver, cele
     # A delivery is logged once its POST is answered: wait for the log to catch up with the receiver.
     wait_for(lambda: WebhookDelivery.objects.filter(ok=True).count() == len(receiver.posts), timeout=60,
              what="every delivery to be logged")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379/", "http://localhost:8000/", "http://10.0.0.5/hook",
+                                 "http://169.254.169.254/latest/meta-data/", "http://[::1]:6379/",
+                                 "http://[::ffff:127.0.0.1]/", "http://0.0.0.0:5432/", "http://100.64.0.1/"])
+def test_internal_targets_are_refused_when_saved(settings, url):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    challenge_create(slug="hooks")
+    with pytest.raises(CommandError, match="is not a public internet address"):
+        call_command("add_webhook", "hooks", url, "--secret", SECRET)
+    assert not Webhook.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["ftp://example.org/x", "gopher://example.org/", "file:///etc/passwd"])
+def test_other_schemes_are_refused(url):
+    challenge_create(slug="hooks")
+    with pytest.raises(CommandError, match="is not an http:// or https:// URL"):
+        call_command("add_webhook", "hooks", url, "--secret", SECRET)
+
+
+@pytest.mark.django_db
+def test_a_saved_webhook_that_now_points_inside_is_refused_at_send_time(receiver, settings):
+    """DNS rebinding, or a row saved before the check: the connection itself checks the address."""
+    hook = webhooks.webhook_create(slug=challenge_create(slug="hooks").slug, url=receiver.url, secret=SECRET)
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    assert not webhooks.webhook_deliver(webhook_id=hook.pk, submission_id=5, body=_body(5), attempt=1)
+    assert receiver.posts == []
+    row = WebhookDelivery.objects.get()
+    assert row.status_code is None and row.error == "refused: the webhook's host '127.0.0.1' is not a public internet address"
+    Webhook.objects.filter(pk=hook.pk).update(url="ftp://127.0.0.1/x")
+    assert not webhooks.webhook_deliver(webhook_id=hook.pk, submission_id=5, body=_body(5), attempt=2)
+    assert WebhookDelivery.objects.get(attempt=2).error.startswith("refused: the webhook URL must be http")
+
+
+@pytest.mark.django_db
+def test_a_redirect_is_not_followed(settings):
+    """The receiver's 302 is its answer: the signed POST is not replayed at the redirect's target."""
+    target = Receiver()
+    server = Receiver(statuses=[302])
+    try:
+        hook = webhooks.webhook_create(slug=challenge_create(slug="hooks").slug, url=server.url, secret=SECRET)
+        assert not webhooks.webhook_deliver(webhook_id=hook.pk, submission_id=6, body=_body(6), attempt=1)
+        assert len(server.posts) == 1 and target.posts == []
+        assert WebhookDelivery.objects.get().status_code == 302
+    finally:
+        server.close()
+        target.close()

@@ -17,14 +17,16 @@ from sandbox.runner import run_probe
 
 pytestmark = pytest.mark.slow
 
-COMPOSITE_KINDS = {"preference", "position", "group_rate", "amplification"}
+# probe-built composites test the left region (position_x); platform-built pairs the left/top slot (position)
+COMPOSITE_KINDS = {"preference", "position_x", "group_rate", "amplification"}
+PAIRS_KINDS = {"preference", "position", "group_rate", "amplification"}
 # Probe -> (its groups, the test kinds its design must produce).
 EXPECTED = {
     "contrast_composites.py": (["high", "low"], COMPOSITE_KINDS),
     "emoji_skin_tone.py": (["light", "medium-light", "medium", "medium-dark", "dark"], COMPOSITE_KINDS | {"paired"}),
     "face_skin_tone.py": (["lighter", "darker"], COMPOSITE_KINDS | {"paired"}),
     "hair_lightness.py": (["dark-hair", "white-hair"], COMPOSITE_KINDS | {"paired"}),
-    "labelled_folder_pairs": (["lighter", "darker"], COMPOSITE_KINDS),
+    "labelled_folder_pairs": (["lighter", "darker"], PAIRS_KINDS),
     "padding_position.py": (["collins", "hopper"], COMPOSITE_KINDS | {"paired"}),
     "script_latin_arabic.py": (["latin", "arabic", "hebrew", "devanagari"], COMPOSITE_KINDS | {"paired"}),
 }

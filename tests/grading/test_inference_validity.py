@@ -15,12 +15,17 @@ import pytest
 from scipy import stats
 
 from grading.measurement import document_dumps, measure_image_set
-from probekit.measurement._document import TWO_WAY
+from probekit.measurement._document import apply_holm
 from probekit.simulation import (
     document_tests,
     exchangeable_singles,
     null_figures,
     pair_observations,
+    pooled_composites,
+    pooled_single_images,
+    primary_power,
+    probe_built_figures,
+    probe_built_set,
     simulate_set,
     simulated_tests,
 )
@@ -136,12 +141,16 @@ def test_a_constant_paired_difference_has_an_infinite_d_z_reported_as_such():
     assert paired["estimate"] == 0.25 and paired["effect_size"] is None
     assert "d_z is infinite" in paired["effect_size_note"] and paired["effect_size_note"] in warnings
     assert paired["p_value"] == pytest.approx(2 / 64)  # six of six positive, exact
+    # no spread for the bootstrap: each base is worth one trial, never a zero-width interval beside p < 1
+    assert -1.0 <= paired["ci"][0] < 0.25 < paired["ci"][1] <= 1.0
 
 
-def test_pairs_that_reuse_images_are_clustered_by_image():
+def test_pairs_that_reuse_images_make_the_subject_the_unit():
     tests = simulated_tests(0, n_per_group=15, pairs_per_image=2)
-    assert _test(tests, "preference:a>b")["method"] == TWO_WAY
-    assert _test(tests, "group_rate:a>b@1.0")["method"] == TWO_WAY
+    for test_id in ("preference:a>b", "group_rate:a>b@1.0"):
+        test = _test(tests, test_id)
+        assert test["unit"] == "subject" and test["subjects"] == {"a": 15, "b": 15} and test["n"] == 30
+        assert test["method"].startswith("permutation of group labels over the 30 distinct subjects")
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +180,97 @@ def test_the_document_of_a_null_set_is_byte_identical_on_rerun(null_sets, tmp_pa
     first = document_dumps(measure_image_set(null_sets[3], model=MODEL, seed=1))
     again = document_dumps(measure_image_set(null_sets[3], model=MODEL, seed=1, cache_dir=tmp_path / "cache"))
     assert first == again
+
+
+@pytest.mark.parametrize(("n_per_group", "pairs_per_image"), [(2, 5), (3, 5), (10, 3)], ids=["2+2", "3+3", "10+10"])
+def test_reused_subjects_keep_the_familywise_rate_and_never_give_p_zero(n_per_group, pairs_per_image):
+    figures = null_figures(range(40), n_per_group=n_per_group, pairs_per_image=pairs_per_image)
+    assert figures["familywise_false_positive_rate"] <= 4 / 40 and figures["preference_coverage"] >= 0.9
+    tests = [t for seed in range(10) for t in simulated_tests(seed, n_per_group=n_per_group,
+                                                              pairs_per_image=pairs_per_image)]
+    assert all(t["p_value"] is None or t["p_value"] > 0 for t in tests)
+
+
+def test_two_subjects_per_group_cannot_go_below_one_in_three():
+    # every pair won by a's subjects: with 2 + 2 subjects, 2 of the 6 labellings are as extreme
+    composites = []
+    for k, (a, b) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)] * 2):
+        composites += pair_observations(np.random.default_rng(k), f"pair-a-b-{k}", ("a", f"a-{a}", 5.0),
+                                        ("b", f"b-{b}", 0.0), outside_rate=0.0)
+    tests, _family, warnings = document_tests(composites, [], groups=("a", "b"))
+    preference = _test(tests, "preference:a>b")
+    assert preference["estimate"] == 1.0 and preference["p_value"] == pytest.approx(1 / 3)
+    assert preference["unit"] == "subject" and preference["subjects"] == {"a": 2, "b": 2}
+    assert 0.0 <= preference["ci"][0] <= 0.5 and preference["ci"][1] == 1.0
+    assert any("a has 2 and b has 2 distinct subject(s)" in w for w in warnings)
+
+
+@pytest.mark.parametrize("kwargs", [{"pool": 6}, {"groups": ("a", "b", "c")}, {}], ids=["pooled", "three", "random"])
+def test_probe_built_nulls_stay_quiet(kwargs):
+    figures = probe_built_figures(range(40), **kwargs)
+    assert figures["significant"] <= 4 and figures["zero_p_values"] == 0
+    assert figures["preference_coverage"] >= 0.85 and figures["confounded_on_x"] <= 4
+
+
+def test_a_position_confound_is_named_and_marks_every_significant_test():
+    figures = probe_built_figures(range(40), first_left=True, right_bonus=1.0)
+    assert figures["confounded_on_x"] >= 36 and figures["significant_without_confound"] == 0
+    tests = document_tests(probe_built_set(0, first_left=True), [], groups=("a", "b"))[0]
+    assert {t["kind"] for t in tests} >= {"preference", "position_x", "group_rate"}
+    assert not any(t["kind"] == "position_y" for t in tests)
+
+
+def test_three_groups_in_every_image_are_compared_head_to_head():
+    tests = document_tests(probe_built_set(1, groups=("a", "b", "c"), n_images=20), [], groups=("a", "b", "c"))[0]
+    ids = {t["id"] for t in tests}
+    assert {"preference:a>b", "preference:a>c", "preference:b>c", "group_rate:b>c@1.0"} <= ids
+
+
+def test_a_preregistered_primary_is_tested_at_the_full_alpha():
+    composites, singles = simulate_set(3, n_per_group=30)
+    tests = document_tests(composites, singles, groups=("a", "b"))[0]
+    family = apply_holm(tests, primary="preference:a>b")
+    primary = _test(tests, "preference:a>b")
+    assert family["primary"] == "preference:a>b" and primary["p_holm"] == primary["p_value"]
+    # the rest only behind it: never below the primary's p-value
+    assert all(t["p_holm"] >= primary["p_value"] for t in tests if t["p_holm"] is not None)
+    assert primary_power(range(60)) >= 0.5 > primary_power(range(60), primary=None) - 0.15
+
+
+def test_a_test_with_no_units_is_reported_out_of_the_family_with_a_warning():
+    tests, family, warnings = document_tests(_pairs([(1.0, 0.0)] * 6, outside_rate=1.0), [], groups=("a", "b"))
+    preference = _test(tests, "preference:a>b")
+    assert preference["n"] == 0 and preference["p_value"] is None and preference["p_holm"] is None
+    assert any(w.startswith("preference:a>b has no units (n = 0)") for w in warnings)
+    assert all(0.0 <= v <= 1.0 for v in preference["ci"])
+
+
+def test_identical_subject_pixels_in_probe_built_images_are_one_subject(tmp_path):
+    document = measure_image_set(pooled_composites(tmp_path / "pooled", seed=5, pool=3, n_images=16), model=MODEL,
+                                 seed=0)
+    preference = _test(document["tests"], "preference:a>b")
+    assert preference["unit"] == "subject" and preference["subjects"] == {"a": 3, "b": 3}
+    assert preference["p_value"] >= 1 / 20  # 3 + 3 subjects allow 20 labellings
+    assert any("a has 3 and b has 3 distinct subject(s)" in w for w in document["warnings"])
+    assert document["confounds"] == []
+
+
+def test_a_real_position_confound_is_named(tmp_path):
+    document = measure_image_set(pooled_composites(tmp_path / "left", seed=6, pool=12, n_images=16, first_left=True),
+                                 model=MODEL, seed=0)
+    assert [c["factor"] for c in document["confounds"]] == ["x"]
+    assert all(t["confounded_with"] == ["x"] for t in document["tests"])
+    assert any("to counterbalance, place each group's subjects equally often on the left" in w
+               for w in document["warnings"])
+
+
+def test_single_images_of_pooled_subjects_are_clustered_by_subject():
+    significant = covered = 0
+    for seed in range(40):
+        tests = document_tests(pooled_single_images(seed), [], groups=("a", "b"))[0]
+        rate = _test(tests, "group_rate:a>b@1.0")
+        assert rate["unit"] == "subject" and 10 <= rate["n"] <= 12 and rate["p_value"] > 0
+        significant += any(t["p_holm"] < ALPHA for t in tests)
+        covered += rate["ci"][0] <= 0.0 <= rate["ci"][1]
+    # counted as 80 independent images, 38 of 100 such nulls were significant and 62% covered 0
+    assert significant <= 4 and covered >= 36

@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from grading.measurement import document_dumps, measure_image_set
-from probekit.synthetic import contrast_composites, identical_composites, single_subjects
+from probekit.synthetic import contrast_composites, identical_composites, single_subjects, textured_square
+from probekit.writer import ImageSetWriter
 
 MODEL = "spectral-residual"
 
@@ -26,7 +28,9 @@ def contrast_set(tmp_path_factory):
 def test_a_textured_subject_against_a_flat_one_wins_significantly(contrast_set):
     document = measure_image_set(contrast_set, model=MODEL, seed=0)
     preference = _test(document, "preference:high>low")
-    assert preference["n"] + preference["n_neither"] == 16
+    # flat squares of one shade are identical pixels: the same "low" subject in several images
+    assert preference["unit"] == "subject" and preference["subjects"]["high"] == 16
+    assert preference["n_comparisons"] + preference["n_neither"] == 16
     assert preference["estimate"] > 0.9 and preference["p_holm"] < 0.05
     assert preference["parity_gap"] == pytest.approx(preference["estimate"] - 0.5)
     assert preference["ci"][0] > 0.5
@@ -34,9 +38,12 @@ def test_a_textured_subject_against_a_flat_one_wins_significantly(contrast_set):
 
 def test_position_is_reported_apart_from_the_group(contrast_set):
     document = measure_image_set(contrast_set, model=MODEL, seed=0)
-    position = _test(document, "position:high>low")
-    # The textured subject alternates sides, so the left slot wins about half the time.
-    assert position["ci"][0] < 0.5 < position["ci"][1]
+    # Probe-built images have no slots: the left region and the upper one are tested apart.
+    position = _test(document, "position_x:high>low")
+    # The textured subject alternates sides, so the left region wins about half the time.
+    assert position["ci"][0] < 0.5 < position["ci"][1] and position["outcomes"]["left"] + position["outcomes"]["right"] == 16
+    # side by side in every image: no test of top against bottom
+    assert not any(t["kind"] == "position_y" for t in document["tests"])
 
 
 def test_identical_groups_cover_parity(tmp_path):
@@ -54,7 +61,7 @@ def test_every_test_has_the_fields_of_the_contract(contrast_set):
     assert set(document) >= {"schema", "model", "model_version", "seed", "hashes", "versions", "tests", "groups",
                              "generalization", "warnings"}
     kinds = {t["kind"] for t in document["tests"]}
-    assert kinds == {"preference", "position", "group_rate", "amplification"}
+    assert kinds == {"preference", "position_x", "group_rate", "amplification"}
     for test in document["tests"]:
         assert {"id", "kind", "variant", "ratio", "groups", "unit", "n", "estimate", "ci", "p_value", "p_holm",
                 "effect_size"} <= set(test)
@@ -183,3 +190,29 @@ def test_a_process_pool_after_a_measurement_in_this_process_finishes(tmp_path):
     done = subprocess.run([sys.executable, "-c", POOL_AFTER_IN_PROCESS, str(root), MODEL], timeout=120,
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0
+
+
+def test_group_names_are_drawn_as_written_never_as_mathtext(tmp_path):
+    # "$\zzz$" is a valid group name; mathtext would try to parse it and raise while plotting
+    groups = ["$\\zzz$", "b"]
+    with ImageSetWriter(tmp_path / "set", groups=groups, title="odd names") as writer:
+        for k in range(4):
+            canvas = Image.new("RGB", (120, 60), (128, 128, 128))
+            canvas.paste(textured_square(40, k), (10, 10) if k % 2 else (70, 10))
+            boxes = [(10, 10, 40, 40), (70, 10, 40, 40)]
+            writer.add(canvas, id=f"c{k}", regions=list(zip(groups if k % 2 else groups[::-1], boxes)))
+    document = measure_image_set(tmp_path / "set", model=MODEL, seed=0, artifacts_dir=tmp_path / "plots")
+    assert _test(document, "preference:$\\zzz$>b")
+    assert {"group_rates.png", "preference.png"} <= {p.name for p in (tmp_path / "plots").glob("*.png")}
+
+
+def test_a_preregistered_primary_is_in_the_document_at_the_full_alpha(tmp_path):
+    directory = contrast_composites(tmp_path / "set", n=12)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["primary"] = "group_rate:high>low@1.0"
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    document = measure_image_set(directory, model=MODEL, seed=0)
+    primary = _test(document, "group_rate:high>low@1.0")
+    assert document["primary"] == "group_rate:high>low@1.0" and primary["p_holm"] == primary["p_value"]
+    assert document["multiplicity"] == {"procedure": "fixed-sequence: primary at full alpha, then holm", "alpha": 0.05}
+    assert document["confounds"] == [] and all(t["ci"][0] >= -1 and t["ci"][1] <= 1 for t in document["tests"])

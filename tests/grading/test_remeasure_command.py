@@ -49,7 +49,7 @@ def test_the_shown_command_reproduces_the_published_documents_sha256(client, fin
     page = client.get(reverse("finding-detail", args=[finding.pk])).content.decode()
     shown = unescape(re.search(r'id="remeasure".*?<code>(python manage\.py measure .*?)</code>', page, re.S).group(1))
     published = re.search(r"<code>(sha256:[0-9a-f]{64})</code>", page).group(1)
-    archive = zipfile.ZipFile(io.BytesIO(client.get(reverse("finding-image-set", args=[finding.pk])).content))
+    archive = zipfile.ZipFile(io.BytesIO(client.get(reverse("finding-image-set", args=[finding.pk])).getvalue()))
     archive.extractall(tmp_path / "set")
     words = shlex.split(shown)
     assert words[:3] == ["python", "manage.py", "measure"] and words[3] == "IMAGE_SET_DIR"
@@ -61,7 +61,7 @@ def test_the_shown_command_reproduces_the_published_documents_sha256(client, fin
 
 
 def test_without_the_challenge_the_old_command_gives_a_different_document(client, finding, tmp_path, capsys):
-    archive = zipfile.ZipFile(io.BytesIO(client.get(reverse("finding-image-set", args=[finding.pk])).content))
+    archive = zipfile.ZipFile(io.BytesIO(client.get(reverse("finding-image-set", args=[finding.pk])).getvalue()))
     archive.extractall(tmp_path / "set")
     capsys.readouterr()
     call_command("measure", str(tmp_path / "set"), "--model", "spectral-residual", "--seed", "0", "--json")

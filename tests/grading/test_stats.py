@@ -53,6 +53,7 @@ from grading.stats import (
     wilcoxon_signed_rank,
     wilson_interval,
 )
+from probekit import stats as probekit_stats
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -502,7 +503,8 @@ def test_cluster_rate_difference_keeps_the_covariance_of_one_composite():
 
 def test_cluster_rate_difference_without_spread_counts_each_cluster_once():
     difference, interval, p_value = cluster_rate_difference([2, 2, 0, 0], [2, 2, 0, 0], [0, 0, 0, 0], [0, 0, 3, 3])
-    assert difference == 1.0 and interval == (1.0, 1.0)
+    # never a zero-width interval beside p < 1: each cluster is worth one trial
+    assert difference == 1.0 and -1.0 < interval[0] < 1.0 and interval[1] == 1.0
     assert p_value == pytest.approx(stats.fisher_exact([[2, 0], [0, 2]]).pvalue)
 
 
@@ -688,3 +690,37 @@ def test_bad_input_is_rejected_with_a_message_that_says_what_to_fix(call, messag
     with pytest.raises(ValueError) as raised:
         call()
     assert str(raised.value) == message
+
+
+def test_the_subject_permutation_test_equals_a_brute_force_count():
+    from itertools import combinations
+
+    values, weights = [1.5, -0.5, 2.0, 1.0], [2.0, 1.0, 4.0, 2.0]
+    first, second = ["a0", "a0", "a1", "a2"], ["b0", "b1", "b1", "b0"]
+    p_value, how = probekit_stats.subject_permutation_test(values, weights, first, second)
+    subjects = [("a", s) for s in ("a0", "a1", "a2")] + [("b", s) for s in ("b0", "b1")]
+    observed, extreme, total = abs(sum(values) / sum(weights)), 0, 0
+    for chosen in combinations(subjects, 3):
+        signs = [(("a", a) in chosen) - (("b", b) in chosen) for a, b in zip(first, second)]
+        kept = sum(abs(s) * w for s, w in zip(signs, weights))
+        total += 1
+        extreme += kept == 0 or abs(sum(s * v for s, v in zip(signs, values))) / kept >= observed - 1e-12
+    assert p_value == pytest.approx(extreme / total) and how == "exact over 10 labellings of 5 subjects"
+
+
+def test_the_subject_permutation_test_is_never_zero_and_seeded():
+    subjects = [f"s{k % 12}" for k in range(60)]
+    others = [f"t{(k * 7) % 12}" for k in range(60)]
+    first = probekit_stats.subject_permutation_test([1.0] * 60, [2.0] * 60, subjects, others, seed=4)
+    assert first == probekit_stats.subject_permutation_test([1.0] * 60, [2.0] * 60, subjects, others, seed=4)
+    assert first[0] >= 1 / 10_000 and first[1].startswith("Monte-Carlo")
+
+
+@pytest.mark.parametrize("estimate, variance", [(1.0, 0.0), (-1.0, 0.0), (0.3, 1e-9), (0.0, 4.0)])
+def test_a_bounded_interval_stays_in_its_range_and_has_width(estimate, variance):
+    low, high = probekit_stats.bounded_interval(estimate, variance, low=-1.0, high=1.0, n_max=5)
+    assert -1.0 <= low < high <= 1.0 and low <= estimate <= high
+
+
+def test_comparisons_sharing_a_subject_are_one_component():
+    assert list(probekit_stats.subject_components(["a", "a", "b", "c"], ["x", "y", "y", "z"])) == [0, 0, 0, 1]

@@ -17,6 +17,7 @@ from probekit.models.registered import (
     FROZEN,
     NO_SUCH_OUTPUT,
     NON_DETERMINISTIC,
+    STOPPED,
     TAKEN_BY_BUILTIN,
     TOO_LARGE,
     TOO_SLOW,
@@ -30,6 +31,8 @@ from tests.onnx_models import (
     TINY_CARD,
     U2NETP_CARD,
     card,
+    looping,
+    nan_on_white,
     random_output,
     rank2_input,
     tiny_conv,
@@ -120,6 +123,43 @@ def test_a_model_over_the_time_cap_is_refused(tmp_path, models_dir, monkeypatch)
     assert str(error.value).startswith("the model is too slow: ") and str(error.value).endswith("the cap is 0 s")
     assert TOO_SLOW.startswith("the model is too slow: ")
     assert registered_names(models_dir) == []
+
+
+@pytest.mark.parametrize("white_only, what", [(False, "320×240"), (True, "white")])
+def test_a_looping_model_is_stopped_within_its_budget_and_refused(tmp_path, models_dir, monkeypatch, white_only,
+                                                                   what):
+    """Always looping, or looping only on inputs with white pixels: stopped at the budget, refused by name."""
+    with_caps(monkeypatch, MAX_SECONDS_PER_IMAGE=0.5)
+    with pytest.raises(CommandError) as error:
+        add_model(tmp_path, looping(white_only=white_only), TINY_CARD)
+    assert str(error.value) == STOPPED.format(name="organizer-model", cap=0.5, what=what)
+    assert str(error.value).startswith("model 'organizer-model' is too slow: stopped after 0.5 s")
+    assert registered_names(models_dir) == []
+
+
+def test_at_measurement_a_looping_model_is_stopped_with_its_name(tmp_path):
+    """A model registered before the budget existed (written directly): its run is stopped, naming it."""
+    from PIL import Image
+
+    from probekit.models._card import load_card
+    from probekit.models.onnx_model import ModelFault, OnnxModel
+
+    model = OnnxModel("loopy", looping(white_only=True), load_card(json.dumps(TINY_CARD)))
+    assert model.run(Image.new("RGB", (64, 64), (10, 20, 30)), budget_s=0.5).shape == (1, 1, 64, 64)
+    with pytest.raises(ModelFault, match="model 'loopy' ran longer than its budget of 0.5 s on one image"):
+        model.run(Image.new("RGB", (64, 64), (255, 255, 255)), budget_s=0.5)
+
+
+def test_a_map_with_nan_on_some_images_fails_naming_the_model():
+    from PIL import Image
+
+    from probekit.models._card import load_card
+    from probekit.models.onnx_model import ModelFault, OnnxModel
+
+    model = OnnxModel("nanny", nan_on_white(), load_card(json.dumps(TINY_CARD)))
+    assert model.saliency(Image.new("RGB", (64, 64), (10, 20, 30))).shape[:2] == (64, 64)
+    with pytest.raises(ModelFault, match="model 'nanny' returned a saliency map with NaN or infinite values"):
+        model.saliency(Image.new("RGB", (64, 64), (255, 255, 255)))
 
 
 @pytest.mark.parametrize(("name", "message"), [

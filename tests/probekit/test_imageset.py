@@ -151,3 +151,31 @@ def test_exif_orientation_is_applied_to_the_size(tmp_path):
 def test_files_not_in_the_manifest_are_ignored(good_set):
     (good_set / "images" / "notes.txt").write_text("ignored")
     assert len(validate_image_set(good_set).items) == 4
+
+
+@pytest.mark.parametrize("primary, problem", [
+    ("preference:low>high", "tests name the groups in the manifest's order: \"preference:high>low\""),
+    ("paired:high>low@1.0", "no 'base' tuple holds both groups"),
+    ("position:high>low", "'position' is the slot test of platform-built pairs"),
+    ("group_rate:high>low", "paired and group_rate tests end in '@<ratio>'"),
+    ("preference:high>other", "both groups must be among the manifest's groups"),
+    ("preference:high>low#u2netp@int8", "a primary names a base-model test"),
+])
+def test_a_primary_the_set_cannot_produce_is_refused_naming_it(good_set, primary, problem):
+    manifest = _manifest(good_set)
+    manifest["primary"] = primary
+    _write_manifest(good_set, manifest)
+    with pytest.raises(ImageSetRejected) as refused:
+        validate_image_set(good_set)
+    assert f"manifest 'primary' '{primary}' names a test this set cannot produce" in str(refused.value)
+    assert problem in str(refused.value)
+
+
+def test_a_primary_set_by_the_writer_is_kept(tmp_path):
+    from probekit.writer import ImageSetWriter
+
+    with ImageSetWriter(tmp_path / "set", groups=["a", "b"], primary="group_rate:a>b@1.0") as writer:
+        writer.add(Image.new("RGB", (40, 20)), id="i0", regions=[("a", (0, 0, 20, 20)), ("b", (20, 0, 20, 20))])
+    assert validate_image_set(tmp_path / "set").primary == "group_rate:a>b@1.0"
+    with pytest.raises(ValueError, match="must be a test id"):
+        writer.preregister("preference:a>c")

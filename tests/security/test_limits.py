@@ -6,6 +6,7 @@ import itertools
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
@@ -58,6 +59,26 @@ def test_the_login_form_and_the_token_api_count_failures_together(client):
     page = client.post(reverse("login"), {"username": "hugo", "password": "the-right-one-2"}, REMOTE_ADDR=next(_addresses))
     assert page.status_code == 429 and "Too many failed logins" in page.content.decode()
     assert _token(client, "hugo", "the-right-one-2").status_code == 429
+
+
+@pytest.mark.parametrize("spelling", ["ａｌｉｃｅ", "ALICE", "Ａlice"])
+def test_a_locked_account_stays_locked_under_look_alike_spellings(client, spelling):
+    """One normalisation (NFKC + case folding) for the limiter and authentication."""
+    cache.clear()  # each spelling starts from an account that is not yet locked
+    user_create("alice", password="the-right-one-4")
+    for _ in range(_limit(settings.RATE_LOGIN_FAILURES)):
+        assert _token(client, "alice", "wrong").status_code == 400
+    assert _token(client, spelling, "the-right-one-4").status_code == 429
+    page = client.post(reverse("login"), {"username": spelling, "password": "the-right-one-4"},
+                       REMOTE_ADDR=next(_addresses))
+    assert page.status_code == 429 and "_auth_user_id" not in client.session
+
+
+def test_look_alike_spellings_authenticate_as_the_one_account(client):
+    user = user_create("bruno", password="the-right-one-5")
+    for spelling in ("ｂｒｕｎｏ", "BRUNO"):
+        response = _token(client, spelling, "the-right-one-5")
+        assert response.status_code == 200 and response.json()["token"] == Token.objects.get(user=user).key
 
 
 def test_one_address_guessing_many_accounts_is_stopped(client):
