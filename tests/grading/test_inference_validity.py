@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from grading.measurement import document_dumps, measure_image_set
-from probekit.measurement._document import apply_holm
+from probekit.measurement._multiplicity import apply_holm
 from probekit.simulation import (
     document_tests,
     exchangeable_singles,
