@@ -6,7 +6,7 @@
   `may_judge_submission` (may judge its challenge and it is not their own);
 - blind review: `identity_hidden` (the rubric is blind and no decision was made yet).
 
-Which findings a viewer may see lives beside the findings' pages (bounty.selectors).
+Which findings a viewer may see is `bounty.visibility` (released, or their own or theirs to judge: these rules).
 """
 from __future__ import annotations
 
