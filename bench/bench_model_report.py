@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from grading.measurement import measure_image_set, warm_up  # noqa: E402
 from probekit.compare import compare_on_candidate  # noqa: E402
-from tests.imagesets import contrast_composites  # noqa: E402
+from probekit.synthetic import contrast_composites  # noqa: E402
 
 MODEL = os.environ.get("BENCH_REPORT_MODEL", "spectral-residual")
 CANDIDATE = os.environ.get("BENCH_REPORT_CANDIDATE", "spectral-residual@32px")

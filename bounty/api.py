@@ -19,9 +19,9 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
-from bounty import limits, selectors, services, states, uploads
+from bounty import leaderboard, limits, selectors, services, states, uploads
 from bounty.avid import avid_report
-from bounty.errors import BountyError
+from bounty.errors import BountyError, NotFound
 from bounty.forms import (
     MAX_JUSTIFICATION_CHARS,
     MAX_TITLE_CHARS,
@@ -30,6 +30,7 @@ from bounty.forms import (
     rubric_self_assessment_fields,
 )
 from bounty.parsers import SafeJSONParser
+from bounty.permissions import is_own_submission
 from bounty.views import finding_urls
 from grading.rubric import rubric_for_challenge
 
@@ -40,6 +41,8 @@ def bounty_exception_handler(exc, context):
     if isinstance(exc, limits.LimitReached):
         return Response({"error": exc.message, "field": None, "extra": {"retry_after": exc.retry_after}},
                         status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, NotFound):
+        return exception_handler(Http404(exc.message), context)
     if isinstance(exc, BountyError):
         return Response({"error": exc.message, "field": exc.field, "extra": exc.extra},
                         status=status.HTTP_400_BAD_REQUEST)
@@ -308,7 +311,7 @@ class SubmissionCancelApi(BountyApiView):
     @extend_schema(operation_id="submissions_cancel", request=None, responses=SubmissionStatusSerializer)
     def post(self, request, submission_id: int):
         submission = selectors.submission_get_for_user(submission_id=submission_id, user=request.user)
-        if submission.participant_id != request.user.pk:
+        if not is_own_submission(user=request.user, submission=submission):
             raise Http404("No such submission.")
         services.submission_cancel(submission=submission, actor=request.user)
         submission.refresh_from_db()
@@ -337,7 +340,7 @@ class LeaderboardApi(BountyApiView):
             ref_name = "LeaderboardRow"
 
         def get_submitter(self, row) -> str:
-            return selectors.submitter_label(row)
+            return leaderboard.submitter_label(row)
 
         def get_is_team(self, row) -> bool:
             return row.team_id is not None
@@ -371,7 +374,7 @@ class LeaderboardApi(BountyApiView):
     @extend_schema(
         operation_id="challenge_leaderboard",
         parameters=[
-            OpenApiParameter("sort", OpenApiTypes.STR, enum=list(selectors.LEADERBOARD_SORTS)),
+            OpenApiParameter("sort", OpenApiTypes.STR, enum=list(leaderboard.LEADERBOARD_SORTS)),
             OpenApiParameter("harm", OpenApiTypes.STR), OpenApiParameter("q", OpenApiTypes.STR),
             OpenApiParameter("page", OpenApiTypes.INT),
             OpenApiParameter("phase", OpenApiTypes.INT, description="a phase's id; default: the open phase"),
@@ -380,7 +383,7 @@ class LeaderboardApi(BountyApiView):
     )
     def get(self, request, slug: str):
         challenge = selectors.challenge_get(slug=slug)
-        board = selectors.leaderboard_board(challenge=challenge, user=request.user, params=request.GET)
+        board = leaderboard.leaderboard_board(challenge=challenge, user=request.user, params=request.GET)
         phase = self.PhaseSerializer(board.phase).data if board.phase is not None else None
         if board.page is None:  # hidden from this viewer: the error body, and nothing of its rows
             return Response({"error": board.hidden_message, "field": "phase", "extra": {"phase": phase}},

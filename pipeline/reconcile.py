@@ -15,25 +15,26 @@ from celery import current_app
 from django.conf import settings
 from django.utils import timezone
 
-from bounty import services
 from grading import services as grading_services
 from pipeline import reports
 from pipeline.leases import lease_held
 from pipeline.measurements import enqueue_measurement
-from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
+from pipeline.models import ProbeRun
+from pipeline.queue import enqueue_run
 from sandbox.runner import reap_stray_sandboxes
+from sandbox.status import RunStatus
 
 
 def reconcile() -> dict:
     grace = timezone.now() - timedelta(seconds=settings.REAPER_GRACE_S)
     report = {"runs_requeued": 0, "runs_restarted": 0, "measurements_requeued": 0, "reports_requeued": 0,
               "sandboxes_reaped": 0}
-    for run_id in ProbeRun.objects.filter(status=RUN_QUEUED, queued_at__lt=grace).values_list("pk", flat=True):
-        services.enqueue_run(run_id=str(run_id))
+    for run_id in ProbeRun.objects.filter(status=RunStatus.QUEUED, queued_at__lt=grace).values_list("pk", flat=True):
+        enqueue_run(run_id=str(run_id))
         report["runs_requeued"] += 1
-    for run in ProbeRun.objects.filter(status=RUN_RUNNING, started_at__lt=grace).only("pk"):
+    for run in ProbeRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=grace).only("pk"):
         if not lease_held("run", run.pk):
-            services.enqueue_run(run_id=str(run.pk))  # its worker died: the task takes it over (an attempt)
+            enqueue_run(run_id=str(run.pk))  # its worker died: the task takes it over (an attempt)
             report["runs_restarted"] += 1
     # Only measurements nobody holds: a live lease (renewed by its worker or its chunks) is left alone.
     for measurement_id in grading_services.measurements_to_resend(older_than=grace):

@@ -37,6 +37,7 @@ from pipeline.leases import RenewedInBackground
 from probekit import get_model
 from probekit.compare import CandidateBroken, check_candidate, compare_on_candidate, first_images
 from probekit.measurement._curve import compression_order
+from probekit.models import REGISTRY
 
 logger = logging.getLogger(__name__)
 
@@ -308,8 +309,6 @@ def _finish(report_id: int, holder: str, **fields) -> str:
 
 def audit_variants(*, model: str) -> list[str]:
     """The compression variants of `model`, least to most compressed (those it cannot make left out)."""
-    from probekit.models import REGISTRY
-
     base = model.partition("@")[0]
     names = ([f"{base}@{v}" for v in REGISTRY[base][1]] if base in REGISTRY and base != "u2netp"
              else [f"{base}@{v}" for v in ONNX_AUDIT_VARIANTS])

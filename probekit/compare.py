@@ -16,7 +16,8 @@ import numpy as np
 from probekit import DEFAULT_RATIOS, get_model
 from probekit.measurement import _load, _Run, _units_of
 from probekit.measurement._compose import compose_options as resolve_compose_options
-from probekit.measurement._document import ALPHA, PARITY, amplification, apply_holm, significant_direction
+from probekit.measurement._document import ALPHA, PARITY, amplification, significant_direction
+from probekit.measurement._multiplicity import apply_holm
 from probekit.models.onnx_model import as_map
 from probekit.models.registered import check_image
 

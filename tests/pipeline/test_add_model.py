@@ -25,8 +25,8 @@ from probekit.models.registered import (
     WRONG_RANK,
     WRONG_SIZE,
 )
+from probekit.synthetic import contrast_composites
 from tests.factories import ROOT
-from tests.imagesets import contrast_composites
 from tests.onnx_models import (
     TINY_CARD,
     U2NETP_CARD,

@@ -5,7 +5,7 @@ import pytest
 
 from grading.models import Measurement
 from pipeline.measurements import _chunks
-from tests.imagesets import contrast_composites
+from probekit.synthetic import contrast_composites
 
 MODEL = "spectral-residual"
 
