@@ -52,7 +52,8 @@ engine: venv
 # through the API to in_review, /metrics, the leaderboard, then all of it down (docs/operations.md).
 # DEPLOY_KEEP_IMAGES=1 keeps the two images it builds for the next run.
 deploy-check: venv
-	bash scripts/install_system.sh podman podman-compose mmdebstrap runc uidmap catatonit
+	bash scripts/install_system.sh podman podman-compose mmdebstrap runc uidmap catatonit \
+	  golang-github-containernetworking-plugin-dnsname
 	$(PY) scripts/deploy_check.py $(if $(filter 1,$(DEPLOY_KEEP_IMAGES)),--keep-images)
 
 clean-var:

@@ -36,9 +36,12 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 IFS=,
 # Documentation, manuals and translations are left out (dpkg path-exclude), and apt's lists removed.
+# The cluster the postgresql package creates is dropped: the stack makes its own in its volume
+# (deploy/local/postgres.sh), and a leftover one would steer pg_isready to its port.
 mmdebstrap --variant=apt --include="${packages[*]}" \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
+  --customize-hook='chroot "$1" pg_dropcluster 15 main' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
   "$suite" "$work/root.tar" \
   "deb $mirror $suite main" "deb $mirror $suite-updates main" "deb $security $suite-security main"

@@ -1,7 +1,7 @@
 """make deploy-check: compose.yaml brought up on Podman without a registry, a submission through it,
 nothing of it left behind.
 
-    python scripts/deploy_check.py [--keep-images]
+    python scripts/deploy_check.py [--keep-images] [--no-build]
 
 Steps, each printed with its time (exit 0 only when every one held):
  1. the Debian base image: mmdebstrap + `podman import` (scripts/deploy_base.sh; kept and reused
@@ -28,8 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -92,6 +94,31 @@ def run(cmd: list[str], *, env: dict | None = None, check: bool = True, quiet: b
     return proc
 
 
+def engine_config(tmp: Path) -> Path:
+    """Podman's settings for this check's containers (CONTAINERS_CONF; see scripts/engine.sh).
+
+    runc with cgroupfs (crun fails in a hybrid cgroup layout), events to a file (no journald), and
+    rlimits set, not left to Podman's default, which raises them, and a host that denies raising
+    them refuses ("error setting rlimit"). Open files: this process's own hard limit (at most
+    65536); processes: 4096 per uid, which a host's limit allows.
+    """
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nofile = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    nproc = 4096
+    conf = tmp / "containers.conf"
+    conf.write_text(f"""[containers]
+default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]
+log_size_max = 1048576
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{tmp}/events.log"
+""")
+    return conf
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -151,7 +178,8 @@ def multipart(field: str, path: Path) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def build(keep_images: bool) -> None:
+def build() -> None:
+    old_base = image_id(BASE_IMAGE)
     with step("base image from Debian's packages (mmdebstrap, podman import)"):
         run(["bash", str(ROOT / "scripts" / "deploy_base.sh"), BASE_IMAGE])
     with step("wheels of requirements.txt, built on this host"):
@@ -166,8 +194,10 @@ def build(keep_images: bool) -> None:
         run(["podman", "build", "--layers=false", "--pull=never", "-f", "Dockerfile.app",
              "--build-arg", f"BASE={BASE_IMAGE}", "-v", f"{WHEELS}:/wheels:ro", "-t", APP_IMAGE, "."],
             quiet=True)
-        if old and old != image_id(APP_IMAGE):
-            run(["podman", "rmi", old], check=False, quiet=True)
+        # The images these replace (a base replaced while the old app image still stood on it).
+        for ref, previous in ((APP_IMAGE, old), (BASE_IMAGE, old_base)):
+            if previous and previous != image_id(ref):
+                run(["podman", "rmi", previous], check=False, quiet=True)
         size = run(["podman", "image", "inspect", "--format", "{{.Size}}", APP_IMAGE], quiet=True).stdout.strip()
         say(f"   {APP_IMAGE}: {int(size) / 1e6:.0f} MB")
 
@@ -198,7 +228,8 @@ def stack_env(tmp: Path) -> tuple[dict, dict]:
 
 def wait_healthy() -> None:
     pending = set(SERVICES)
-    deadline = time.monotonic() + HEALTHY_WITHIN_S
+    started = time.monotonic()
+    deadline = started + HEALTHY_WITHIN_S
     while pending:
         for service in sorted(pending):
             name = container(service)
@@ -210,7 +241,8 @@ def wait_healthy() -> None:
                     say(f"   {service}: completed (exit 0)")
                     pending.discard(service)
                 continue
-            if status in ("exited", "missing"):
+            if status in ("exited", "missing") or (status in ("created", "configured")
+                                                    and time.monotonic() - started > 60):
                 raise CheckFailed(f"{service} is {status} (exit {code}):\n" + logs(service))
             if status == "running" and run(["podman", "healthcheck", "run", name], check=False, quiet=True,
                                            timeout=120).returncode == 0:
@@ -297,9 +329,9 @@ def metrics_and_leaderboard(base: str, env: dict, ports: dict) -> None:
         say(f"   page and API 200 ({len(body)} bytes of JSON)")
 
 
-def down(keep_images: bool) -> None:
+def down(keep_images: bool, env: dict) -> None:
     with step("down: containers, network and volumes removed"):
-        run(COMPOSE + ["down", "-v"], check=False, quiet=True, timeout=300)
+        run(COMPOSE + ["down", "-v"], env=env, check=False, quiet=True, timeout=300)
         left = leftovers()
         for kind, name in left:  # what podman-compose missed, removed by name
             if kind in ("container", "build container"):
@@ -316,10 +348,16 @@ def down(keep_images: bool) -> None:
         say("   nothing of the project left" + (f"; images kept for the next run: {', '.join(kept)}" if kept else ""))
 
 
+def interrupted(signum, _frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keep-images", action="store_true",
                         help="keep the base and app images for the next run (default: remove them)")
+    parser.add_argument("--no-build", action="store_true",
+                        help="use the images an earlier run kept (--keep-images) instead of building them")
     args = parser.parse_args()
     for tool in ("podman", "podman-compose", "mmdebstrap"):
         if not shutil.which(tool):
@@ -328,14 +366,20 @@ def main() -> int:
             return 1
     if (ROOT / ".env").exists():
         say("note: .env next to compose.yaml is read by podman-compose and overrides this check's values")
+    # Ended by a signal, it still brings the stack down.
+    signal.signal(signal.SIGTERM, interrupted)
     tmp = Path(tempfile.mkdtemp(prefix="cropbias-deploy-check-"))
-    ok = False
+    os.environ["CONTAINERS_CONF"] = str(engine_config(tmp))  # every podman this check starts
+    env, ok = dict(os.environ), False
     try:
+        env, ports = stack_env(tmp)
         if leftovers():
             with step(f"leftovers of an earlier run of {PROJECT}"):
-                down(keep_images=True)
-        build(args.keep_images)
-        env, ports = stack_env(tmp)
+                down(keep_images=True, env=env)
+        if args.no_build and image_id(APP_IMAGE) and image_id(BASE_IMAGE):
+            say(f"images of an earlier run, not rebuilt: {BASE_IMAGE}, {APP_IMAGE}")
+        else:
+            build()
         base = f"http://127.0.0.1:{ports['web']}"
         with step(f"up: podman-compose, project {PROJECT}; web on {base}"):
             run(COMPOSE + ["up", "-d", "--no-build"], env=env, quiet=True, timeout=600)
@@ -344,11 +388,11 @@ def main() -> int:
         submit_and_review(base)
         metrics_and_leaderboard(base, env, ports)
         ok = True
-    except (CheckFailed, subprocess.TimeoutExpired) as exc:
-        say(f"FAILED: {exc}")
+    except (CheckFailed, subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
+        say(f"FAILED: {exc!r}" if isinstance(exc, KeyboardInterrupt) else f"FAILED: {exc}")
     finally:
         try:
-            down(args.keep_images)
+            down(args.keep_images, env)
         except CheckFailed as exc:
             say(f"FAILED: {exc}")
             ok = False
