@@ -26,6 +26,7 @@ check itself (`podman healthcheck run`), as the timers would.
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import resource
@@ -249,7 +250,10 @@ def wait_healthy() -> None:
                 say(f"   {service}: healthy")
                 pending.discard(service)
         if pending and time.monotonic() > deadline:
-            raise CheckFailed(f"not healthy within {HEALTHY_WITHIN_S} s: {sorted(pending)}")
+            last = {service: run(["podman", "inspect", "--format", "{{range .State.Health.Log}}{{.Output}}{{end}}",
+                                  container(service)], check=False, quiet=True).stdout.strip()[-300:]
+                    for service in sorted(pending)}
+            raise CheckFailed(f"not healthy within {HEALTHY_WITHIN_S} s: {last}")
         if pending:
             time.sleep(2)
 
@@ -330,8 +334,14 @@ def metrics_and_leaderboard(base: str, env: dict, ports: dict) -> None:
 
 
 def down(keep_images: bool, env: dict) -> None:
-    with step("down: containers, network and volumes removed"):
+    with step("down: containers, network, volumes and cgroups removed"):
+        ids = run(["podman", "ps", "-a", "--no-trunc", "--filter", f"label=io.podman.compose.project={PROJECT}",
+                   "--format", "{{.ID}}"], check=False, quiet=True).stdout.split()
         run(COMPOSE + ["down", "-v"], env=env, check=False, quiet=True, timeout=300)
+        # The containers' cgroups, the worker's sandboxes' below its own, must be gone with them.
+        cgroups = [path for cid in ids for pattern in (f"/sys/fs/cgroup/*/libpod_parent/libpod-{cid}*",
+                                                       f"/sys/fs/cgroup/libpod_parent/libpod-{cid}*")
+                   for path in glob.glob(pattern)]
         left = leftovers()
         for kind, name in left:  # what podman-compose missed, removed by name
             if kind in ("container", "build container"):
@@ -341,7 +351,7 @@ def down(keep_images: bool, env: dict) -> None:
         if not keep_images:
             for ref in (APP_IMAGE, BASE_IMAGE):
                 run(["podman", "rmi", ref], check=False, quiet=True)
-        left = leftovers()
+        left = leftovers() + [("cgroup", path) for path in cgroups]
         if left:
             raise CheckFailed(f"left behind: {left}")
         kept = [ref for ref in (BASE_IMAGE, APP_IMAGE) if image_id(ref)]
