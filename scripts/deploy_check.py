@@ -1,7 +1,7 @@
 """make deploy-check: compose.yaml brought up on Podman without a registry, a submission through it,
 nothing of it left behind.
 
-    python scripts/deploy_check.py [--keep-images] [--no-build]
+    python scripts/deploy_check.py [--keep-images] [--no-build] [--attacks]
 
 Steps, each printed with its time (exit 0 only when every one held):
  1. the Debian base image: mmdebstrap + `podman import` (scripts/deploy_base.sh; kept and reused
@@ -172,10 +172,12 @@ def http(url: str, *, data: bytes | None = None, headers: dict | None = None, ti
         return exc.code, exc.read()
 
 
-def multipart(field: str, path: Path) -> tuple[bytes, str]:
+def multipart(fields: dict[str, str], file_field: str, path: Path) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{path.name}\"\r\n"
-            f"Content-Type: text/x-python\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n".encode()
+                    for name, value in fields.items())
+    body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"{path.name}\"\r\n"
+             f"Content-Type: text/x-python\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -273,7 +275,11 @@ def submit_and_review(base: str) -> int:
         if status != 200:
             raise CheckFailed(f"POST /api/token/: {status} {body[:300]!r}")
         auth = {"Authorization": f"Token {json.loads(body)['token']}"}
-        data, content_type = multipart("probe", PROBE)
+        status, body = http(f"{base}/api/challenges/{DEMO_SLUG}/", headers=auth)
+        if status != 200:
+            raise CheckFailed(f"GET the challenge: {status} {body[:300]!r}")
+        harm_type = json.loads(body)["harm_types"][0]
+        data, content_type = multipart({"title": "deploy-check probe", "harm_type": harm_type}, "probe", PROBE)
         status, body = http(f"{base}/api/challenges/{DEMO_SLUG}/submissions/", data=data,
                             headers={**auth, "Content-Type": content_type})
         if status not in (200, 201, 202):
@@ -333,6 +339,18 @@ def metrics_and_leaderboard(base: str, env: dict, ports: dict) -> None:
         say(f"   page and API 200 ({len(body)} bytes of JSON)")
 
 
+def attack_suite() -> None:
+    """tests/sandbox/test_attacks.py's bubblewrap half, run by the worker container's own root."""
+    with step("the sandbox attack suite inside the worker container (bubblewrap)"):
+        proc = run(["podman", "exec", "-e", "DJANGO_SETTINGS_MODULE=config.settings_test", container("worker"),
+                    "python", "-m", "pytest", "tests/sandbox/test_attacks.py", "-k", "not docker", "-q",
+                    "-p", "no:cacheprovider", "-W", "ignore"], check=False, quiet=True, timeout=1800)
+        tail = proc.stdout.strip().splitlines()[-12:]
+        print("\n".join("     " + line for line in tail), flush=True)
+        if proc.returncode != 0:
+            raise CheckFailed("the attack suite failed in the worker container")
+
+
 def down(keep_images: bool, env: dict) -> None:
     with step("down: containers, network, volumes and cgroups removed"):
         ids = run(["podman", "ps", "-a", "--no-trunc", "--filter", f"label=io.podman.compose.project={PROJECT}",
@@ -366,6 +384,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keep-images", action="store_true",
                         help="keep the base and app images for the next run (default: remove them)")
+    parser.add_argument("--attacks", action="store_true",
+                        help="also run the sandbox attack suite (bubblewrap) inside the running worker container")
     parser.add_argument("--no-build", action="store_true",
                         help="use the images an earlier run kept (--keep-images) instead of building them")
     args = parser.parse_args()
@@ -397,6 +417,8 @@ def main() -> int:
             wait_healthy()
         submit_and_review(base)
         metrics_and_leaderboard(base, env, ports)
+        if args.attacks:
+            attack_suite()
         ok = True
     except (CheckFailed, subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
         say(f"FAILED: {exc!r}" if isinstance(exc, KeyboardInterrupt) else f"FAILED: {exc}")
