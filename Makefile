@@ -49,12 +49,13 @@ engine: venv
 	bash scripts/engine.sh
 
 # compose.yaml brought up on Podman without a registry: images from Debian's packages, a probe
-# through the API to in_review, /metrics, the leaderboard, then all of it down (docs/operations.md).
+# through the API to in_review, /metrics, the leaderboard, the sandbox attack suite in the worker
+# container, then all of it down (docs/operations.md).
 # DEPLOY_KEEP_IMAGES=1 keeps the two images it builds for the next run.
 deploy-check: venv
 	bash scripts/install_system.sh podman podman-compose mmdebstrap runc uidmap catatonit \
 	  golang-github-containernetworking-plugin-dnsname
-	$(PY) scripts/deploy_check.py $(if $(filter 1,$(DEPLOY_KEEP_IMAGES)),--keep-images)
+	$(PY) scripts/deploy_check.py --attacks $(if $(filter 1,$(DEPLOY_KEEP_IMAGES)),--keep-images)
 
 clean-var:
 	rm -rf var/runs var/test

@@ -29,6 +29,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import resource
 import secrets
 import shutil
@@ -309,8 +310,8 @@ def metrics_and_leaderboard(base: str, env: dict, ports: dict) -> None:
     with step("/metrics with the bearer token"):
         status, body = http(f"{base}/metrics", headers={"Authorization": f"Bearer {env['METRICS_TOKEN']}"})
         text = body.decode()
-        platform = sorted({line.split("{")[0].split(" ")[0] for line in text.splitlines()
-                           if line.startswith("cropbias_")})
+        platform = sorted({re.sub(r"_(bucket|count|sum|created)$", "", line.split("{")[0].split(" ")[0])
+                           for line in text.splitlines() if line.startswith("cropbias_")})
         if status != 200 or not platform:
             raise CheckFailed(f"/metrics: {status}, platform metrics: {platform}")
         say(f"   {len(platform)} platform metrics, e.g. {', '.join(platform[:4])}")
