@@ -16,9 +16,9 @@ import importlib.util
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
+import uuid
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -158,38 +158,15 @@ def test_prometheus_scrapes_the_web_service_with_the_token(compose):
     assert job["authorization"]["credentials_file"] in mounts
 
 
-@pytest.fixture
-def s3_endpoint():
-    """A real S3 server (moto's, on a free loopback port): its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-def s3_client(endpoint: str):
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id="moto-local", aws_secret_access_key="moto-local")
-
-
-def test_the_migrate_step_creates_the_bucket_once_on_an_s3_server(s3_endpoint):
-    env = {"S3_BUCKET": "compose-check", "S3_ENDPOINT_URL": s3_endpoint, "S3_REGION": "us-east-1",
-           "AWS_ACCESS_KEY_ID": "moto-local", "AWS_SECRET_ACCESS_KEY": "moto-local", "PATH": "/usr/bin:/bin"}
+def test_the_migrate_step_creates_the_bucket_once_on_an_s3_server(s3_server):
+    bucket = f"compose-{uuid.uuid4().hex[:12]}"
+    env = {**s3_server.env(bucket), "PATH": "/usr/bin:/bin"}
     script = [sys.executable, str(ROOT / "scripts" / "ensure_bucket.py")]
     first = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
     second = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0 and "created" in first.stdout, first.stderr
     assert second.returncode == 0 and "exists" in second.stdout, second.stderr
-    assert "compose-check" in {bucket["Name"] for bucket in s3_client(s3_endpoint).list_buckets()["Buckets"]}
+    assert bucket in {found["Name"] for found in s3_server.client().list_buckets()["Buckets"]}
 
 
 def test_every_service_has_a_health_check_and_the_platform_waits_for_migrations_and_the_bucket(compose):
@@ -235,22 +212,22 @@ def test_the_registry_free_override_only_swaps_images_and_entry_points(compose):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_platform_waits_until_the_bucket_exists_then_starts_its_command(s3_endpoint):
+def test_the_platform_waits_until_the_bucket_exists_then_starts_its_command(s3_server):
     from django.db import connection
 
     db = connection.settings_dict
-    env = {**os.environ, "S3_BUCKET": "wait-check", "S3_ENDPOINT_URL": s3_endpoint,
-           "AWS_ACCESS_KEY_ID": "moto-local", "AWS_SECRET_ACCESS_KEY": "moto-local", "WAIT_TIMEOUT_S": "3",
+    bucket = f"wait-{uuid.uuid4().hex[:12]}"
+    env = {**os.environ, **s3_server.env(bucket), "WAIT_TIMEOUT_S": "3",
            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
            "DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY": "wait-check"}
     script = [sys.executable, str(ROOT / "scripts" / "wait_for_stack.py"), "echo", "started"]
     waited = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)
     assert waited.returncode == 1 and "started" not in waited.stdout
-    assert "bucket 'wait-check'" in waited.stdout and "gave up waiting" in waited.stderr
+    assert f"bucket {bucket!r}" in waited.stdout and "gave up waiting" in waited.stderr
     # The migrate step only needs the S3 endpoint to answer, not the bucket it is about to create.
     reachable = subprocess.run(script[:2] + ["--reachable"] + script[2:], env=env, capture_output=True,
                                text=True, timeout=120)
     assert reachable.returncode == 0 and reachable.stdout.strip().endswith("started"), reachable.stderr
-    s3_client(s3_endpoint).create_bucket(Bucket="wait-check")
+    s3_server.client().create_bucket(Bucket=bucket)
     ready = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)
     assert ready.returncode == 0 and ready.stdout.strip() == "started", ready.stdout + ready.stderr
