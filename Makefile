@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEB_RUNTIME := python3.11 python3.11-venv bubblewrap fonts-noto-color-emoji fonts-noto-core libraqm0 fontconfig
 DEB_TEST := chromium chromium-driver podman runc uidmap catatonit postgresql-client
 
-.PHONY: venv run test lint bench engine findings clean-var
+.PHONY: venv run test lint bench engine findings deploy-check clean-var
 
 $(VENV)/.installed: requirements.txt probekit/pyproject.toml scripts/install_system.sh
 	bash scripts/install_system.sh $(DEB_RUNTIME)
@@ -49,6 +49,15 @@ findings: venv
 engine: venv
 	bash scripts/install_system.sh podman runc uidmap catatonit
 	bash scripts/engine.sh
+
+# compose.yaml brought up on Podman without a registry: images from Debian's packages, a probe
+# through the API to in_review, /metrics, the leaderboard, the sandbox attack suite in the worker
+# container, then all of it down (docs/operations.md).
+# DEPLOY_KEEP_IMAGES=1 keeps the two images it builds for the next run.
+deploy-check: venv
+	bash scripts/install_system.sh podman podman-compose mmdebstrap runc uidmap catatonit \
+	  golang-github-containernetworking-plugin-dnsname
+	$(PY) scripts/deploy_check.py --attacks $(if $(filter 1,$(DEPLOY_KEEP_IMAGES)),--keep-images)
 
 clean-var:
 	rm -rf var/runs var/test

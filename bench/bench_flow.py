@@ -28,10 +28,11 @@ def floor_sample(probe: Path, out_dir: Path) -> float:
     from grading.measurement import measure_image_set
     from sandbox.limits import Limits
     from sandbox.runner import run_probe
+    from sandbox.status import RunStatus
 
     started = time.perf_counter()
     result = run_probe(probe, backend="bwrap", limits=Limits(), out_dir=out_dir)
-    assert result.status == "ok", result.to_json()
+    assert result.status == RunStatus.OK, result.to_json()
     measure_image_set(result.image_set_path, model="spectral-residual", seed=0)
     return time.perf_counter() - started
 

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from grading.measurement import measure_image_set  # noqa: E402
-from tests.grading.inference_sim import (  # noqa: E402
+from probekit.simulation import (  # noqa: E402
     LAYOUT_NOISE,
     document_tests,
     exchangeable_singles,

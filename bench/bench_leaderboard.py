@@ -128,7 +128,7 @@ def main() -> int:
         from django.contrib.auth import get_user_model
         from django.test import Client
 
-        from bounty import selectors, states
+        from bounty import leaderboard, states
         from bounty.models import Challenge, Team
 
         challenge = Challenge.objects.create(slug="bench", title="Bench", state=states.OPEN,
@@ -143,8 +143,8 @@ def main() -> int:
                      "api": f"/api/challenges/{challenge.slug}/leaderboard/"}
 
         def count_for(params: dict) -> int:
-            query = selectors.LeaderboardQuery.from_params(params)
-            return selectors.leaderboard_queryset(challenge=challenge, query=query).count()
+            query = leaderboard.LeaderboardQuery.from_params(params)
+            return leaderboard.leaderboard_queryset(challenge=challenge, query=query).count()
 
         filled = 0
         for size in sizes:

@@ -27,8 +27,8 @@ def main() -> None:
 
         from bounty import cli, states
         from bounty.models import Challenge, Submission
+        from pipeline.models import ProbeRun
         from probekit import get_model
-        from sandbox.models import ProbeRun
 
         model = get_model("spectral-residual")
         Challenge.objects.create(slug="load", title="load", state=states.OPEN, model_name=model.name,

@@ -29,8 +29,8 @@ from PIL import Image  # noqa: E402
 
 from grading.measurement import measure_image_set  # noqa: E402
 from probekit import get_model  # noqa: E402
+from probekit.synthetic import flat_square, textured_square  # noqa: E402
 from probekit.writer import ImageSetWriter  # noqa: E402
-from tests.imagesets import flat_square, textured_square  # noqa: E402
 
 MODEL = "spectral-residual"
 SIZE = (1024, 768)
@@ -149,14 +149,15 @@ def _measurement_create(set_dir: Path, *, challenge, participant, label: str):
 
     from bounty.models import Submission
     from grading.models import Measurement
-    from sandbox.models import ImageSet, ProbeRun
+    from pipeline.models import ImageSet, ProbeRun
+    from sandbox.status import RunStatus
 
     content = b"# bench\n"
     submission = Submission(challenge=challenge, participant=participant, title=f"bench {label}",
                             probe_sha256="sha256:" + hashlib.sha256(content).hexdigest())
     submission.probe.save("probe.py", ContentFile(content), save=False)
     submission.save()
-    run = ProbeRun.objects.create(submission=submission, backend="bwrap", status="ok")
+    run = ProbeRun.objects.create(submission=submission, backend="bwrap", status=RunStatus.OK)
     manifest = (set_dir / "manifest.json").read_bytes()
     image_set = ImageSet.objects.create(run=run, path=str(set_dir.relative_to(settings.VAR_DIR)), n_images=0,
                                         groups=["high", "low"],
@@ -167,7 +168,7 @@ def _measurement_create(set_dir: Path, *, challenge, participant, label: str):
 
 def _split_measure_seconds(set_dir: Path, *, challenge, participant, label: str, timeout: float = 600) -> float:
     """Submit → document through the split path: plan and chord from here, chunks and merge on the workers."""
-    from grading.models import Measurement
+    from grading.models import MEASUREMENT_IN_FLIGHT, Measurement, MeasurementStatus
     from pipeline.measurements import measurement_execute
 
     measurement = _measurement_create(set_dir, challenge=challenge, participant=participant, label=label)
@@ -178,9 +179,9 @@ def _split_measure_seconds(set_dir: Path, *, challenge, participant, label: str,
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status, error = Measurement.objects.values_list("status", "error").get(pk=measurement.pk)
-        if status == "done":
+        if status == MeasurementStatus.DONE:
             return time.perf_counter() - started
-        if status not in ("pending", "running"):
+        if status not in MEASUREMENT_IN_FLIGHT:
             raise SystemExit(f"the {label} measurement ended {status}: {error}")
         time.sleep(0.05)
     raise SystemExit(f"the {label} measurement did not finish in {timeout:.0f} s")
@@ -203,14 +204,20 @@ def worker_speedup(n: int, chunk: int, repeats: int) -> dict:
                             workers=2) as platform:
         from celery import current_app
         from django.conf import settings
+        from django.contrib.auth import get_user_model
 
-        from tests.factories import challenge_create, user_create
+        from bounty import states
+        from bounty.models import Challenge
+        from probekit import get_model
 
         settings.MEASURE_CHUNK_SIZE = chunk  # the plan is made here, in this process
         settings.WORKER_CONCURRENCY = 2  # the same plan for both runs: only the workers differ
         var = Path(platform["var"])
-        challenge = challenge_create(slug="bench-speedup", model_name=SPEEDUP_MODEL)
-        participant = user_create("bench")
+        model = get_model(SPEEDUP_MODEL)
+        challenge = Challenge.objects.create(slug="bench-speedup", title="bench speed-up", state=states.OPEN,
+                                             model_name=model.name, model_version=model.version,
+                                             measure_generalization=False)
+        participant = get_user_model().objects.create_user("bench", password="bench-password-1")
         sets = var / "sets"
         warm = make_set_marked(sets / "warm", 2 * 2)
         measured = make_set_marked(sets / "measured", n)

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from sandbox.backends.docker import DockerBackend  # noqa: E402
 from sandbox.limits import Limits  # noqa: E402
+from sandbox.status import RunStatus  # noqa: E402
 
 
 def median_ms(action, n: int) -> float:
@@ -63,7 +64,7 @@ def main() -> None:
     def contained() -> None:
         execution = backend.execute(probe_dir, limits=limits, run_id=f"bench-{uuid.uuid4().hex}")
         execution.cleanup()
-        if execution.status != "ok":
+        if execution.status != RunStatus.OK:
             raise SystemExit(f"docker no-op run failed: {execution.error}\n{execution.stderr_tail}")
 
     try:

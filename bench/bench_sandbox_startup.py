@@ -23,8 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sandbox.backends.bwrap import BubblewrapBackend, wait_for_standbys  # noqa: E402
+from sandbox.backends.bwrap import BubblewrapBackend  # noqa: E402
+from sandbox.backends.standby import STANDBYS  # noqa: E402
 from sandbox.limits import Limits  # noqa: E402
+from sandbox.status import RunStatus  # noqa: E402
 
 GOAL_RATIO = 1.8
 
@@ -63,7 +65,7 @@ def main() -> None:
     def sandboxed() -> None:
         execution = backend.execute(probe_dir, limits=limits, run_id=f"bench-{uuid.uuid4().hex}")
         execution.cleanup()
-        if execution.status != "ok":
+        if execution.status != RunStatus.OK:
             raise SystemExit(f"sandboxed no-op run failed: {execution.error}\n{execution.stderr_tail}")
 
     try:
@@ -73,7 +75,7 @@ def main() -> None:
         # A worker is idle between runs: the next run's standby gets ready then (untimed here), not
         # during the next measurement.
         bare_ms, floor_ms, bwrap_ms = interleaved_medians_ms((bare, floor, sandboxed), args.n,
-                                                             between=wait_for_standbys)
+                                                             between=STANDBYS.wait_ready)
     finally:
         shutil.rmtree(probe_dir, ignore_errors=True)
     ratio = bwrap_ms / bare_ms

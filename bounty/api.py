@@ -15,17 +15,18 @@ from django.urls import path, reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
-from bounty import errors, limits, selectors, services, states, uploads
+from bounty import errors, leaderboard, limits, selectors, services, states, uploads
 from bounty.avid import avid_report
-from bounty.errors import BountyError
+from bounty.errors import BountyError, NotFound
 from bounty.forms import (
     MAX_JUSTIFICATION_CHARS,
     MAX_TITLE_CHARS,
@@ -34,6 +35,7 @@ from bounty.forms import (
     rubric_self_assessment_fields,
 )
 from bounty.parsers import SafeJSONParser
+from bounty.permissions import is_own_submission
 from bounty.views import finding_urls
 from grading.rubric import rubric_for_challenge
 
@@ -45,6 +47,8 @@ def bounty_exception_handler(exc, context):
         return Response({"error": exc.message, "code": errors.code_of(exc.message), "field": None,
                          "extra": {"retry_after": exc.retry_after}},
                         status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, NotFound):  # the domain's: nothing the viewer may see by that name
+        exc = drf_exceptions.NotFound(exc.message)
     if isinstance(exc, BountyError):
         return Response({"error": exc.message, "code": exc.code, "field": exc.field, "extra": exc.extra},
                         status=status.HTTP_400_BAD_REQUEST)
@@ -56,12 +60,12 @@ def bounty_exception_handler(exc, context):
                          "field": None if field == "non_field_errors" else field,
                          "extra": {"fields": detail}}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):  # as DRF's handler does, so the code is DRF's too
-        exc = NotFound(*exc.args)
+        exc = drf_exceptions.NotFound(*exc.args)
     elif isinstance(exc, DjangoPermissionDenied):
-        exc = PermissionDenied(*exc.args)
+        exc = drf_exceptions.PermissionDenied(*exc.args)
     response = exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict):
-        codes = exc.get_codes() if isinstance(exc, APIException) else None
+        codes = exc.get_codes() if isinstance(exc, drf_exceptions.APIException) else None
         response.data.setdefault("error", str(response.data.get("detail", "")))
         response.data["code"] = codes if isinstance(codes, str) else errors.INPUT_INVALID
     return response
@@ -336,7 +340,7 @@ class SubmissionCancelApi(BountyApiView):
     @extend_schema(operation_id="submissions_cancel", request=None, responses=SubmissionStatusSerializer)
     def post(self, request, submission_id: int):
         submission = selectors.submission_get_for_user(submission_id=submission_id, user=request.user)
-        if submission.participant_id != request.user.pk:
+        if not is_own_submission(user=request.user, submission=submission):
             raise Http404("No such submission.")
         services.submission_cancel(submission=submission, actor=request.user)
         submission.refresh_from_db()
@@ -365,7 +369,7 @@ class LeaderboardApi(BountyApiView):
             ref_name = "LeaderboardRow"
 
         def get_submitter(self, row) -> str:
-            return selectors.submitter_label(row)
+            return leaderboard.submitter_label(row)
 
         def get_is_team(self, row) -> bool:
             return row.team_id is not None
@@ -399,7 +403,7 @@ class LeaderboardApi(BountyApiView):
     @extend_schema(
         operation_id="challenge_leaderboard",
         parameters=[
-            OpenApiParameter("sort", OpenApiTypes.STR, enum=list(selectors.LEADERBOARD_SORTS)),
+            OpenApiParameter("sort", OpenApiTypes.STR, enum=list(leaderboard.LEADERBOARD_SORTS)),
             OpenApiParameter("harm", OpenApiTypes.STR), OpenApiParameter("q", OpenApiTypes.STR),
             OpenApiParameter("page", OpenApiTypes.INT),
             OpenApiParameter("phase", OpenApiTypes.INT, description="a phase's id; default: the open phase"),
@@ -408,7 +412,7 @@ class LeaderboardApi(BountyApiView):
     )
     def get(self, request, slug: str):
         challenge = selectors.challenge_get(slug=slug)
-        board = selectors.leaderboard_board(challenge=challenge, user=request.user, params=request.GET)
+        board = leaderboard.leaderboard_board(challenge=challenge, user=request.user, params=request.GET)
         phase = self.PhaseSerializer(board.phase).data if board.phase is not None else None
         if board.page is None:  # hidden from this viewer: the error body, and nothing of its rows
             return Response({"error": board.hidden_message, "code": errors.LEADERBOARD_HIDDEN_CODE, "field": "phase",

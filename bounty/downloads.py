@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 
 import blobs
-from bounty import selectors
+from bounty import bundles, selectors
 from bounty.models import Submission
 
 DOWNLOADS = "downloads"
@@ -45,11 +45,11 @@ def _cached(key: str, build: Callable[[object], object]):
 def image_set_zip_open(*, submission: Submission):
     """The finding's image set as an open zip (manifest.json and its images)."""
     return _cached(_key(submission, "images"),
-                   lambda target: selectors.image_set_zip_write(submission=submission, target=target))
+                   lambda target: bundles.image_set_zip_write(submission=submission, target=target))
 
 
 def bundle_zip_open(*, submission: Submission, url: str):
     """The finding's reproducibility bundle as an open zip (`probekit verify` reads it)."""
     settings = selectors.challenge_measurement_settings(challenge=submission.challenge)
     return _cached(_key(submission, "bundle", url, settings, submission.finding_identifier),
-                   lambda target: selectors.finding_bundle_write(submission=submission, target=target, url=url))
+                   lambda target: bundles.finding_bundle_write(submission=submission, target=target, url=url))

@@ -42,6 +42,15 @@ class BountyError(Exception):
         self.code = code or code_of(message)
 
 
+class NotFound(LookupError):
+    """Nothing the viewer may see by that name: selectors raise it, pages and the API answer 404
+    with its message (config.middleware.NotFoundAs404Middleware, bounty.api.bounty_exception_handler)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
 CHALLENGE_NOT_OPEN = "This challenge is not open for submissions (it is {state})."
 DAILY_LIMIT_REACHED = "You have reached today's limit of {limit} submissions for this challenge; try again tomorrow."
 TOTAL_LIMIT_REACHED = "You have reached this challenge's limit of {limit} submissions."

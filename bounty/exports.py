@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 import io
 
-from bounty import selectors
+from bounty import leaderboard
 
 # Every published result of the board in one file, with the page's filters and order; a bound so a
 # request's cost stays bounded however large the board grows.
@@ -32,7 +32,7 @@ def _cell(value) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def leaderboard_csv(*, board: selectors.Board, show_provisional: bool, finding_url) -> str:
+def leaderboard_csv(*, board: leaderboard.Board, show_provisional: bool, finding_url) -> str:
     """The board's rows as CSV text; `finding_url(pk)` makes each finding's absolute address."""
     columns = [(key, label) for key, label in LEADERBOARD_COLUMNS
                if key != "provisional_score" or show_provisional]
@@ -41,7 +41,7 @@ def leaderboard_csv(*, board: selectors.Board, show_provisional: bool, finding_u
     writer.writerow([label for _, label in columns])
     for row in board.page.object_list:
         values = {
-            "rank": row.rank, "submitter": selectors.submitter_label(row),
+            "rank": row.rank, "submitter": leaderboard.submitter_label(row),
             "is_team": "yes" if row.team_id else "no", "title": row.title, "harm_type": row.harm_type,
             "score": row.final_score, "provisional_score": row.provisional_score,
             "published_at": row.published_at.isoformat() if row.published_at else "",

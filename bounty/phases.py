@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db.models import Q
-from django.http import Http404
 from django.utils import timezone
 
+from bounty.errors import NotFound
 from bounty.models import BOARD_HIDDEN_UNTIL_END, BOARD_ORGANIZERS, BOARD_PUBLIC, Challenge, Phase
 
 NO_SUCH_PHASE = "No such phase."
@@ -43,7 +43,7 @@ def board_phase(*, challenge: Challenge, phases: list[Phase], phase_id) -> Phase
         for phase in phases:
             if str(phase.pk) == str(phase_id).strip():
                 return phase
-        raise Http404(NO_SUCH_PHASE)
+        raise NotFound(NO_SUCH_PHASE)
     now = timezone.now()
     open_now = [phase for phase in phases if phase.starts_at <= now < phase.ends_at]
     if open_now:

@@ -3,10 +3,10 @@
 Fairness is round robin over participants: a participant's k-th queued submission comes after
 every other participant's (k-1)-th, so a burst from one person never starves the others. The
 broker itself is first-in first-out, so the order is enforced when a worker picks a run up
-(`run_should_wait`): a participant already at `QUEUE_MAX_RUNNING_PER_PARTICIPANT` running runs
-waits while someone else's run could start instead. Demo seeding and judges' re-runs go to the
-"bulk" Celery queue and yield to any participant's run that could start. Reads only: the
-deferral itself is `bounty.services.run_defer`.
+(`pipeline.queue.run_should_wait`): a participant already at `QUEUE_MAX_RUNNING_PER_PARTICIPANT`
+running runs waits while someone else's run could start instead. Demo seeding and judges'
+re-runs go to the "bulk" Celery queue and yield to any participant's run that could start.
+Reads only; runs themselves are the pipeline's (`pipeline.queue`).
 """
 from __future__ import annotations
 
@@ -18,53 +18,13 @@ from django.conf import settings
 
 from bounty import states
 from bounty.models import Submission
-from grading.models import MEASUREMENT_DONE, Measurement
+from grading.models import Measurement, MeasurementStatus
 from grading.services import SPLIT_HOLDER
 from grading.speed import seconds_per_observation
-from sandbox.models import RUN_QUEUED, RUN_RUNNING, ImageSet, ProbeRun
 
 # Recent measured submissions the wait is estimated from, and the fewest that make an estimate.
 ETA_SAMPLE = 20
 ETA_MIN_SAMPLES = 3
-
-
-def run_is_bulk(*, details: dict, is_demo: bool) -> bool:
-    """A judge's re-run or a seeded demo submission: work no participant is waiting for."""
-    return bool(is_demo or (details or {}).get("rerun_of"))
-
-
-def run_queue_name(*, run_id: str) -> str:
-    """The Celery queue a run's task goes to."""
-    row = ProbeRun.objects.filter(pk=run_id).values_list("details", "submission__is_demo").first()
-    if row is not None and run_is_bulk(details=row[0], is_demo=row[1]):
-        return settings.CELERY_BULK_QUEUE
-    return settings.CELERY_TASK_DEFAULT_QUEUE
-
-
-def _runs(status: str) -> list[tuple[str, int, bool]]:
-    rows = ProbeRun.objects.filter(status=status).values_list("pk", "submission__participant_id", "details",
-                                                              "submission__is_demo")
-    return [(str(pk), participant, run_is_bulk(details=details, is_demo=demo))
-            for pk, participant, details, demo in rows]
-
-
-def run_should_wait(*, run_id: str) -> bool:
-    """True when another queued run should start before this one (the worker defers it).
-
-    Never blocks a run for nothing: it waits only while some other run could start at once.
-    """
-    queued = _runs(RUN_QUEUED)
-    this = next((row for row in queued if row[0] == run_id), None)
-    if this is None:
-        return False  # running (a takeover) or finished: the task decides
-    cap = settings.QUEUE_MAX_RUNNING_PER_PARTICIPANT
-    running = Counter(participant for _pk, participant, bulk in _runs(RUN_RUNNING) if not bulk)
-    startable = {participant for pk, participant, bulk in queued
-                 if not bulk and pk != run_id and running[participant] < cap}
-    _pk, participant, bulk = this
-    if bulk:
-        return bool(startable)
-    return running[participant] >= cap and bool(startable - {participant})
 
 
 def _fair_order() -> list[int]:
@@ -89,7 +49,7 @@ def queue_position(*, submission: Submission) -> int | None:
 
 def typical_service_s() -> float | None:
     """Median seconds from a run's start to its measurement's end, over recent submissions."""
-    rows = (Measurement.objects.filter(status=MEASUREMENT_DONE, rerun_of__isnull=True, finished_at__isnull=False,
+    rows = (Measurement.objects.filter(status=MeasurementStatus.DONE, rerun_of__isnull=True, finished_at__isnull=False,
                                        image_set__run__started_at__isnull=False)
             .order_by("-finished_at").values_list("finished_at", "image_set__run__started_at")[:ETA_SAMPLE])
     durations = [(finished - started).total_seconds() for finished, started in rows if finished >= started]
@@ -102,12 +62,12 @@ def estimated_service_s(*, model: str | None) -> float | None:
     """Without enough measured history: a recent run's typical wall time plus a recent set's typical
     size × the model's measured speed (`grading.speed`); None while the speed or any set is unknown."""
     speed = seconds_per_observation(model=model) if model else None
-    sizes = list(ImageSet.objects.order_by("-pk").values_list("n_images", flat=True)[:ETA_SAMPLE])
-    if speed is None or not sizes:
+    recent = list(Measurement.objects.filter(rerun_of__isnull=True).order_by("-pk")
+                  .values_list("image_set__n_images", "image_set__run__wall_s")[:ETA_SAMPLE])
+    if speed is None or not recent:
         return None
-    walls = list(ProbeRun.objects.filter(wall_s__isnull=False).order_by("-queued_at")
-                 .values_list("wall_s", flat=True)[:ETA_SAMPLE])
-    return (statistics.median(walls) if walls else 0.0) + statistics.median(sizes) * speed
+    walls = [wall for _size, wall in recent if wall is not None]
+    return (statistics.median(walls) if walls else 0.0) + statistics.median(size for size, _wall in recent) * speed
 
 
 def queue_eta_s(*, position: int | None, model: str | None = None) -> int | None:

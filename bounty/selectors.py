@@ -1,50 +1,24 @@
 """Reads of the bounty app: what participants, the public and the API may see."""
 from __future__ import annotations
 
-import contextlib
-import re
-import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.paginator import Paginator
-from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
-from django.db.models.expressions import RawSQL
-from django.http import Http404
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-import blobs
 from bounty import phases as bounty_phases
 from bounty import states
+from bounty.errors import NotFound
 from bounty.models import MODEL_PUBLIC, Challenge, Phase, Submission, Team
+from bounty.permissions import HIDDEN_NAME, identity_hidden, is_own_submission, user_can_judge
 from bounty.queue import measurement_eta_s, queue_eta_s, queue_position
 from bounty.visibility import finding_released, finding_visible
 from grading import selectors as grading_selectors
 from grading.rubric import Rubric, RubricError, default_rubric, rubric_for_challenge, rubric_summary
 from probekit import get_model
-from probekit.bundle import image_set_files, write_bundle
 from probekit.models.registered import registered_file
 from sandbox.limits import Limits
 from sandbox.runner import TargetModelView
 
-LEADERBOARD_PAGE_SIZE = 50
-# GET ?sort= values → ORDER BY; every order ends in the same tie-breaks so pages never overlap.
-LEADERBOARD_SORTS = {
-    "rank": (F("final_score").desc(), "published_at", "id"),
-    "-rank": (F("final_score").asc(), F("published_at").desc(), F("id").desc()),
-    "date": ("published_at", "id"),
-    "-date": (F("published_at").desc(), F("id").desc()),
-    "title": ("title", "id"),
-    "-title": (F("title").desc(), F("id").desc()),
-    "provisional": (F("provisional_score").desc(nulls_last=True), "published_at", "id"),
-}
-# Blind review lifts once a decision is made; needs_info is a question, not a decision.
-DECIDED_STATES = (states.ACCEPTED, states.DUPLICATE, states.NOT_REPRODUCIBLE, states.OUT_OF_SCOPE, states.PUBLISHED)
-HIDDEN_NAME = "Participant (hidden until decided)"
 TERMINAL_STATES = (states.FAILED, states.PLATFORM_ERROR, states.CANCELLED, states.PUBLISHED,
                    states.DUPLICATE, states.NOT_REPRODUCIBLE, states.OUT_OF_SCOPE)
 
@@ -54,7 +28,7 @@ def challenge_get(*, slug: str) -> Challenge:
     challenge = (Challenge.objects.filter(slug=slug).exclude(state=states.DRAFT)
                  .annotate(has_phases=Exists(Phase.objects.filter(challenge=OuterRef("pk")))).first())
     if challenge is None:
-        raise Http404("No such challenge.")
+        raise NotFound("No such challenge.")
     return challenge
 
 
@@ -94,10 +68,10 @@ def submission_get_for_user(*, submission_id: int, user) -> Submission:
         Submission.objects.select_related("challenge", "participant", "team").filter(pk=submission_id).first()
     )
     if submission is None or not user.is_authenticated:
-        raise Http404("No such submission.")
-    if submission.participant_id == user.pk or user_can_judge(user=user, challenge=submission.challenge):
+        raise NotFound("No such submission.")
+    if is_own_submission(user=user, submission=submission) or user_can_judge(user=user, challenge=submission.challenge):
         return submission
-    raise Http404("No such submission.")
+    raise NotFound("No such submission.")
 
 
 def submission_get_visible(*, submission_id: int, user) -> Submission:
@@ -118,11 +92,11 @@ def finding_get(*, submission_id: int, user=None) -> Submission:
         .filter(pk=submission_id, state=states.PUBLISHED).first()
     )
     if submission is None or not finding_visible(submission=submission, user=user):
-        raise Http404("No such finding.")
+        raise NotFound("No such finding.")
     return submission
 
 
-# --- blind review: one rule for the judge console and every page a judge can open ------------------
+# --- blind review (the rule: bounty.permissions.identity_hidden) ----------------------------------
 
 
 def rubric_of(challenge: Challenge) -> Rubric:
@@ -132,23 +106,11 @@ def rubric_of(challenge: Challenge) -> Rubric:
         return default_rubric()
 
 
-def identity_hidden(*, submission: Submission, rubric: Rubric) -> bool:
-    return rubric.blind and submission.state not in DECIDED_STATES
-
-
 def participant_label(*, submission: Submission, rubric: Rubric) -> str:
     if identity_hidden(submission=submission, rubric=rubric):
         return HIDDEN_NAME
     name = submission.participant.get_username()
     return f"{name} ({submission.team.name})" if submission.team_id else name
-
-
-def user_can_judge(*, user, challenge: Challenge) -> bool:
-    if not user.is_authenticated:
-        return False
-    if user.is_superuser:
-        return True
-    return challenge.judges.filter(pk=user.pk).exists() or challenge.organizers.filter(pk=user.pk).exists()
 
 
 def submission_list_for_participant(*, user, challenge: Challenge | None = None) -> QuerySet[Submission]:
@@ -165,193 +127,8 @@ def team_list_for_user(*, user) -> QuerySet[Team]:
 def team_get_for_member(*, team_id: int, user) -> Team:
     team = team_list_for_user(user=user).filter(pk=team_id).first()
     if team is None:
-        raise Http404("No such team.")
+        raise NotFound("No such team.")
     return team
-
-
-# --- the leaderboard --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LeaderboardQuery:
-    """The GET parameters of a leaderboard page, already checked."""
-
-    sort: str = "rank"
-    harm: str = ""
-    q: str = ""
-    page: int = 1
-
-    @classmethod
-    def from_params(cls, params) -> "LeaderboardQuery":
-        sort = params.get("sort", "rank")
-        try:
-            page = max(1, int(params.get("page", 1)))
-        except (TypeError, ValueError):
-            page = 1
-        return cls(sort=sort if sort in LEADERBOARD_SORTS else "rank", harm=params.get("harm", "")[:40].strip(),
-                   q=params.get("q", "")[:100].strip(), page=page)
-
-
-# What a leaderboard row shows (the page, the API, the own-results table): nothing else is read.
-LEADERBOARD_FIELDS = ("id", "challenge_id", "participant_id", "team_id", "title", "harm_type", "final_score",
-                      "provisional_score", "published_at", "participant__username", "team__name")
-
-
-# The columns any order of LEADERBOARD_SORTS reads.
-LEADERBOARD_SORT_KEYS = ("id", "final_score", "published_at", "title", "provisional_score")
-
-
-def _board(*, challenge: Challenge, query: LeaderboardQuery, phase: Phase | None) -> QuerySet[Submission]:
-    board = Submission.objects.filter(challenge=challenge, state=states.PUBLISHED)
-    if phase is not None:
-        board = board.filter(phase=phase)
-    if query.harm:
-        board = board.filter(harm_type=query.harm)
-    return board
-
-
-def _search_matches(*, board: QuerySet[Submission], q: str, columns=("pk",)) -> QuerySet:
-    """The board's results matching `q` by title (sub_board_title_trgm_idx), participant or team: each part
-    found through its own index, then united, so nothing reads the whole board."""
-    people = get_user_model().objects.filter(username__iexact=q).values("pk")
-    teams = Team.objects.filter(name__icontains=q).values("pk")
-    parts = [board.filter(title__icontains=q), board.filter(participant__in=people), board.filter(team__in=teams)]
-    first, *others = (part.order_by().values(*columns) for part in parts)
-    return first.union(*others)
-
-
-def leaderboard_queryset(*, challenge: Challenge, query: LeaderboardQuery | None = None,
-                         phase: Phase | None = None) -> QuerySet[Submission]:
-    """Published results (of `phase` when given), filtered and sorted by the query (ranks: leaderboard_ranks)."""
-    query = query or LeaderboardQuery()
-    rows = _board(challenge=challenge, query=query, phase=phase)
-    if query.q:
-        rows = Submission.objects.filter(pk__in=_search_matches(board=rows, q=query.q))
-    return rows.select_related("participant", "team").only(*LEADERBOARD_FIELDS) \
-        .order_by(*LEADERBOARD_SORTS[query.sort])
-
-
-def _page_ids(*, challenge: Challenge, query: LeaderboardQuery, phase: Phase | None, rows: QuerySet[Submission],
-              start: int, stop: int, backwards: bool):
-    """The ids of positions start..stop-1 of the board in the query's order (from its far end when
-    `backwards`): a walk of the sort's index alone or, for a search, of the matches alone, sorted by
-    the keys they carry (joined back to the table, the planner would read the whole board)."""
-    if not query.q:
-        return (rows.reverse() if backwards else rows).values("pk")[start:stop]
-    matches = _search_matches(board=_board(challenge=challenge, query=query, phase=phase), q=query.q,
-                              columns=LEADERBOARD_SORT_KEYS).order_by(*LEADERBOARD_SORTS[query.sort])
-    sql, params = (matches.reverse() if backwards else matches)[start:stop].query.sql_with_params()
-    return RawSQL(f"SELECT id FROM ({sql}) page", params)
-
-
-# Competition rank of each score among the board's published results: 1 + how many score higher
-# (published results always have a score). Only the scores from the page's lowest up are counted —
-# every higher score is among them — in one streaming pass: an index-only range scan of
-# sub_board_score_idx (a phase: sub_phase_board_idx) in score order, grouped as it goes and summed by
-# the window, no hash and no sort (the ordered inner query keeps the planner off a table scan, which
-# it would otherwise pick when the range covers most of the board); only the page's scores come back.
-_RANKS_SQL = """
-SELECT final_score, higher + 1 FROM (
-    SELECT final_score,
-           COALESCE(SUM(COUNT(*)) OVER (ORDER BY final_score DESC
-                                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS higher
-    FROM (SELECT final_score FROM {table}
-          WHERE challenge_id = %s{phase} AND state = %s AND final_score >= %s ORDER BY final_score DESC) board
-    GROUP BY final_score ORDER BY final_score DESC
-) ranked
-WHERE final_score IN ({wanted})
-"""
-
-
-def leaderboard_ranks_sql(*, challenge: Challenge, wanted: list[float], phase: Phase | None = None):
-    """The ranks query and its parameters for the (distinct, non-empty) `wanted` scores."""
-    sql = _RANKS_SQL.format(table=connection.ops.quote_name(Submission._meta.db_table),
-                            phase="" if phase is None else " AND phase_id = %s",
-                            wanted=", ".join(["%s"] * len(wanted)))  # at most one page of scores
-    return sql, [challenge.pk, *([] if phase is None else [phase.pk]), states.PUBLISHED, min(wanted), *wanted]
-
-
-def leaderboard_ranks(*, challenge: Challenge, scores, phase: Phase | None = None) -> dict[float | None, int]:
-    """Map each of `scores` (None allowed) to its rank among the board's results: ties share a rank (1, 1, 3)."""
-    wanted = sorted({score for score in scores if score is not None})
-    if not wanted:
-        return {}
-    with connection.cursor() as cursor:
-        cursor.execute(*leaderboard_ranks_sql(challenge=challenge, wanted=wanted, phase=phase))
-        return {score: int(rank) for score, rank in cursor.fetchall()}
-
-
-def _with_ranks(*, challenge: Challenge, rows, phase: Phase | None = None) -> list[Submission]:
-    rows = list(rows)
-    ranks = leaderboard_ranks(challenge=challenge, scores=[row.final_score for row in rows], phase=phase)
-    for row in rows:
-        row.rank = ranks.get(row.final_score)
-    return rows
-
-
-def leaderboard_page(*, challenge: Challenge, query: LeaderboardQuery | None = None,
-                     per_page: int = LEADERBOARD_PAGE_SIZE, phase: Phase | None = None):
-    """One page of the leaderboard in three queries (count, rows, ranks), whatever its size and depth.
-
-    The page's ids are found by walking the sort's index alone (OFFSET over index entries, not rows),
-    from whichever end of the board is nearer; only those rows are then read, in the same query.
-    """
-    query = query or LeaderboardQuery()
-    rows = leaderboard_queryset(challenge=challenge, query=query, phase=phase)
-    page = Paginator(rows, per_page).get_page(query.page)
-    offset = (page.number - 1) * per_page
-    count = page.paginator.count
-    # The board's second half is walked from its far end (the reverse order is the same index read
-    # backwards), so no page walks more than half the board.
-    backwards = offset > count // 2
-    start, stop = (max(0, count - offset - per_page), count - offset) if backwards else (offset, offset + per_page)
-    ids = _page_ids(challenge=challenge, query=query, phase=phase, rows=rows, start=start, stop=stop,
-                    backwards=backwards)
-    page_rows = Submission.objects.filter(pk__in=ids).select_related("participant", "team") \
-        .only(*LEADERBOARD_FIELDS).order_by(*LEADERBOARD_SORTS[query.sort])
-    page.object_list = _with_ranks(challenge=challenge, rows=page_rows, phase=phase)
-    return page
-
-
-def leaderboard(*, challenge: Challenge, phase: Phase | None = None) -> list[dict]:
-    """Every published result (of `phase` when given) ranked by final score; ties share a rank."""
-    rows = _with_ranks(challenge=challenge, rows=leaderboard_queryset(challenge=challenge, phase=phase), phase=phase)
-    return [{"rank": row.rank, "submission": row} for row in rows]
-
-
-@dataclass(frozen=True)
-class Board:
-    """What a leaderboard page, its API and its downloads may show one viewer.
-
-    `page` is None when the board is hidden from the viewer: then nothing of its rows, not even
-    their count, is computed; `own` are the viewer's own results in the phase, when the
-    challenge lets participants see their own scores.
-    """
-
-    phase: Phase | None
-    phases: list
-    page: object | None
-    hidden_message: str = ""
-    own: list = ()
-
-
-def leaderboard_board(*, challenge: Challenge, user, params, per_page: int = LEADERBOARD_PAGE_SIZE) -> Board:
-    """The board a viewer asked for (`?phase=`, filters, page), or why it is hidden from them."""
-    phases = bounty_phases.phase_list(challenge=challenge) if getattr(challenge, "has_phases", True) else []
-    phase = bounty_phases.board_phase(challenge=challenge, phases=phases, phase_id=params.get("phase"))
-    if bounty_phases.board_visible(phase=phase, user=user):
-        page = leaderboard_page(challenge=challenge, query=LeaderboardQuery.from_params(params), per_page=per_page,
-                                phase=phase)
-        return Board(phase=phase, phases=phases, page=page)
-    own = []
-    if user.is_authenticated and challenge.participants_see_own_score:
-        own = list(leaderboard_queryset(challenge=challenge, phase=phase).filter(participant=user))
-    return Board(phase=phase, phases=phases, page=None, hidden_message=bounty_phases.board_hidden_message(phase=phase),
-                 own=own)
-
-
-def submitter_label(submission: Submission) -> str:
-    return submission.team.name if submission.team_id else submission.participant.get_username()
 
 
 # --- one submission's live state ----------------------------------------------------------------
@@ -380,7 +157,7 @@ def artifact_open(*, submission: Submission, name: str):
     measurement = latest_measurement(submission=submission)
     handle = grading_selectors.artifact_open(measurement=measurement, filename=f"{name}.png") if measurement else None
     if handle is None:
-        raise Http404("No such image.")
+        raise NotFound("No such image.")
     return handle
 
 
@@ -450,68 +227,6 @@ def submission_page(*, submission: Submission) -> dict:
         "thread": thread_for_participant(submission=submission),
         "image_set": measurement.image_set if measurement else None,
     }
-
-
-# --- downloads of a published finding -----------------------------------------------------------
-
-
-@contextlib.contextmanager
-def image_set_local(*, submission: Submission) -> Iterator[Path]:
-    """The finding's image set as a local directory for the block (fetched from the object storage)."""
-    measurement = latest_measurement(submission=submission)
-    if measurement is None or measurement.image_set is None:
-        raise Http404("This finding has no image set.")
-    try:
-        manifest = blobs.key_of(measurement.image_set.path, "manifest.json")
-    except ValueError:  # not a key of ours
-        manifest = None
-    if manifest is None or not blobs.exists(manifest):
-        raise Http404("This finding's image set is no longer stored.")
-    with blobs.fetched_tree(measurement.image_set.path, label="download") as directory:
-        yield directory
-
-
-def image_set_zip_write(*, submission: Submission, target) -> None:
-    """The image set as a zip into `target`: manifest.json and its images, regular files only, no links followed."""
-    with image_set_local(submission=submission) as directory, \
-            zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in image_set_files(directory):
-            archive.write(path, arcname=path.relative_to(directory).as_posix())
-
-
-def finding_record(*, submission: Submission, url: str = "") -> dict:
-    """How the platform names a published finding in its bundle and its AVID report."""
-    return {"id": submission.pk, "identifier": submission.finding_identifier, "title": submission.title,
-            "challenge": submission.challenge.slug, "url": url,
-            "published_at": submission.published_at.isoformat() if submission.published_at else None}
-
-
-def finding_bundle_write(*, submission: Submission, target, url: str = "") -> dict:
-    """Write the reproducibility bundle of a published finding to `target` (docs/findings-reproducibility.md).
-
-    The stored document byte for byte, the image set it measured, the probe as submitted, and the
-    challenge's measurement settings and seed, so `probekit verify` can recompute the document.
-    """
-    measurement = latest_measurement(submission=submission)
-    if measurement_document(measurement) is None:
-        raise Http404("This finding has no metrics document.")
-    try:
-        with submission.probe.open("rb") as handle:
-            probe_bytes = handle.read()
-    except (*blobs.FAULTS, ValueError):  # the probe file is no longer stored: the bundle says so (probe: null)
-        probe_bytes = None
-    with image_set_local(submission=submission) as directory:
-        return write_bundle(target, document_text=measurement.document_json, image_set_dir=directory,
-                            settings=challenge_measurement_settings(challenge=submission.challenge),
-                            seed=measurement.seed, probe_name=submission.probe_name, probe_bytes=probe_bytes,
-                            finding=finding_record(submission=submission, url=url))
-
-
-SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def download_name(submission: Submission, suffix: str) -> str:
-    return f"finding-{submission.pk}-{SAFE_FILENAME.sub('-', submission.challenge.slug)}{suffix}"
 
 
 def user_is_organizer(*, user) -> bool:

@@ -9,13 +9,13 @@ import hashlib
 import logging
 from datetime import timedelta
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from bounty import errors, states
 from bounty.errors import BountyError
@@ -31,19 +31,13 @@ from bounty.models import (
 )
 from bounty.notifications import notify_state_change
 from bounty.phases import phase_open
-from bounty.queue import run_queue_name
 from bounty.webhooks import webhooks_schedule
 from grading import services as grading_services
-from grading.models import MEASUREMENT_DONE, MEASUREMENT_IN_FLIGHT, Measurement
 from probekit.bundle import model_facts
-from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
 from sandbox.probe_files import ProbeFileError, check_probe_file, check_probe_syntax
 
 logger = logging.getLogger(__name__)
 
-# The domain hands runs to the pipeline by task name, so it never imports the pipeline
-# (pipeline.tasks registers its task under this name).
-RUN_TASK = "pipeline.tasks.run_submission"
 
 def check_probe_upload(*, name: str, content: bytes) -> None:
     """Validate an uploaded probe before anything is stored; raise BountyError(field="probe")."""
@@ -170,10 +164,12 @@ def submission_create(
     return submission
 
 
-def submission_queue(*, submission: Submission, reason: str, actor=None) -> ProbeRun:
+def submission_queue(*, submission: Submission, reason: str, actor=None):
     """queued: create the next probe run and send its task once the transaction commits."""
+    # The pipeline owns probe runs; the domain names its one way of queuing one by a dotted path
+    # (settings.RUN_ENQUEUE), as it names the run's task, so it never imports the pipeline.
     with transaction.atomic():
-        run = run_enqueue(submission=submission)
+        run = import_string(settings.RUN_ENQUEUE)(submission=submission)
         submission_transition(
             submission_id=submission.pk,
             from_states=(states.SUBMITTED,),
@@ -182,28 +178,6 @@ def submission_queue(*, submission: Submission, reason: str, actor=None) -> Prob
             actor=actor,
         )
     return run
-
-
-def run_enqueue(*, submission: Submission, details: dict | None = None, countdown: float = 0) -> ProbeRun:
-    """The one way a run is queued: a ProbeRun row, then its task once the row is committed."""
-    run = ProbeRun.objects.create(submission=submission, backend=settings.SANDBOX_BACKEND,
-                                  attempt=submission.runs.count() + 1, details=details or {})
-    transaction.on_commit(lambda: enqueue_run(run_id=str(run.pk), countdown=countdown))
-    return run
-
-
-def enqueue_run(*, run_id: str, countdown: float = 0) -> None:
-    """Send (or re-send) a run's task; the task compares-and-sets, so a duplicate does nothing."""
-    current_app.send_task(RUN_TASK, args=[run_id], countdown=countdown, queue=run_queue_name(run_id=run_id))
-
-
-def run_defer(*, run_id: str) -> None:
-    """Put a queued run back behind the others (bounty.queue.run_should_wait said so).
-
-    Its `queued_at` moves on, so reconcile sees a run the broker holds, not a lost one.
-    """
-    if ProbeRun.objects.filter(pk=run_id, status=RUN_QUEUED).update(queued_at=timezone.now()):
-        enqueue_run(run_id=run_id, countdown=settings.QUEUE_DEFER_S)
 
 
 def submission_transition(
@@ -244,6 +218,12 @@ def submission_transition(
     return True
 
 
+def submission_audit(*, submission: Submission, actor, reason: str) -> SubmissionEvent:
+    """The audit row of a decision that moves no state (an assignment, a conflict, a response, a re-run)."""
+    return SubmissionEvent.objects.create(submission=submission, actor=actor, from_state=submission.state,
+                                          to_state=submission.state, reason=reason)
+
+
 def submission_cancel(*, submission: Submission, actor) -> None:
     """Cancel before measurement; a running sandbox sees it within a second and is killed."""
     moved = submission_transition(
@@ -256,28 +236,6 @@ def submission_cancel(*, submission: Submission, actor) -> None:
     if not moved:
         submission.refresh_from_db()
         raise BountyError(errors.CANNOT_CANCEL.format(state=submission.get_state_display().lower()))
-
-
-def submission_rerun(*, submission: Submission, actor) -> ProbeRun:
-    """A judge re-runs the probe (same file, same model version) to compare the two documents.
-
-    The submission keeps its state; the new run and measurement sit beside the original one.
-    """
-    original = Measurement.objects.filter(submission=submission, status=MEASUREMENT_DONE, rerun_of__isnull=True).first()
-    if original is None:
-        raise BountyError(errors.RERUN_NEEDS_MEASUREMENT)
-    if Measurement.objects.filter(rerun_of=original, status__in=MEASUREMENT_IN_FLIGHT).exists() or \
-            ProbeRun.objects.filter(submission=submission, status__in=(RUN_QUEUED, RUN_RUNNING),
-                                    details__rerun_of=original.pk).exists():
-        raise BountyError(errors.RERUN_IN_PROGRESS)
-    with transaction.atomic():
-        run = run_enqueue(submission=submission,
-                          details={"rerun_of": original.pk, "requested_by": getattr(actor, "username", "")})
-        SubmissionEvent.objects.create(
-            submission=submission, actor=actor, from_state=submission.state, to_state=submission.state,
-            reason=f"re-run requested to reproduce measurement #{original.pk}",
-        )
-    return run
 
 
 # --- publishing and coordinated disclosure -------------------------------------------------------------
@@ -376,10 +334,14 @@ def check_vendor_response(*, response: str, version: str = "", note: str = "") -
 def submission_respond(*, submission: Submission, response: str, version: str = "", note: str = "", actor=None) -> None:
     """Record the organizer's response; an accepted finding under embargo then publishes at once."""
     check_vendor_response(response=response, version=version, note=note)
-    Submission.objects.filter(pk=submission.pk).update(
-        vendor_response=response, vendor_response_version=version.strip()[:100], vendor_response_note=note.strip(),
-        vendor_responded_at=timezone.now())
-    submission.refresh_from_db()
+    with transaction.atomic():
+        Submission.objects.filter(pk=submission.pk).update(
+            vendor_response=response, vendor_response_version=version.strip()[:100], vendor_response_note=note.strip(),
+            vendor_responded_at=timezone.now())
+        submission.refresh_from_db()
+        submission_audit(submission=submission, actor=actor,
+                         reason=" ".join(filter(None, ["the organizer responded:", response,
+                                                       submission.vendor_response_version])))
     if submission.state == states.ACCEPTED and submission.embargo_until is not None:
         submission_publish_transition(submission=submission, actor=actor,
                                       reason="published: the organizer responded during the embargo")

@@ -1,38 +1,43 @@
-"""Submission and challenge states: one list, used by pages, API and tests (docs/architecture.md)."""
+"""Submission and challenge states: one enum per state machine, used by pages, API and tests
+(docs/architecture.md). The short names (`states.QUEUED`) are the enum's own members."""
+from django.db import models
 
-SUBMITTED = "submitted"
-QUEUED = "queued"
-RUNNING = "running"
-MEASURING = "measuring"
-MEASURED = "measured"
-IN_REVIEW = "in_review"
-ACCEPTED = "accepted"
-DUPLICATE = "duplicate"
-NOT_REPRODUCIBLE = "not_reproducible"
-OUT_OF_SCOPE = "out_of_scope"
-NEEDS_INFO = "needs_info"
-PUBLISHED = "published"
-FAILED = "failed"
-PLATFORM_ERROR = "platform_error"
-CANCELLED = "cancelled"
 
-SUBMISSION_STATES = [
-    (SUBMITTED, "Submitted"),
-    (QUEUED, "Queued"),
-    (RUNNING, "Running"),
-    (MEASURING, "Measuring"),
-    (MEASURED, "Measured"),
-    (IN_REVIEW, "In review"),
-    (ACCEPTED, "Accepted"),
-    (DUPLICATE, "Duplicate"),
-    (NOT_REPRODUCIBLE, "Not reproducible"),
-    (OUT_OF_SCOPE, "Out of scope"),
-    (NEEDS_INFO, "Needs info"),
-    (PUBLISHED, "Published"),
-    (FAILED, "Failed"),
-    (PLATFORM_ERROR, "Platform error"),
-    (CANCELLED, "Cancelled"),
-]
+class SubmissionState(models.TextChoices):
+    SUBMITTED = "submitted", "Submitted"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    MEASURING = "measuring", "Measuring"
+    MEASURED = "measured", "Measured"
+    IN_REVIEW = "in_review", "In review"
+    ACCEPTED = "accepted", "Accepted"
+    DUPLICATE = "duplicate", "Duplicate"
+    NOT_REPRODUCIBLE = "not_reproducible", "Not reproducible"
+    OUT_OF_SCOPE = "out_of_scope", "Out of scope"
+    NEEDS_INFO = "needs_info", "Needs info"
+    PUBLISHED = "published", "Published"
+    FAILED = "failed", "Failed"
+    PLATFORM_ERROR = "platform_error", "Platform error"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ChallengeState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed"
+    JUDGING = "judging", "Judging"
+    FINISHED = "finished", "Finished"
+
+
+SUBMITTED, QUEUED, RUNNING, MEASURING, MEASURED = (
+    SubmissionState.SUBMITTED, SubmissionState.QUEUED, SubmissionState.RUNNING, SubmissionState.MEASURING,
+    SubmissionState.MEASURED)
+IN_REVIEW, ACCEPTED, DUPLICATE, NOT_REPRODUCIBLE, OUT_OF_SCOPE, NEEDS_INFO, PUBLISHED = (
+    SubmissionState.IN_REVIEW, SubmissionState.ACCEPTED, SubmissionState.DUPLICATE, SubmissionState.NOT_REPRODUCIBLE,
+    SubmissionState.OUT_OF_SCOPE, SubmissionState.NEEDS_INFO, SubmissionState.PUBLISHED)
+FAILED, PLATFORM_ERROR, CANCELLED = SubmissionState.FAILED, SubmissionState.PLATFORM_ERROR, SubmissionState.CANCELLED
+SUBMISSION_STATES = SubmissionState.choices
+
 DECISIONS = (ACCEPTED, DUPLICATE, NOT_REPRODUCIBLE, OUT_OF_SCOPE, NEEDS_INFO)
 # Where each state may go next; anything else is refused.
 SUBMISSION_TRANSITIONS = {
@@ -55,10 +60,7 @@ SUBMISSION_TRANSITIONS = {
 ACTIVE_STATES = (SUBMITTED, QUEUED, RUNNING, MEASURING)
 CANCELLABLE_STATES = (SUBMITTED, QUEUED, RUNNING)
 
-DRAFT = "draft"
-OPEN = "open"
-CLOSED = "closed"
-JUDGING = "judging"
-FINISHED = "finished"
-CHALLENGE_STATES = [(DRAFT, "Draft"), (OPEN, "Open"), (CLOSED, "Closed"), (JUDGING, "Judging"), (FINISHED, "Finished")]
+DRAFT, OPEN, CLOSED, JUDGING, FINISHED = (
+    ChallengeState.DRAFT, ChallengeState.OPEN, ChallengeState.CLOSED, ChallengeState.JUDGING, ChallengeState.FINISHED)
+CHALLENGE_STATES = ChallengeState.choices
 CHALLENGE_TRANSITIONS = {DRAFT: {OPEN}, OPEN: {CLOSED}, CLOSED: {JUDGING, OPEN}, JUDGING: {FINISHED}, FINISHED: set()}

@@ -12,7 +12,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_ratelimit.decorators import ratelimit
 
-from bounty import accounts, downloads, exports, limits, notifications, selectors, services, uploads
+from bounty import accounts, bundles, downloads, exports, limits, notifications, selectors, services, uploads
+from bounty import leaderboard as boards
 from bounty.avid import avid_report
 from bounty.errors import BountyError
 from bounty.forms import (
@@ -24,6 +25,7 @@ from bounty.forms import (
     TeamMemberForm,
     ThrottledPasswordResetForm,
 )
+from bounty.permissions import identity_hidden, is_own_submission
 from grading.rubric import rubric_for_challenge
 
 
@@ -80,7 +82,7 @@ def challenge_submit(request, slug: str):
     if request.method == "GET" and request.GET.get("from"):
         # Resubmit: start from an earlier submission's text (the probe is uploaded again).
         earlier = selectors.submission_get_for_user(submission_id=_int(request.GET["from"]), user=request.user)
-        if earlier.participant_id == request.user.pk and earlier.challenge_id == challenge.pk:
+        if is_own_submission(user=request.user, submission=earlier) and earlier.challenge_id == challenge.pk:
             assessment = earlier.self_assessment or {}
             initial = {"title": earlier.title, "writeup": earlier.writeup, "harm_type": earlier.harm_type,
                        "self_justification": assessment.get("justification", ""), "team": earlier.team_id,
@@ -133,7 +135,7 @@ def submission_detail(request, submission_id: int):
     context = selectors.submission_page(submission=submission)
     context["thread_url"] = reverse("submission-thread", args=[submission.pk])
     # A judge opening the participant's page sees no more of who sent it than the judge console shows.
-    context["identity_hidden"] = submission.participant_id != request.user.pk and selectors.identity_hidden(
+    context["identity_hidden"] = not is_own_submission(user=request.user, submission=submission) and identity_hidden(
         submission=submission, rubric=selectors.rubric_of(submission.challenge))
     template = "bounty/_submission_state.html" if request.GET.get("partial") else "bounty/submission_detail.html"
     return render(request, template, context)
@@ -173,7 +175,7 @@ def submission_artifact(request, submission_id: int, name: str):
 @require_POST
 def submission_cancel(request, submission_id: int):
     submission = selectors.submission_get_for_user(submission_id=submission_id, user=request.user)
-    if submission.participant_id != request.user.pk:
+    if not is_own_submission(user=request.user, submission=submission):
         raise Http404("No such submission.")
     try:
         services.submission_cancel(submission=submission, actor=request.user)
@@ -189,13 +191,13 @@ def leaderboard(request, slug: str):
     challenge = selectors.challenge_get(slug=slug)
     if request.GET.get("format") == "csv":
         return _leaderboard_csv(request, challenge)
-    board = selectors.leaderboard_board(challenge=challenge, user=request.user, params=request.GET)
+    board = boards.leaderboard_board(challenge=challenge, user=request.user, params=request.GET)
     params = request.GET.copy()
     params.pop("page", None)
     return render(request, "bounty/leaderboard.html", {
         "challenge": challenge, "board": board, "page": board.page,
         "rows": board.page.object_list if board.page is not None else [],
-        "query": selectors.LeaderboardQuery.from_params(request.GET),
+        "query": boards.LeaderboardQuery.from_params(request.GET),
         "harm_choices": selectors.harm_choices(challenge=challenge), "base_params": params.urlencode(),
         "sorts": [("rank", "Rank"), ("-date", "Newest"), ("date", "Oldest"), ("title", "Title")]
         + ([("provisional", "Provisional score")] if challenge.show_provisional else []),
@@ -206,8 +208,8 @@ def _leaderboard_csv(request, challenge):
     """The whole board (the page's phase, filters and order) as a CSV download; 403 when hidden."""
     params = request.GET.copy()
     params.pop("page", None)
-    board = selectors.leaderboard_board(challenge=challenge, user=request.user, params=params,
-                                        per_page=exports.LEADERBOARD_CSV_MAX_ROWS)
+    board = boards.leaderboard_board(challenge=challenge, user=request.user, params=params,
+                                     per_page=exports.LEADERBOARD_CSV_MAX_ROWS)
     if board.page is None:
         return HttpResponse(board.hidden_message, status=403, content_type="text/plain; charset=utf-8")
     text = exports.leaderboard_csv(
@@ -222,7 +224,7 @@ def _leaderboard_csv(request, challenge):
 def finding_detail(request, submission_id: int):
     submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     context = {**selectors.submission_page(submission=submission),
-               "bundle_name": selectors.download_name(submission, "-bundle.zip")}
+               "bundle_name": bundles.download_name(submission, "-bundle.zip")}
     return render(request, "bounty/finding_detail.html", context)
 
 
@@ -234,14 +236,14 @@ def finding_metrics(request, submission_id: int):
     if measurement is None or not measurement.document_json:
         raise Http404("This finding has no metrics document.")
     response = HttpResponse(measurement.document_json, content_type="application/json")
-    return _served_file(response, filename=selectors.download_name(submission, "-metrics.json"), attachment=True)
+    return _served_file(response, filename=bundles.download_name(submission, "-metrics.json"), attachment=True)
 
 
 @require_GET
 def finding_image_set(request, submission_id: int):
     submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     response = FileResponse(downloads.image_set_zip_open(submission=submission), content_type="application/zip")
-    return _served_file(response, filename=selectors.download_name(submission, "-images.zip"), attachment=True)
+    return _served_file(response, filename=bundles.download_name(submission, "-images.zip"), attachment=True)
 
 
 def finding_urls(request, submission) -> dict[str, str]:
@@ -257,7 +259,7 @@ def finding_bundle(request, submission_id: int):
     submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     handle = downloads.bundle_zip_open(submission=submission, url=finding_urls(request, submission)["finding"])
     response = FileResponse(handle, content_type="application/zip")
-    return _served_file(response, filename=selectors.download_name(submission, "-bundle.zip"), attachment=True)
+    return _served_file(response, filename=bundles.download_name(submission, "-bundle.zip"), attachment=True)
 
 
 @require_GET
@@ -266,7 +268,7 @@ def finding_avid(request, submission_id: int):
     submission = selectors.finding_get(submission_id=submission_id, user=request.user)
     report = avid_report(submission=submission, urls=finding_urls(request, submission))
     response = JsonResponse(report, json_dumps_params={"indent": 1, "ensure_ascii": False})
-    return _served_file(response, filename=selectors.download_name(submission, "-avid.json"), attachment=False)
+    return _served_file(response, filename=bundles.download_name(submission, "-avid.json"), attachment=False)
 
 
 # --- accounts and teams -------------------------------------------------------------------------

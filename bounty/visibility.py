@@ -16,7 +16,8 @@ from django.db.models import Q
 
 from bounty import states
 from bounty.models import Submission
-from bounty.phases import board_visible, public_board_q, user_organizes
+from bounty.permissions import is_own_submission, user_can_judge
+from bounty.phases import board_visible, public_board_q
 
 
 def finding_released(*, submission: Submission, now: datetime | None = None) -> bool:
@@ -33,8 +34,8 @@ def finding_visible(*, submission: Submission, user) -> bool:
         return True
     if user is None or not user.is_authenticated:
         return False
-    return (submission.participant_id == user.pk or user_organizes(user=user, challenge=submission.challenge)
-            or submission.challenge.judges.filter(pk=user.pk).exists())
+    return is_own_submission(user=user, submission=submission) or user_can_judge(user=user,
+                                                                                   challenge=submission.challenge)
 
 
 def released_findings_q(*, prefix: str = "", now: datetime | None = None) -> Q:

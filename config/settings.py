@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_ratelimit.middleware.RatelimitMiddleware",  # a rate-limited request gets RATELIMIT_VIEW (429)
+    "config.middleware.NotFoundAs404Middleware",  # a selector's NotFound is the page's 404
     "django_prometheus.middleware.PrometheusAfterMiddleware",  # last: sees the view's response first
 ]
 # /metrics (pipeline.metrics, docs/operations.md): a bearer token; unset, loopback clients only.
@@ -193,6 +194,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6390/0")
 
 # The sandbox (sandbox/limits.py, docs/security.md, docs/failure-model.md).
 SANDBOX_BACKEND = os.environ.get("SANDBOX_BACKEND", "bwrap")
+# The one way a queued submission gets its probe run: the pipeline's, named so the domain
+# (bounty) never imports the pipeline that sits above it.
+RUN_ENQUEUE = "pipeline.queue.run_enqueue"
 # In every sandbox's container labels, cgroup path and run directory: the reaper ends only its own.
 SANDBOX_DEPLOYMENT_ID = check_deployment_id(os.environ.get("SANDBOX_DEPLOYMENT_ID") or derive_deployment_id(VAR_DIR))
 # No challenge may allow a run longer than this; broker visibility and task limits derive from it.

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from bounty import views as bounty_views
 from pipeline.metrics import metrics_view
-from review.urls import participant_urlpatterns
+from review.urls import model_report_urlpatterns, participant_urlpatterns
 
 urlpatterns = [
     path("", include("bounty.urls")),
@@ -14,6 +14,7 @@ urlpatterns = [
          name="api-docs"),
     path("api/", include("bounty.api")),
     path("", include(participant_urlpatterns)),
+    path("", include(model_report_urlpatterns)),
     path("", include("pipeline.urls")),
     path("judge/", include("review.urls")),
     # Login and password reset go through the platform's limiter; the rest of the auth views are Django's.

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from grading.models import Measurement, RegisteredModel, Review, ReviewAssignment, Score, SubmissionComment
+from grading.models import Measurement, RegisteredModel, Score
 from grading.services import registered_model_upload
 from probekit.models.registered import MAX_MODEL_BYTES, ModelRejected
 
@@ -54,27 +54,6 @@ class MeasurementAdmin(admin.ModelAdmin):
     list_filter = ("status", "model_name")
     exclude = ("document_json",)
     readonly_fields = ("document_sha256", "manifest_sha256", "probe_sha256")
-
-
-@admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
-    list_display = ("id", "submission", "judge", "harm_type", "score", "conflict_of_interest", "updated_at")
-    list_filter = ("conflict_of_interest",)
-    # Scores come from the rubric engine (review.services.review_save), never typed in.
-    readonly_fields = ("score",)
-
-
-@admin.register(ReviewAssignment)
-class ReviewAssignmentAdmin(admin.ModelAdmin):
-    list_display = ("id", "submission", "judge", "assigned_by", "created_at")
-    raw_id_fields = ("submission",)
-
-
-@admin.register(SubmissionComment)
-class SubmissionCommentAdmin(admin.ModelAdmin):
-    list_display = ("id", "submission", "author", "to_participant", "created_at")
-    list_filter = ("to_participant",)
-    raw_id_fields = ("submission",)
 
 
 @admin.register(Score)

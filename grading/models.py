@@ -1,30 +1,34 @@
-"""Measurements, judges' reviews and scores."""
+"""Measurements, scores and registered models."""
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
 
-# A measurement's status names: the one place they are spelled.
-MEASUREMENT_PENDING = "pending"
-MEASUREMENT_RUNNING = "running"
-MEASUREMENT_DONE = "done"
-MEASUREMENT_FAILED = "failed"
-MEASUREMENT_IN_FLIGHT = (MEASUREMENT_PENDING, MEASUREMENT_RUNNING)
-MEASUREMENT_STATUSES = [(MEASUREMENT_PENDING, "Pending"), (MEASUREMENT_RUNNING, "Running"),
-                        (MEASUREMENT_DONE, "Done"), (MEASUREMENT_FAILED, "Failed")]
+
+class MeasurementStatus(models.TextChoices):
+    """A measurement's status: the one place its names are spelled."""
+
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+# Not finished yet: a worker may still change it.
+MEASUREMENT_IN_FLIGHT = (MeasurementStatus.PENDING, MeasurementStatus.RUNNING)
 
 
 class Measurement(models.Model):
     """The metrics document of one image set on the challenge's target (docs/statistics.md)."""
 
     submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="measurements")
-    image_set = models.ForeignKey("sandbox.ImageSet", on_delete=models.CASCADE, related_name="measurements")
+    image_set = models.ForeignKey("pipeline.ImageSet", on_delete=models.CASCADE, related_name="measurements")
     model_name = models.CharField(max_length=100)
     model_version = models.CharField(max_length=100, blank=True)
     seed = models.IntegerField(default=0)
     # A judge's re-run (same probe, same model version) points at the measurement it repeats.
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="reruns")
-    status = models.CharField(max_length=20, choices=MEASUREMENT_STATUSES, default=MEASUREMENT_PENDING, db_index=True)
+    status = models.CharField(max_length=20, choices=MeasurementStatus.choices, default=MeasurementStatus.PENDING, db_index=True)
     # Deliveries that started computing it (a worker lost mid-way makes the next one attempt 2).
     attempts = models.PositiveIntegerField(default=0)
     # The lease: who computes it and until when (renewed while it works). Kept in the database,
@@ -46,24 +50,6 @@ class Measurement(models.Model):
         ordering = ["-created_at"]
 
 
-class Review(models.Model):
-    """One judge's ratings of one submission."""
-
-    submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="reviews")
-    judge = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
-    harm_type = models.CharField(max_length=40, blank=True)
-    ratings = models.JSONField(default=dict, blank=True, help_text="factor -> level")
-    justifications = models.JSONField(default=dict, blank=True, help_text="factor -> sentence")
-    comment = models.TextField(blank=True)
-    conflict_of_interest = models.BooleanField(default=False)
-    score = models.FloatField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["submission", "judge"], name="one_review_per_judge")]
-
-
 class Score(models.Model):
     """A computed score: provisional (from the measurement) or final (from judges)."""
 
@@ -78,33 +64,6 @@ class Score(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-
-
-class ReviewAssignment(models.Model):
-    """A judge asked (or volunteering) to review a submission."""
-
-    submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="assignments")
-    judge = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_assignments")
-    assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at"]
-        constraints = [models.UniqueConstraint(fields=["submission", "judge"], name="one_assignment_per_judge")]
-
-
-class SubmissionComment(models.Model):
-    """A judges-only note, or a message of the thread the participant sees (needs_info)."""
-
-    submission = models.ForeignKey("bounty.Submission", on_delete=models.CASCADE, related_name="comments")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    body = models.TextField()
-    # False: judges only; True: part of the thread with the participant.
-    to_participant = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "pk"]
 
 
 class RegisteredModel(models.Model):
@@ -122,3 +81,50 @@ class RegisteredModel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}"
+
+
+# A model report's status names (docs/statistics.md, "The model report").
+class ReportStatus(models.TextChoices):
+    """A model report's status: the one place its names are spelled."""
+
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+REPORT_PENDING, REPORT_RUNNING, REPORT_DONE, REPORT_FAILED = (ReportStatus.PENDING, ReportStatus.RUNNING,
+                                                              ReportStatus.DONE, ReportStatus.FAILED)
+REPORT_STATUSES = ReportStatus.choices
+
+
+class ModelReport(models.Model):
+    """A challenge's accepted and published findings re-measured on a candidate model.
+
+    `report_json` is written once, whole, when every finding is measured; a report that fails
+    keeps its error and no report. `audit` groups the reports of one compression audit."""
+
+    challenge = models.ForeignKey("bounty.Challenge", on_delete=models.CASCADE, related_name="model_reports")
+    model_name = models.CharField(max_length=100)
+    candidate = models.CharField(max_length=100)
+    candidate_version = models.CharField(max_length=100, blank=True)
+    audit = models.CharField(max_length=40, blank=True, db_index=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    status = models.CharField(max_length=20, choices=REPORT_STATUSES, default=REPORT_PENDING, db_index=True)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    # Who computes it and until when (renewed while it works): a lost worker's report is taken over.
+    lease_holder = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    report_json = models.TextField(blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.candidate} on {self.model_name}"

@@ -9,7 +9,7 @@ import json
 import re
 
 import blobs
-from grading.models import MEASUREMENT_DONE, Measurement
+from grading.models import Measurement, MeasurementStatus
 
 # Plots and contact sheets a measurement renders (probekit.measurement._artifacts); nothing else is served.
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.png$")
@@ -19,12 +19,12 @@ def measurement_of_record(*, submission) -> Measurement | None:
     """The submission's own measurement: the newest finished one that is not a judge's re-run,
     else its newest unfinished one (None before the probe ran). Re-runs sit beside it."""
     own = submission.measurements.filter(rerun_of__isnull=True).select_related("image_set")
-    return own.filter(status=MEASUREMENT_DONE).first() or own.first()
+    return own.filter(status=MeasurementStatus.DONE).first() or own.first()
 
 
 def document_of(measurement: Measurement | None) -> dict | None:
     """The metrics document of a finished measurement, parsed (None otherwise)."""
-    if measurement is None or measurement.status != MEASUREMENT_DONE or not measurement.document_json:
+    if measurement is None or measurement.status != MeasurementStatus.DONE or not measurement.document_json:
         return None
     return json.loads(measurement.document_json)
 

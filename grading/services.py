@@ -17,12 +17,9 @@ from django.utils import timezone
 
 import blobs
 from grading.models import (
-    MEASUREMENT_DONE,
-    MEASUREMENT_FAILED,
     MEASUREMENT_IN_FLIGHT,
-    MEASUREMENT_PENDING,
-    MEASUREMENT_RUNNING,
     Measurement,
+    MeasurementStatus,
     RegisteredModel,
     Score,
 )
@@ -129,7 +126,7 @@ def _until(seconds: float):
 
 def _lease_expired(now) -> Q:
     """Running, but nobody renews its lease any more (or it never had one)."""
-    return Q(status=MEASUREMENT_RUNNING) & (Q(lease_until__lt=now) | Q(lease_until=None))
+    return Q(status=MeasurementStatus.RUNNING) & (Q(lease_until__lt=now) | Q(lease_until=None))
 
 
 def measurement_claim(*, measurement_id: int, holder: str, ttl_s: float) -> Measurement | None:
@@ -137,16 +134,16 @@ def measurement_claim(*, measurement_id: int, holder: str, ttl_s: float) -> Meas
 
     None when it finished or a live holder has it (a redelivery then has nothing to do)."""
     now = timezone.now()
-    free = Q(status=MEASUREMENT_PENDING) | _lease_expired(now)
+    free = Q(status=MeasurementStatus.PENDING) | _lease_expired(now)
     if not Measurement.objects.filter(free, pk=measurement_id).update(
-            status=MEASUREMENT_RUNNING, attempts=F("attempts") + 1, lease_holder=holder, lease_until=_until(ttl_s)):
+            status=MeasurementStatus.RUNNING, attempts=F("attempts") + 1, lease_holder=holder, lease_until=_until(ttl_s)):
         return None
     return Measurement.objects.select_related("submission__challenge", "image_set").get(pk=measurement_id)
 
 
 def measurement_claim_merge(*, measurement_id: int, holder: str, ttl_s: float) -> Measurement | None:
     """The chord's callback takes the lease over from the chunks (not a new attempt)."""
-    if not Measurement.objects.filter(pk=measurement_id, status=MEASUREMENT_RUNNING, lease_holder=SPLIT_HOLDER).update(
+    if not Measurement.objects.filter(pk=measurement_id, status=MeasurementStatus.RUNNING, lease_holder=SPLIT_HOLDER).update(
             lease_holder=holder, lease_until=_until(ttl_s)):
         return None
     return Measurement.objects.select_related("submission__challenge", "image_set").get(pk=measurement_id)
@@ -154,20 +151,20 @@ def measurement_claim_merge(*, measurement_id: int, holder: str, ttl_s: float) -
 
 def measurement_renew(*, measurement_id: int, holder: str, ttl_s: float) -> bool:
     """Extend the lease; False when it was lost (expired and taken over)."""
-    return bool(Measurement.objects.filter(pk=measurement_id, status=MEASUREMENT_RUNNING, lease_holder=holder)
+    return bool(Measurement.objects.filter(pk=measurement_id, status=MeasurementStatus.RUNNING, lease_holder=holder)
                 .update(lease_until=_until(ttl_s)))
 
 
 def measurement_split(*, measurement_id: int, holder: str, horizon_s: float) -> bool:
     """Hand the lease to the chunk tasks, which renew it as they run."""
-    return bool(Measurement.objects.filter(pk=measurement_id, status=MEASUREMENT_RUNNING, lease_holder=holder)
+    return bool(Measurement.objects.filter(pk=measurement_id, status=MeasurementStatus.RUNNING, lease_holder=holder)
                 .update(lease_holder=SPLIT_HOLDER, lease_until=_until(horizon_s)))
 
 
 def measurement_release(*, measurement_id: int, holder: str) -> bool:
     """Give the lease back at once (for a retry with backoff): the next delivery claims it."""
-    return bool(Measurement.objects.filter(pk=measurement_id, status=MEASUREMENT_RUNNING, lease_holder=holder)
-                .update(status=MEASUREMENT_PENDING, lease_holder="", lease_until=None))
+    return bool(Measurement.objects.filter(pk=measurement_id, status=MeasurementStatus.RUNNING, lease_holder=holder)
+                .update(status=MeasurementStatus.PENDING, lease_holder="", lease_until=None))
 
 
 def measurement_progress(*, measurement_id: int, done: int | None = None, total: int | None = None,
@@ -185,13 +182,13 @@ def measurement_progress(*, measurement_id: int, done: int | None = None, total:
 
 def measurement_fail(*, measurement_id: int, error: str) -> bool:
     return bool(Measurement.objects.filter(pk=measurement_id, status__in=MEASUREMENT_IN_FLIGHT).update(
-        status=MEASUREMENT_FAILED, error=error[:2000], finished_at=timezone.now(), lease_holder="", lease_until=None))
+        status=MeasurementStatus.FAILED, error=error[:2000], finished_at=timezone.now(), lease_holder="", lease_until=None))
 
 
 def measurement_store(*, measurement_id: int, holder: str, text: str, model_version: str) -> bool:
     """running → done with the document stored byte for byte, by the lease's holder only."""
-    return bool(Measurement.objects.filter(pk=measurement_id, status=MEASUREMENT_RUNNING, lease_holder=holder).update(
-        status=MEASUREMENT_DONE, document_json=text, model_version=model_version,
+    return bool(Measurement.objects.filter(pk=measurement_id, status=MeasurementStatus.RUNNING, lease_holder=holder).update(
+        status=MeasurementStatus.DONE, document_json=text, model_version=model_version,
         document_sha256="sha256:" + hashlib.sha256(text.encode()).hexdigest(), finished_at=timezone.now(),
         lease_until=None,
     ))
@@ -201,7 +198,7 @@ def measurements_to_resend(*, older_than) -> list[int]:
     """Measurements nobody holds: pending past the grace, or running with an expired lease."""
     now = timezone.now()
     return list(Measurement.objects.filter(
-        Q(status=MEASUREMENT_PENDING, created_at__lt=older_than)
+        Q(status=MeasurementStatus.PENDING, created_at__lt=older_than)
         | _lease_expired(now)
     ).values_list("pk", flat=True))
 

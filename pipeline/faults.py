@@ -15,14 +15,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from blobs import StorageUnavailable
-from bounty.services import RUN_TASK as RUN_TASK_NAME
 
 PLATFORM_FAULTS = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError, StorageUnavailable)
 TASK_RETRY = dict(autoretry_for=PLATFORM_FAULTS, retry_backoff=2, retry_backoff_max=30, retry_jitter=False,
                   max_retries=8)
 
-# Task names: the pipeline sends its own follow-up tasks by name, the domain its runs (bounty.services).
-RUN_TASK = RUN_TASK_NAME
+# Task names: the pipeline sends its tasks by name (pipeline.tasks registers them under these).
+RUN_TASK = "pipeline.tasks.run_submission"
 MEASURE_TASK = "pipeline.tasks.measure_submission"
 CHUNK_TASK = "pipeline.tasks.measure_chunk"
 MERGE_TASK = "pipeline.tasks.measure_merge"

@@ -21,7 +21,8 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from grading.models import MEASUREMENT_IN_FLIGHT, Measurement
-from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
+from pipeline.models import ProbeRun
+from sandbox.status import RunStatus
 
 INSPECT_TIMEOUT_S = 0.5  # each broadcast waits this long for replies (both are sent at once)
 WORKERS_FRESH_S = 5.0  # a snapshot this young is served without asking the workers again
@@ -113,7 +114,7 @@ def worker_health() -> dict:
     error = snapshot["error"]
     if None in lengths.values():
         error = error or "the broker did not answer: its queue lengths are unknown"
-    oldest = ProbeRun.objects.filter(status=RUN_QUEUED).order_by("queued_at").values_list("queued_at", flat=True).first()
+    oldest = ProbeRun.objects.filter(status=RunStatus.QUEUED).order_by("queued_at").values_list("queued_at", flat=True).first()
     return {
         "workers": snapshot["workers"],
         # None with no answer yet: `workers_checking` says one is being asked for
@@ -121,8 +122,8 @@ def worker_health() -> dict:
         "workers_checking": bool(snapshot.get("checking")),
         "queue_length": None if None in lengths.values() else sum(lengths.values()),
         "queue_lengths": lengths,
-        "runs_queued": ProbeRun.objects.filter(status=RUN_QUEUED).count(),
-        "runs_running": ProbeRun.objects.filter(status=RUN_RUNNING).count(),
+        "runs_queued": ProbeRun.objects.filter(status=RunStatus.QUEUED).count(),
+        "runs_running": ProbeRun.objects.filter(status=RunStatus.RUNNING).count(),
         "measurements_running": Measurement.objects.filter(status__in=MEASUREMENT_IN_FLIGHT).count(),
         "oldest_queued_s": round((timezone.now() - oldest).total_seconds(), 1) if oldest else None,
         "error": error,

@@ -28,7 +28,7 @@ from bounty import selectors as bounty_selectors
 from bounty import services, states
 from grading import services as grading_services
 from grading.measurement import document_dumps, measure_chunk, measure_image_set, measurement_plan
-from grading.models import MEASUREMENT_RUNNING, Measurement
+from grading.models import Measurement, MeasurementStatus
 from grading.selectors import artifacts_key
 from grading.speed import speed_record
 from pipeline import scheduling
@@ -216,7 +216,7 @@ def _store(measurement: Measurement, document: dict, *, holder: str) -> str:
             submission_id=submission.pk, from_states=(states.MEASURED,), to_state=states.IN_REVIEW,
             reason="measured and provisionally scored; waiting for the judges", provisional_score=score.value,
         )
-    return "done"
+    return MeasurementStatus.DONE
 
 
 def _fail(measurement: Measurement, *, probe_fault: bool, error: str) -> str:
@@ -224,7 +224,7 @@ def _fail(measurement: Measurement, *, probe_fault: bool, error: str) -> str:
     with transaction.atomic():
         grading_services.measurement_fail(measurement_id=measurement.pk, error=error)
         if measurement.rerun_of_id:
-            return "failed"
+            return MeasurementStatus.FAILED
         if probe_fault:
             services.submission_transition(
                 submission_id=measurement.submission_id, from_states=(states.MEASURING,), to_state=states.FAILED,
@@ -234,7 +234,7 @@ def _fail(measurement: Measurement, *, probe_fault: bool, error: str) -> str:
                 submission_id=measurement.submission_id, from_states=(states.MEASURING,),
                 to_state=states.PLATFORM_ERROR,
                 reason=PLATFORM_FAILED.format(error=error, attempts=min(measurement.attempts, MAX_MEASURE_ATTEMPTS)))
-    return "failed"
+    return MeasurementStatus.FAILED
 
 
 def capped_measure_chunk(*args, **kwargs) -> int:
@@ -247,7 +247,7 @@ def measurement_chunk(*, measurement_id: int, model: str, start: int, stop: int)
 
     A chunk run twice (a redelivery) writes the same cache files: the merge reads them once."""
     measurement = Measurement.objects.select_related("submission__challenge", "image_set").get(pk=measurement_id)
-    if measurement.status != MEASUREMENT_RUNNING or measurement.lease_holder != grading_services.SPLIT_HOLDER:
+    if measurement.status != MeasurementStatus.RUNNING or measurement.lease_holder != grading_services.SPLIT_HOLDER:
         return 0
 
     def renew() -> bool:

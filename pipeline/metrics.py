@@ -29,18 +29,18 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from bounty import states
 from bounty.models import Submission, SubmissionEvent
-from grading.models import MEASUREMENT_IN_FLIGHT, MEASUREMENT_STATUSES, Measurement
+from grading.models import MEASUREMENT_IN_FLIGHT, Measurement, MeasurementStatus
 from pipeline.faults import unknown_faults_count
 from pipeline.health import queue_lengths
-from sandbox.models import RUN_QUEUED, RUN_RUNNING, RUN_STATUSES, ProbeRun
+from pipeline.models import ProbeRun
+from sandbox.status import RUN_IN_FLIGHT, RunStatus
 
 PREFIX = "cropbias"
 # Upper bounds (seconds) of every duration histogram: from a quick run to a day in review.
 BUCKETS_S = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 6 * 3600, 24 * 3600)
 
-RUNS_IN_FLIGHT = (RUN_QUEUED, RUN_RUNNING)
-RUNS_FINISHED = tuple(status for status, _ in RUN_STATUSES if status not in RUNS_IN_FLIGHT)
-MEASUREMENTS_FINISHED = tuple(status for status, _ in MEASUREMENT_STATUSES if status not in MEASUREMENT_IN_FLIGHT)
+RUNS_FINISHED = tuple(status for status in RunStatus if status not in RUN_IN_FLIGHT)
+MEASUREMENTS_FINISHED = tuple(status for status, _ in MeasurementStatus.choices if status not in MEASUREMENT_IN_FLIGHT)
 # The submission's state before platform_error names the stage that failed (bounty.states).
 PLATFORM_ERROR_STAGES = {states.RUNNING: "run", states.MEASURING: "measurement"}
 
@@ -106,13 +106,13 @@ class PlatformCollector:
         yield depth
 
     def _runs(self):
-        yield from _by_status(ProbeRun, "runs", "Probe runs", in_flight=RUNS_IN_FLIGHT, finished=RUNS_FINISHED,
+        yield from _by_status(ProbeRun, "runs", "Probe runs", in_flight=RUN_IN_FLIGHT, finished=RUNS_FINISHED,
                               in_flight_help="queued or running")
 
         started = Q(started_at__isnull=False)
         values = ProbeRun.objects.annotate(wait=_duration("started_at", "queued_at"),
                                            took=_duration("finished_at", "started_at")).aggregate(
-            oldest_queued=Min("queued_at", filter=Q(status=RUN_QUEUED)),
+            oldest_queued=Min("queued_at", filter=Q(status=RunStatus.QUEUED)),
             **_histogram_aggregates("wait", "wait", started),
             **_histogram_aggregates("took", "took", started & Q(finished_at__isnull=False)),
         )

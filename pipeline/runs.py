@@ -19,17 +19,19 @@ from django.db import transaction
 from django.utils import timezone
 
 import blobs
-from bounty import queue, services, states
 from bounty import selectors as bounty_selectors
+from bounty import services, states
 from bounty.models import Submission
 from grading import services as grading_services
+from pipeline import queue as pipeline_queue
 from pipeline.bounds import check_plan
 from pipeline.faults import PLATFORM_FAULTS
 from pipeline.leases import Lease
 from pipeline.measurements import enqueue_measurement
-from probekit.imageset import ImageSetRejected, validate_image_set
-from sandbox.models import RUN_CANCELLED, RUN_QUEUED, RUN_RUNNING, ImageSet, ProbeRun
+from pipeline.models import ImageSet, ProbeRun
+from probekit.imageset import ImageSetRejected
 from sandbox.runner import RunResult, run_probe
+from sandbox.status import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +39,10 @@ logger = logging.getLogger(__name__)
 MAX_RUN_ATTEMPTS = 3
 
 FAILED_REASONS = {
-    "error": "The probe exited with an error (exit code {exit_code}). See its stderr below.",
-    "timeout": "The probe ran out of time: {error}",
-    "limit_exceeded": "The probe exceeded a sandbox limit: {error}",
-    "rejected": "The probe's output was rejected: {error}",
+    RunStatus.ERROR: "The probe exited with an error (exit code {exit_code}). See its stderr below.",
+    RunStatus.TIMEOUT: "The probe ran out of time: {error}",
+    RunStatus.LIMIT_EXCEEDED: "The probe exceeded a sandbox limit: {error}",
+    RunStatus.REJECTED: "The probe's output was rejected: {error}",
 }
 TAKEOVERS_EXHAUSTED = ("the run's worker was lost {attempts} times (the probe may crash its worker); "
                        "stopped after {attempts} attempts")
@@ -48,7 +50,7 @@ TAKEOVERS_EXHAUSTED = ("the run's worker was lost {attempts} times (the probe ma
 
 def _platform_error(error: str) -> RunResult:
     """A run that ended on the platform's side, not the probe's."""
-    return RunResult(status="platform_error", exit_code=None, wall_s=0.0, error=error)
+    return RunResult(status=RunStatus.PLATFORM_ERROR, exit_code=None, wall_s=0.0, error=error)
 
 
 def _worker_name() -> str:
@@ -58,18 +60,18 @@ def _worker_name() -> str:
 def _claim_run(run_id: str) -> ProbeRun | None:
     """queued → running, or take over a running run whose worker died (its lease expired)."""
     now = timezone.now()
-    if ProbeRun.objects.filter(pk=run_id, status=RUN_QUEUED).update(status=RUN_RUNNING, started_at=now,
+    if ProbeRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING, started_at=now,
                                                                     worker=_worker_name()):
         return ProbeRun.objects.select_related("submission__challenge").get(pk=run_id)
     run = ProbeRun.objects.filter(pk=run_id).select_related("submission__challenge").first()
-    if run is None or run.status != RUN_RUNNING:
+    if run is None or run.status != RunStatus.RUNNING:
         return None  # finished or cancelled: a redelivery has nothing to do
     if run.attempt >= MAX_RUN_ATTEMPTS:
         _store_run_result(run=run, result=_platform_error(TAKEOVERS_EXHAUSTED.format(attempts=run.attempt)), final=True)
         return None
     # Redelivered after the worker died mid-run: restart it, recorded as the next attempt.
     details = dict(run.details, restarted_from=run.worker, restarted_at=now.isoformat())
-    moved = ProbeRun.objects.filter(pk=run_id, status=RUN_RUNNING, worker=run.worker).update(
+    moved = ProbeRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, worker=run.worker).update(
         worker=_worker_name(), started_at=now, attempt=run.attempt + 1, details=details
     )
     return ProbeRun.objects.select_related("submission__challenge").get(pk=run_id) if moved else None
@@ -80,8 +82,8 @@ def run_execute(*, run_id: str) -> str:
     with Lease("run", run_id) as lease:
         if not lease.acquired:
             return "lease held by a live worker"
-        if queue.run_should_wait(run_id=run_id):
-            services.run_defer(run_id=run_id)
+        if pipeline_queue.run_should_wait(run_id=run_id):
+            pipeline_queue.run_defer(run_id=run_id)
             return "deferred: another participant's run goes first"
         run = _claim_run(run_id)
         if run is None:
@@ -89,8 +91,8 @@ def run_execute(*, run_id: str) -> str:
         submission = run.submission
         rerun = _is_rerun(run)
         if submission.state == states.CANCELLED and not rerun:
-            ProbeRun.objects.filter(pk=run_id).update(status=RUN_CANCELLED, finished_at=timezone.now())
-            return "cancelled"
+            ProbeRun.objects.filter(pk=run_id).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
+            return RunStatus.CANCELLED
         if not rerun:  # a judge's re-run leaves the submission where it is
             services.submission_transition(
                 submission_id=submission.pk, from_states=(states.QUEUED, states.RUNNING), to_state=states.RUNNING,
@@ -128,14 +130,6 @@ def _is_rerun(run: ProbeRun) -> bool:
     return bool(run.details.get("rerun_of"))
 
 
-def _image_set_read(*, run: ProbeRun, path: Path):
-    """The copied-out set's facts, read back with the challenge's own caps (outside any transaction)."""
-    limits = bounty_selectors.challenge_limits(challenge=run.submission.challenge)
-    facts = validate_image_set(path, max_images=limits.max_images, max_pixels=limits.max_pixels, decode=False)
-    check_plan(facts, bounty_selectors.challenge_measurement_settings(challenge=run.submission.challenge))
-    return facts
-
-
 def _image_set_upload(*, path: Path) -> str:
     """Store the copied-out set in the object storage; its key (ImageSet.path) is its place under VAR_DIR."""
     key = Path(path).resolve().relative_to(settings.VAR_DIR).as_posix()
@@ -143,10 +137,14 @@ def _image_set_upload(*, path: Path) -> str:
     return key
 
 
-def _image_set_take(*, run: ProbeRun, path: Path):
-    """The copied-out set's facts (with the challenge's caps), then the set stored: (facts, key)."""
-    facts = _image_set_read(run=run, path=path)
-    return facts, _image_set_upload(path=path)
+def _image_set_take(*, run: ProbeRun, result: RunResult):
+    """The copied-out set's facts as the runner validated them (with the challenge's caps), checked
+    against the measurement's plan, then the key it is stored under: (facts, key).
+
+    Raises ImageSetRejected when the plan's bounds refuse the set (pipeline.bounds)."""
+    facts = result.image_set
+    check_plan(facts, bounty_selectors.challenge_measurement_settings(challenge=run.submission.challenge))
+    return facts, _image_set_upload(path=result.image_set_path)
 
 
 def _image_set_create(*, run: ProbeRun, key: str, n_images: int, facts) -> ImageSet:
@@ -168,22 +166,22 @@ def _run_fields(run: ProbeRun, result: RunResult) -> dict:
 def _store_rerun_result(*, run: ProbeRun, result: RunResult, fields: dict) -> str:
     """A judge's re-run: store its run and measure it beside the original; no state moves."""
     facts = key = None
-    if result.status == "ok":
+    if result.status == RunStatus.OK:
         try:
-            facts, key = _image_set_take(run=run, path=result.image_set_path)
+            facts, key = _image_set_take(run=run, result=result)
         except ImageSetRejected as exc:
-            fields = dict(fields, status="rejected", error=str(exc))
-            result = RunResult(status="rejected", exit_code=result.exit_code, wall_s=result.wall_s, error=str(exc))
+            fields = dict(fields, status=RunStatus.REJECTED, error=str(exc))
+            result = RunResult(status=RunStatus.REJECTED, exit_code=result.exit_code, wall_s=result.wall_s, error=str(exc))
     with transaction.atomic():
-        if not ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields):
+        if not ProbeRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**fields):
             return "already stored"
-        if result.status != "ok":
+        if result.status != RunStatus.OK:
             return result.status
         image_set = _image_set_create(run=run, key=key, n_images=result.n_images, facts=facts)
         measurement = grading_services.measurement_create(
             submission=run.submission, image_set=image_set, rerun_of_id=run.details["rerun_of"])
         transaction.on_commit(lambda: enqueue_measurement(measurement_id=measurement.pk))
-    return "ok"
+    return RunStatus.OK
 
 
 def _store_run_result(*, run: ProbeRun, result: RunResult, final: bool = False) -> str:
@@ -192,21 +190,21 @@ def _store_run_result(*, run: ProbeRun, result: RunResult, final: bool = False) 
     if _is_rerun(run):
         return _store_rerun_result(run=run, result=result, fields=fields)
     if Submission.objects.filter(pk=submission.pk, state=states.CANCELLED).exists():
-        fields["status"] = RUN_CANCELLED
-        ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields)
-        return "cancelled"
-    if result.status == "ok":
+        fields["status"] = RunStatus.CANCELLED
+        ProbeRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**fields)
+        return RunStatus.CANCELLED
+    if result.status == RunStatus.OK:
         try:
-            facts, key = _image_set_take(run=run, path=result.image_set_path)
+            facts, key = _image_set_take(run=run, result=result)
             return _store_image_set(run=run, result=result, fields=fields, facts=facts, key=key)
-        except ImageSetRejected as exc:  # the copied-out set does not pass with the challenge's caps
-            result = RunResult(status="rejected", exit_code=result.exit_code, wall_s=result.wall_s,
+        except ImageSetRejected as exc:  # the set is beyond the measurement plan's bounds
+            result = RunResult(status=RunStatus.REJECTED, exit_code=result.exit_code, wall_s=result.wall_s,
                                stdout_tail=result.stdout_tail, stderr_tail=result.stderr_tail, error=str(exc))
             fields = _run_fields(run, result)
-    if result.status == "platform_error":
+    if result.status == RunStatus.PLATFORM_ERROR:
         return _store_platform_error(run=run, result=result, fields=fields, final=final)
     with transaction.atomic():
-        if not ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields):
+        if not ProbeRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**fields):
             return "already stored"
         reason = FAILED_REASONS.get(result.status, "{error}").format(exit_code=result.exit_code, error=result.error)
         services.submission_transition(
@@ -218,7 +216,7 @@ def _store_run_result(*, run: ProbeRun, result: RunResult, final: bool = False) 
 def _store_image_set(*, run: ProbeRun, result: RunResult, fields: dict, facts, key: str) -> str:
     submission = run.submission
     with transaction.atomic():  # rows only: the set was read and hashed before
-        if not ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields):
+        if not ProbeRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**fields):
             return "already stored"
         image_set = _image_set_create(run=run, key=key, n_images=result.n_images, facts=facts)
         measurement = grading_services.measurement_create(submission=submission, image_set=image_set)
@@ -227,14 +225,14 @@ def _store_image_set(*, run: ProbeRun, result: RunResult, fields: dict, facts, k
             reason=f"the probe emitted {image_set.n_images} images; measuring the target model",
         )
         transaction.on_commit(lambda: enqueue_measurement(measurement_id=measurement.pk))
-    return "ok"
+    return RunStatus.OK
 
 
 def _store_platform_error(*, run: ProbeRun, result: RunResult, fields: dict, final: bool) -> str:
     """Not the probe's fault: retried as a new run with backoff, at most MAX_RUN_ATTEMPTS in all."""
     submission = run.submission
     with transaction.atomic():
-        if not ProbeRun.objects.filter(pk=run.pk, status=RUN_RUNNING).update(**fields):
+        if not ProbeRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**fields):
             return "already stored"
         services.submission_transition(
             submission_id=submission.pk, from_states=(states.RUNNING,), to_state=states.PLATFORM_ERROR,
@@ -247,7 +245,7 @@ def _store_platform_error(*, run: ProbeRun, result: RunResult, fields: dict, fin
                 submission_id=submission.pk, from_states=(states.PLATFORM_ERROR,), to_state=states.QUEUED,
                 reason=f"retrying after a platform error (attempt {attempts + 1} of {MAX_RUN_ATTEMPTS})",
             )
-            services.run_enqueue(submission=submission, countdown=5 * (attempts + 1))
-    return "platform_error"
+            pipeline_queue.run_enqueue(submission=submission, countdown=5 * (attempts + 1))
+    return RunStatus.PLATFORM_ERROR
 
 

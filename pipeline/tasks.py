@@ -4,7 +4,7 @@ from celery.utils.log import get_task_logger
 
 from bounty import services as bounty_services
 from bounty import webhooks
-from pipeline import measurements, runs
+from pipeline import measurements, reports, runs
 from pipeline import reconcile as recovery
 from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, RUN_TASK, TASK_RETRY
 
@@ -34,6 +34,27 @@ def measure_chunk(measurement_id: int, model: str, start: int, stop: int) -> int
 def measure_merge(measurement_id: int) -> str:
     outcome = measurements.measurement_execute(measurement_id=measurement_id, chunks_done=True)
     logger.info("measurement %s (merged): %s", measurement_id, outcome)
+    return outcome
+
+
+@shared_task(name=reports.REPORT_TASK, acks_late=True, reject_on_worker_lost=True, **TASK_RETRY)
+def model_report(report_id: int) -> str:
+    """A model report (pipeline.reports), sent to the bulk queue."""
+    outcome = reports.report_execute(report_id=report_id)
+    logger.info("model report %s: %s", report_id, outcome)
+    return outcome
+
+
+@shared_task(name=reports.REPORT_CHUNK_TASK, acks_late=True, reject_on_worker_lost=True, **TASK_RETRY)
+def model_report_chunk(report_id: int, submission_id: int, model: str, start: int, stop: int) -> int:
+    return reports.report_chunk(report_id=report_id, submission_id=submission_id, model=model, start=start,
+                                stop=stop)
+
+
+@shared_task(name=reports.REPORT_MERGE_TASK, acks_late=True, reject_on_worker_lost=True, **TASK_RETRY)
+def model_report_merge(report_id: int) -> str:
+    outcome = reports.report_execute(report_id=report_id, chunks_done=True)
+    logger.info("model report %s (merged): %s", report_id, outcome)
     return outcome
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-import numpy as np
 from PIL import Image, ImageOps
 
 from probekit import setrules
@@ -232,36 +231,6 @@ def open_listed_file(root: Path, relative: str | PurePosixPath, where: str = "")
     return os.fdopen(fd, "rb")
 
 
-_BRACKET_STEP = np.zeros(256, dtype=np.int8)
-_BRACKET_STEP[[ord("["), ord("{")]] = 1
-_BRACKET_STEP[[ord("]"), ord("}")]] = -1
-
-
-def _json_depth(raw: bytes) -> int:
-    """How deeply `raw` nests arrays and objects, found without parsing (so without recursion).
-
-    Vectorised and linear: a quote preceded by an odd run of backslashes is escaped, a bracket
-    after an odd number of real quotes is inside a string. (A regex that strips strings first
-    is quadratic on unterminated ones.)
-    """
-    data = np.frombuffer(raw, dtype=np.uint8)
-    quotes = np.flatnonzero(data == ord('"'))
-    slashes = np.flatnonzero(data == ord("\\"))
-    if quotes.size and slashes.size:
-        breaks = np.flatnonzero(np.diff(slashes) != 1)
-        run_starts = slashes[np.r_[0, breaks + 1]]
-        run_ends = slashes[np.r_[breaks, slashes.size - 1]]
-        at = np.minimum(np.searchsorted(run_ends, quotes - 1), run_ends.size - 1)
-        escaped = (run_ends[at] == quotes - 1) & ((quotes - run_starts[at]) % 2 == 1)
-        quotes = quotes[~escaped]
-    steps = _BRACKET_STEP[data]
-    brackets = np.flatnonzero(steps)
-    outside = np.searchsorted(quotes, brackets) % 2 == 0
-    if not outside.any():
-        return 0
-    return int(np.cumsum(steps[brackets[outside]], dtype=np.int64).max())
-
-
 def _read_manifest(root: Path) -> tuple[dict, bytes]:
     try:
         info = os.lstat(root / "manifest.json")
@@ -281,7 +250,7 @@ def _read_manifest(root: Path) -> tuple[dict, bytes]:
             raise _reject(f"manifest.json cannot be read ({exc.strerror})") from None
     if len(raw) > MAX_MANIFEST_BYTES:
         raise _reject(limit)
-    depth = _json_depth(raw)
+    depth = setrules.json_depth(raw)
     if depth > MAX_MANIFEST_DEPTH:
         raise _reject(f"manifest.json nests {depth:,} levels deep; at most {MAX_MANIFEST_DEPTH} are allowed")
     try:
@@ -467,6 +436,21 @@ def file_sha256(path: Path | BinaryIO) -> str:
         return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def _check_item_id(entry: dict, seen_ids: set[str], where: str) -> tuple[str, str | None, str]:
+    """The item's id (unique, case aside: recorded in `seen_ids`), its `base`, and where it is."""
+    item_id = entry.get("id")
+    if not isinstance(item_id, str) or not ITEM_ID.match(item_id):
+        raise _reject("'id' must be 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit", where)
+    where = f"item {item_id!r} ({where})"
+    if item_id.casefold() in seen_ids:
+        raise _reject("the id is used by an earlier item; ids must be unique, case aside", where)
+    seen_ids.add(item_id.casefold())
+    base = entry.get("base")
+    if base is not None and (not isinstance(base, str) or not ITEM_ID.match(base)):
+        raise _reject("'base' must be a short id like the item ids", where)
+    return item_id, base, where
+
+
 def validate_image_set(
     root: str | os.PathLike,
     *,
@@ -506,16 +490,7 @@ def validate_image_set(
         where = f"items[{index}]"
         if not isinstance(entry, dict):
             raise _reject("each item must be an object with 'id', 'image' and 'regions'", where)
-        item_id = entry.get("id")
-        if not isinstance(item_id, str) or not ITEM_ID.match(item_id):
-            raise _reject("'id' must be 1–128 letters, digits, '.', '_' or '-', starting with a letter or digit", where)
-        where = f"item {item_id!r} ({where})"
-        if item_id.casefold() in seen_ids:
-            raise _reject("the id is used by an earlier item; ids must be unique, case aside", where)
-        seen_ids.add(item_id.casefold())
-        base = entry.get("base")
-        if base is not None and (not isinstance(base, str) or not ITEM_ID.match(base)):
-            raise _reject("'base' must be a short id like the item ids", where)
+        item_id, base, where = _check_item_id(entry, seen_ids, where)
         relative = _safe_relative(entry.get("image"), where)
         unportable = setrules.portable_path_error(relative)
         if unportable is not None:

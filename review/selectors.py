@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import json
 
-from django.db.models import Prefetch, Q, QuerySet
-from django.http import Http404
+from django.db.models import Prefetch
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 import blobs
 from bounty import states
+from bounty.errors import NotFound
 from bounty.models import Challenge, Submission
-from bounty.selectors import identity_hidden, participant_label, rubric_of, user_can_judge
-from grading.models import MEASUREMENT_DONE, MEASUREMENT_IN_FLIGHT, Review, ReviewAssignment, Score
+from bounty.permissions import identity_hidden, judge_challenges, may_judge_submission
+from bounty.selectors import participant_label, rubric_of
+from grading.models import MEASUREMENT_IN_FLIGHT, MeasurementStatus, Score
 from grading.rubric import (
     Rubric,
     RubricError,
@@ -28,26 +29,19 @@ from grading.rubric import (
 )
 from grading.selectors import artifact_names, document_of, measurement_of_record
 from grading.selectors import artifact_open as artifact_open_of
-from sandbox.models import RUN_QUEUED, RUN_RUNNING, ProbeRun
+from pipeline.models import ProbeRun
+from review.models import Review, ReviewAssignment
 from sandbox.probe_files import ProbeFileError, zip_python_sources
+from sandbox.status import RunStatus
 
 QUEUE_LIMIT = 200
 PROBE_SHOW_BYTES = 200_000
 
 
-def judge_challenges(*, user) -> QuerySet[Challenge]:
-    """Challenges the user may judge (as judge, organizer or superuser)."""
-    if not user.is_authenticated:
-        return Challenge.objects.none()
-    if user.is_superuser:
-        return Challenge.objects.all()
-    return Challenge.objects.filter(Q(judges=user) | Q(organizers=user)).distinct()
-
-
 def check_is_judge(*, user) -> None:
     """404 for anyone who judges no challenge: the console does not exist for them."""
     if not judge_challenges(user=user).exists():
-        raise Http404("No such page.")
+        raise NotFound("No such page.")
 
 
 def submission_get_for_judge(*, submission_id: int, user) -> Submission:
@@ -55,10 +49,8 @@ def submission_get_for_judge(*, submission_id: int, user) -> Submission:
     submission = Submission.objects.select_related("challenge", "participant", "team", "duplicate_of").filter(
         pk=submission_id
     ).first()
-    if submission is None or not user_can_judge(user=user, challenge=submission.challenge):
-        raise Http404("No such submission.")
-    if submission.participant_id == user.pk:
-        raise Http404("No such submission.")
+    if submission is None or not may_judge_submission(user=user, submission=submission):
+        raise NotFound("No such submission.")
     return submission
 
 
@@ -178,7 +170,7 @@ def duplicate_candidates(*, submission: Submission, document: dict | None, limit
     hints = []
     for other in earlier:
         done = [m for m in other.measurements.all()
-                if m.status == MEASUREMENT_DONE and m.document_json and m.rerun_of_id is None]
+                if m.status == MeasurementStatus.DONE and m.document_json and m.rerun_of_id is None]
         if not done:
             continue
         theirs = _directions(document_of(done[0]), alpha)
@@ -267,7 +259,7 @@ def artifact_open(*, submission: Submission, measurement_id: int, filename: str)
     measurement = submission.measurements.filter(pk=measurement_id).first()
     handle = artifact_open_of(measurement=measurement, filename=filename) if measurement else None
     if handle is None:
-        raise Http404("No such artifact.")
+        raise NotFound("No such artifact.")
     return handle
 
 
@@ -306,13 +298,13 @@ def rerun_comparison(*, measurement) -> dict | None:
         return None
     rerun = measurement.reruns.order_by("-created_at").first()
     queued = ProbeRun.objects.filter(submission_id=measurement.submission_id, details__rerun_of=measurement.pk,
-                                     status__in=(RUN_QUEUED, RUN_RUNNING)).order_by("-queued_at").first()
-    if queued is not None and (rerun is None or rerun.status == MEASUREMENT_DONE):
+                                     status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).order_by("-queued_at").first()
+    if queued is not None and (rerun is None or rerun.status == MeasurementStatus.DONE):
         # A newer re-run's probe is still running: the earlier comparison is no longer the latest.
         return {"rerun": None, "status": queued.status, "done": False, "in_flight": True, "rows": [], "identical": False}
     if rerun is None:
         return None
-    if rerun.status != MEASUREMENT_DONE or measurement.status != MEASUREMENT_DONE:
+    if rerun.status != MeasurementStatus.DONE or measurement.status != MeasurementStatus.DONE:
         return {"rerun": rerun, "status": f"measurement {rerun.status}", "done": False,
                 "in_flight": rerun.status in MEASUREMENT_IN_FLIGHT, "rows": [], "identical": False}
     first, second = document_of(measurement), document_of(rerun)
@@ -323,7 +315,7 @@ def rerun_comparison(*, measurement) -> dict | None:
         rows.append({"id": test["id"], "estimate": test.get("estimate"), "p_holm": test.get("p_holm"),
                      "rerun_estimate": twin.get("estimate"), "rerun_p_holm": twin.get("p_holm"),
                      "same": twin.get("estimate") == test.get("estimate") and twin.get("p_holm") == test.get("p_holm")})
-    return {"rerun": rerun, "status": "done", "done": True, "in_flight": False, "rows": rows,
+    return {"rerun": rerun, "status": MeasurementStatus.DONE, "done": True, "in_flight": False, "rows": rows,
             "identical": measurement.document_sha256 == rerun.document_sha256}
 
 

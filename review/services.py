@@ -14,11 +14,11 @@ from bounty import services as bounty_services
 from bounty import states
 from bounty.errors import BountyError
 from bounty.models import Submission
-from bounty.selectors import user_can_judge
+from bounty.permissions import is_own_submission, user_can_judge
 from grading import services as grading_services
-from grading.models import Review, ReviewAssignment, SubmissionComment
 from grading.rubric import RubricError, rubric_for_challenge, score_finding
 from grading.selectors import document_of, measurement_of_record
+from review.models import Review, ReviewAssignment, SubmissionComment
 
 NOT_A_JUDGE = "Only the judges of this challenge can do that."
 OWN_SUBMISSION = "You cannot judge your own submission; another judge has to."
@@ -44,7 +44,7 @@ REOPENABLE_STATES = (states.ACCEPTED, states.DUPLICATE, states.NOT_REPRODUCIBLE,
 def check_judge(*, submission: Submission, judge) -> None:
     if not user_can_judge(user=judge, challenge=submission.challenge):
         raise BountyError(NOT_A_JUDGE)
-    if submission.participant_id == judge.pk:
+    if is_own_submission(user=judge, submission=submission):
         raise BountyError(OWN_SUBMISSION)
 
 
@@ -58,15 +58,20 @@ def review_assign(*, submission: Submission, judge, assigned_by) -> ReviewAssign
         raise BountyError(NOT_A_JUDGE)
     if not user_can_judge(user=judge, challenge=submission.challenge):
         raise BountyError(ASSIGN_NOT_JUDGE.format(username=judge.get_username()))
-    if submission.participant_id == judge.pk:
+    if is_own_submission(user=judge, submission=submission):
         raise BountyError(OWN_SUBMISSION)
-    assignment, _ = ReviewAssignment.objects.get_or_create(
-        submission=submission, judge=judge, defaults={"assigned_by": assigned_by}
-    )
+    with transaction.atomic(durable=True):
+        assignment, created = ReviewAssignment.objects.get_or_create(
+            submission=submission, judge=judge, defaults={"assigned_by": assigned_by}
+        )
+        if created:
+            who = "themself" if assigned_by.pk == judge.pk else f"by {assigned_by.get_username()}"
+            bounty_services.submission_audit(submission=submission, actor=assigned_by,
+                                             reason=f"{judge.get_username()} assigned to review ({who})")
     return assignment
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def review_declare_conflict(*, submission: Submission, judge, note: str) -> Review:
     """The judge steps aside: their ratings, if any, stop counting."""
     if not user_can_judge(user=judge, challenge=submission.challenge):
@@ -77,6 +82,8 @@ def review_declare_conflict(*, submission: Submission, judge, note: str) -> Revi
         submission=submission, judge=judge,
         defaults={"conflict_of_interest": True, "score": None, "comment": f"Conflict of interest: {note.strip()}"},
     )
+    bounty_services.submission_audit(submission=submission, actor=judge,
+                                     reason=f"{judge.get_username()} declared a conflict of interest: {note.strip()}")
     return review
 
 
@@ -99,7 +106,7 @@ def check_review(*, submission: Submission, judge, harm_type: str, ratings: dict
     return rubric, result
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def review_save(*, submission: Submission, judge, harm_type: str, ratings: dict[str, str],
                 justifications: dict[str, str], comment: str = "") -> Review:
     """Create or update the judge's review with the score the engine computes (never the browser's)."""
@@ -143,6 +150,9 @@ def submission_decide(*, submission: Submission, judge, decision: str, reason: s
         fields["duplicate_of"] = original
         reason = f"{reason.strip()} (duplicate of #{original.pk})"
     with transaction.atomic():
+        if decision == states.ACCEPTED:  # recorded by the move itself: submission_transition writes every field
+            score = grading_services.score_final_create(submission=submission)
+            fields["final_score"] = score.value if score else None
         moved = bounty_services.submission_transition(
             submission_id=submission.pk, from_states=(states.IN_REVIEW,), to_state=decision,
             reason=reason.strip(), actor=judge, **fields,
@@ -152,13 +162,10 @@ def submission_decide(*, submission: Submission, judge, decision: str, reason: s
             raise BountyError(NOT_DECIDABLE.format(state=submission.get_state_display().lower()))
         if decision == states.NEEDS_INFO:
             SubmissionComment.objects.create(submission=submission, author=judge, body=reason.strip(), to_participant=True)
-        if decision == states.ACCEPTED:
-            score = grading_services.score_final_create(submission=submission)
-            Submission.objects.filter(pk=submission.pk).update(final_score=score.value if score else None)
     submission.refresh_from_db()
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def submission_publish(*, submission: Submission, judge) -> None:
     """accepted → published; from review, accept first through `submission_decide` (the same
     conflict-of-interest check and final score), all in one transaction."""
@@ -171,6 +178,7 @@ def submission_publish(*, submission: Submission, judge) -> None:
     bounty_services.submission_publish_transition(submission=submission, actor=judge, reason="published")
 
 
+@transaction.atomic(durable=True)
 def submission_reopen(*, submission: Submission, judge, reason: str) -> None:
     """A decided, unpublished submission goes back to review (audited)."""
     check_judge(submission=submission, judge=judge)
@@ -186,6 +194,7 @@ def submission_reopen(*, submission: Submission, judge, reason: str) -> None:
     submission.refresh_from_db()
 
 
+@transaction.atomic(durable=True)
 def comment_create(*, submission: Submission, author, body: str, to_participant: bool = False) -> SubmissionComment:
     """A judges-only note, or (to_participant) a message in the participant's thread."""
     check_judge(submission=submission, judge=author)
@@ -194,10 +203,10 @@ def comment_create(*, submission: Submission, author, body: str, to_participant:
     return SubmissionComment.objects.create(submission=submission, author=author, body=body.strip(), to_participant=to_participant)
 
 
-@transaction.atomic
+@transaction.atomic(durable=True)
 def thread_reply(*, submission: Submission, participant, body: str, back_to_review: bool = True) -> SubmissionComment:
     """The participant answers a needs_info question; by default the finding returns to review."""
-    if submission.participant_id != participant.pk:
+    if not is_own_submission(user=participant, submission=submission):
         raise BountyError(NOT_YOUR_SUBMISSION)
     if submission.state != states.NEEDS_INFO:
         raise BountyError(THREAD_CLOSED.format(state=submission.get_state_display().lower()))

@@ -2,7 +2,7 @@
 participant's side of the needs_info thread, mounted at the site's root."""
 from django.urls import path
 
-from review import views
+from review import model_reports, views
 
 urlpatterns = [
     path("", views.judge_queue, name="judge-queue"),
@@ -23,4 +23,13 @@ urlpatterns = [
 
 participant_urlpatterns = [
     path("submissions/<int:submission_id>/thread/", views.participant_thread_reply, name="submission-thread"),
+]
+
+# The challenge's models page (organizers and judges), mounted at the site's root.
+model_report_urlpatterns = [
+    path("challenges/<slug:slug>/models/", model_reports.challenge_models, name="challenge-models"),
+    path("challenges/<slug:slug>/models/audit/", model_reports.challenge_models_audit, name="challenge-models-audit"),
+    path("challenges/<slug:slug>/models/<int:report_id>.csv", model_reports.challenge_model_report_csv,
+         name="challenge-model-report-csv"),
+    path("api/challenges/<slug:slug>/models/", model_reports.ChallengeModelsApi.as_view(), name="api-challenge-models"),
 ]

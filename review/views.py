@@ -11,10 +11,11 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 from bounty import selectors as bounty_selectors
-from bounty import services as bounty_services
 from bounty import states
 from bounty.errors import BountyError
+from bounty.permissions import is_own_submission, judge_challenges
 from grading.rubric import rubric_form_rows, rubric_summary
+from pipeline import queue as pipeline_queue
 from review import selectors, services
 from review.forms import CommentForm, DecisionForm, QueueFilterForm, ReasonForm, ReviewForm
 
@@ -66,7 +67,7 @@ def judge_queue(request):
         user=request.user, challenge_slug=data.get("challenge") or "", state=state,
         assigned_to_me=bool(data.get("mine")), disagreement_only=bool(data.get("disagreement")),
     )
-    challenges = list(selectors.judge_challenges(user=request.user).order_by("title"))
+    challenges = list(judge_challenges(user=request.user).order_by("title"))
     chosen = next((c for c in challenges if c.slug == data.get("challenge")), None)
     return render(request, "grading/judge_queue.html", {
         "rows": rows, "state": state, "states": states.SUBMISSION_STATES, "challenges": challenges,
@@ -177,7 +178,7 @@ def judge_reopen(request, submission_id: int):
 def judge_rerun(request, submission_id: int):
     submission = selectors.submission_get_for_judge(submission_id=submission_id, user=request.user)
     try:
-        bounty_services.submission_rerun(submission=submission, actor=request.user)
+        pipeline_queue.submission_rerun(submission=submission, actor=request.user)
     except BountyError as exc:
         return _refused(request, submission.pk, exc.message, section="rerun")
     _say(request, messages.SUCCESS, "Re-run queued: the same probe on the same model version. "
@@ -272,7 +273,7 @@ def participant_thread_reply(request, submission_id: int):
     """The participant answers the judges' question (needs_info). Mounted at
     /submissions/<id>/thread/ — not under /judge/, which participants never see."""
     submission = bounty_selectors.submission_get_for_user(submission_id=submission_id, user=request.user)
-    if submission.participant_id != request.user.pk:
+    if not is_own_submission(user=request.user, submission=submission):
         raise Http404("No such submission.")
     form = CommentForm(request.POST)
     if not form.is_valid():  # say why a too-long reply was refused instead of dropping it

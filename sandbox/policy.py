@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from sandbox.backends.base import STATUS_ERROR, STATUS_LIMIT_EXCEEDED, STATUS_OK, STATUS_TIMEOUT, PlatformError
+from sandbox.backends.base import PlatformError
 from sandbox.limits import Limits, MiB
+from sandbox.status import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,12 @@ TIMEOUT_PROGRAM = "/usr/bin/timeout"  # coreutils; in the probe image too
 
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 BAD_RUN_ID = "run_id must be 1-128 characters of letters, digits, '_', '.' or '-', not starting with a symbol"
+
+
+def check_run_id(run_id: str) -> None:
+    """Both backends' guard: a run id names directories, cgroups and containers, so it is checked first."""
+    if not RUN_ID_RE.match(run_id):
+        raise ValueError(BAD_RUN_ID)
 DEPLOYMENT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 BAD_DEPLOYMENT_ID = "SANDBOX_DEPLOYMENT_ID must be 1-32 characters of lower-case letters, digits or '-'"
 
@@ -261,7 +268,7 @@ class Watchdog:
         self._kill()
 
     def time_out(self) -> None:
-        self.end(STATUS_TIMEOUT, wall_clock_error(self.limits))
+        self.end(RunStatus.TIMEOUT, wall_clock_error(self.limits))
 
     def remaining_s(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -289,11 +296,11 @@ class Watchdog:
                     elif self.should_cancel is not None and now >= next_cancel:
                         next_cancel = now + CANCEL_POLL_INTERVAL_S
                         if self.should_cancel():
-                            self.end(STATUS_ERROR, "cancelled")
+                            self.end(RunStatus.ERROR, "cancelled")
                     if self.killed_at is None and self.cpu_used_s is not None:
                         used = self.cpu_used_s()
                         if used is not None and used >= self.limits.cpu_s:
-                            self.end(STATUS_TIMEOUT, f"CPU-time limit of {self.limits.cpu_s} s reached")
+                            self.end(RunStatus.TIMEOUT, f"CPU-time limit of {self.limits.cpu_s} s reached")
                 elif now - self.killed_at > KILL_GRACE_S:
                     break  # every process is dead; a stream still open could only be the engine's
                 wait = POLL_INTERVAL_S if self.killed_at is not None else min(POLL_INTERVAL_S, self.deadline - now)
@@ -314,7 +321,7 @@ class Watchdog:
                     key.data(chunk)
                     out = self.outcome
                     if self.killed_at is None and out.stdout.total + out.stderr.total > flood_bytes:
-                        self.end(STATUS_LIMIT_EXCEEDED,
+                        self.end(RunStatus.LIMIT_EXCEEDED,
                                  f"log size limit reached: more than {mib(flood_bytes)} printed "
                                  f"(the last {mib(self.limits.log_bytes)} of each stream are kept)")
                 if tick is not None:
@@ -369,24 +376,24 @@ def verdict(outcome: Outcome, limits: Limits, *, out: Path, details: dict, no_ex
         return outcome.killed_status, outcome.killed_error
     ev, code, tail = outcome.evidence, outcome.exit_code, outcome.stderr.text()
     if outcome.wall_s >= limits.wall_s and code in (None, 124, 128 + signal.SIGKILL):
-        return STATUS_TIMEOUT, wall_clock_error(limits)
+        return RunStatus.TIMEOUT, wall_clock_error(limits)
     failed = code != 0
     if ev.get("oom_kills", 0) > 0 or ev.get("oom_killed") or (failed and code is not None and "MemoryError" in tail):
-        return STATUS_LIMIT_EXCEEDED, f"memory limit of {mib(limits.memory_bytes)} reached"
+        return RunStatus.LIMIT_EXCEEDED, f"memory limit of {mib(limits.memory_bytes)} reached"
     if code is None:
         if ev.get("pids_refused", 0) > 0:
-            return STATUS_LIMIT_EXCEEDED, f"process limit of {limits.pids} reached"
+            return RunStatus.LIMIT_EXCEEDED, f"process limit of {limits.pids} reached"
         raise PlatformError(no_exit_status)
     cpu_used = ev.get("cpu_s") or 0.0
     if code == 128 + signal.SIGXCPU or (code == 128 + signal.SIGKILL and cpu_used >= limits.cpu_s):
-        return STATUS_TIMEOUT, f"CPU-time limit of {limits.cpu_s} s reached"
+        return RunStatus.TIMEOUT, f"CPU-time limit of {limits.cpu_s} s reached"
     if failed and (ev.get("pids_refused", 0) > 0 or "Resource temporarily unavailable" in tail):
-        return STATUS_LIMIT_EXCEEDED, f"process limit of {limits.pids} reached"
+        return RunStatus.LIMIT_EXCEEDED, f"process limit of {limits.pids} reached"
     used_bytes, used_entries = output_usage(out)
     if used_entries > limits.output_files:
-        return STATUS_LIMIT_EXCEEDED, f"output file-count limit of {limits.output_files} reached"
+        return RunStatus.LIMIT_EXCEEDED, f"output file-count limit of {limits.output_files} reached"
     if used_bytes > limits.output_bytes:
-        return STATUS_LIMIT_EXCEEDED, f"output size limit of {mib(limits.output_bytes)} reached"
+        return RunStatus.LIMIT_EXCEEDED, f"output size limit of {mib(limits.output_bytes)} reached"
     if failed and ("No space left on device" in tail or "File too large" in tail or code == 128 + signal.SIGXFSZ):
         try:
             st = os.statvfs(out)
@@ -394,17 +401,17 @@ def verdict(outcome: Outcome, limits: Limits, *, out: Path, details: dict, no_ex
         except OSError:
             inodes_full = blocks_full = False
         if inodes_full and details.get("output_tmpfs"):
-            return STATUS_LIMIT_EXCEEDED, f"output file-count limit of {limits.output_files} reached"
+            return RunStatus.LIMIT_EXCEEDED, f"output file-count limit of {limits.output_files} reached"
         if blocks_full or "File too large" in tail or code == 128 + signal.SIGXFSZ:
-            return STATUS_LIMIT_EXCEEDED, f"output size limit of {mib(limits.output_bytes)} reached"
-        return STATUS_LIMIT_EXCEEDED, (f"disk limit reached: the output directory holds at most "
+            return RunStatus.LIMIT_EXCEEDED, f"output size limit of {mib(limits.output_bytes)} reached"
+        return RunStatus.LIMIT_EXCEEDED, (f"disk limit reached: the output directory holds at most "
                                        f"{mib(limits.output_bytes)}, /tmp at most {mib(limits.tmp_bytes)} "
                                        f"and /dev/shm at most {mib(limits.shm_bytes)}")
     if code == 0:
-        return STATUS_OK, None
+        return RunStatus.OK, None
     if code > 128:
-        return STATUS_ERROR, f"the probe was killed by {signal_name(code - 128)}"
-    return STATUS_ERROR, f"the probe exited with status {code}"
+        return RunStatus.ERROR, f"the probe was killed by {signal_name(code - 128)}"
+    return RunStatus.ERROR, f"the probe exited with status {code}"
 
 
 # -- lifetime ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ is either wholly stored or not at all.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -22,9 +23,6 @@ from probekit.imageset import ImageSetRejected, open_listed_file, validate_image
 from probekit.models.registered import CARD_FILE, MODEL_FILE
 from sandbox.backends import get_backend
 from sandbox.backends.base import (
-    STATUS_OK,
-    STATUS_PLATFORM_ERROR,
-    STATUS_REJECTED,
     PlatformError,
     RunResult,
     SandboxBackend,
@@ -32,6 +30,7 @@ from sandbox.backends.base import (
 from sandbox.limits import DEFAULT_LIMITS, Limits
 from sandbox.policy import live_sandbox
 from sandbox.probe_files import ProbeFileError, unpack_probe
+from sandbox.status import RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -128,20 +127,20 @@ def _run_unpacked(probe_path, work: Path, *, backend, limits: Limits, out_dir: P
         sandbox = backend if isinstance(backend, SandboxBackend) else get_backend(backend or DEFAULT_BACKEND)
         probe_dir = unpack_probe(Path(probe_path), work / "probe")
     except ProbeFileError as exc:
-        return RunResult(STATUS_REJECTED, None, time.monotonic() - started, error=f"probe file: {exc}")
+        return RunResult(RunStatus.REJECTED, None, time.monotonic() - started, error=f"probe file: {exc}")
     except PlatformError as exc:
-        return RunResult(STATUS_PLATFORM_ERROR, None, time.monotonic() - started, error=str(exc))
+        return RunResult(RunStatus.PLATFORM_ERROR, None, time.monotonic() - started, error=str(exc))
     try:
         models_dir = target_model_view(target_model, work / "models") if target_model else None
         result = sandbox.execute(probe_dir, limits=limits, run_id=run_id, should_cancel=should_cancel,
                                  models_dir=models_dir)
     except PlatformError as exc:
         logger.warning("sandbox %s could not run %s: %s", sandbox.name, run_id, exc)
-        return RunResult(STATUS_PLATFORM_ERROR, None, time.monotonic() - started, error=str(exc),
+        return RunResult(RunStatus.PLATFORM_ERROR, None, time.monotonic() - started, error=str(exc),
                          details={"backend": sandbox.name})
     result.details = {"backend": sandbox.name, **result.details}
     try:
-        if result.status != STATUS_OK:
+        if result.status != RunStatus.OK:
             return result
         try:
             image_set = validate_image_set(
@@ -150,9 +149,10 @@ def _run_unpacked(probe_path, work: Path, *, backend, limits: Limits, out_dir: P
             )
             _copy_out(image_set, Path(result.output_dir), out_dir)
         except ImageSetRejected as exc:
-            result.status, result.error = STATUS_REJECTED, str(exc)
+            result.status, result.error = RunStatus.REJECTED, str(exc)
             return result
         result.image_set_path, result.n_images = out_dir.resolve(), len(image_set.items)
+        result.image_set = dataclasses.replace(image_set, root=result.image_set_path)
         result.details["manifest_sha256"] = image_set.manifest_sha256
         return result
     finally:

@@ -33,10 +33,11 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 
-from bounty.management.commands.seed_demo_submissions import example_probes, probe_upload  # noqa: E402
+from bounty.demo import example_probes, probe_upload  # noqa: E402
 from grading.measurement import measure_image_set, observe_image_set  # noqa: E402
 from probekit import DEFAULT_RATIOS  # noqa: E402
 from sandbox.runner import run_probe  # noqa: E402
+from sandbox.status import RunStatus  # noqa: E402
 
 TARGETS = {  # base model -> compressed variants measured beside it
     "spectral-residual": ["spectral-residual@32px"],
@@ -108,7 +109,7 @@ def run_in_sandbox(path: Path, work: Path, log) -> dict:
     image_dir = settings.VAR_DIR / "findings" / path.stem
     result = run_probe(upload, backend="bwrap", out_dir=image_dir)
     log(f"{path.name}: sandbox {result.status} in {result.wall_s:.1f}s, {result.n_images} images")
-    if result.status != "ok":
+    if result.status != RunStatus.OK:
         raise SystemExit(f"{path.name} did not run cleanly in the sandbox: {result.status}: {result.error}\n"
                          f"{result.stderr_tail}")
     return {"name": path.name, "summary": probe_summary(path), "n_images": result.n_images,

@@ -1,17 +1,24 @@
 """compose.yaml, validated without a container engine: services, env names, commands, images.
 
-No registry is reachable where the suite runs, so the stack is not brought up here. What can be
-checked without it is: every service is there; every variable the app's containers set is one
-the settings read (so the two cannot drift); every command names a real entry point, module,
-management command or file; the image installs what the sandbox needs; Prometheus scrapes the
-web service with the token.
+`make deploy-check` brings the stack up for real (scripts/deploy_check.py, about 15 minutes, so
+not in the suite). What is checked here without an engine: every service is there and has a
+health check; the platform's services wait for the migrate step, the migrations and the bucket;
+every variable the app's containers set is one the settings read (so the two cannot drift);
+every command names a real entry point, module, management command or file; the image installs
+what the sandbox needs, from a registry or from the registry-free base; the override for the
+registry-free build only swaps images and entry points; Prometheus scrapes the web service with
+the token.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import re
 import shlex
+import subprocess
+import sys
+import uuid
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -119,9 +126,12 @@ def test_the_worker_may_run_the_bubblewrap_sandbox(compose):
 
 def test_the_image_has_debian_python_bubblewrap_the_requirements_and_static_files():
     dockerfile = (ROOT / "Dockerfile.app").read_text()
-    assert re.search(r"^FROM debian:\S+", dockerfile, re.M)
+    assert re.search(r"^ARG BASE=docker\.io/library/debian:\S+$", dockerfile, re.M)
+    assert re.search(r"^FROM \$\{BASE\}$", dockerfile, re.M)
     assert "python3.11" in dockerfile and "bubblewrap" in dockerfile
-    assert "pip install --no-cache-dir -r /tmp/requirements.txt" in dockerfile
+    # Offline from wheels mounted at /wheels (the registry-free build), else from PyPI.
+    assert 'offline="--no-index --find-links /wheels"' in dockerfile
+    assert "pip install --no-cache-dir $offline -r /tmp/requirements.txt" in dockerfile
     assert "manage.py collectstatic --noinput" in dockerfile
     for source in re.findall(r"^COPY (\S+) ", dockerfile, re.M):
         assert (ROOT / source).exists(), source
@@ -144,33 +154,80 @@ def test_prometheus_scrapes_the_web_service_with_the_token(compose):
     assert job["static_configs"][0]["targets"] == ["web:8000"]
     web = compose["services"]["web"]
     assert "0.0.0.0:8000" in _command(web) and "web" in web["environment"]["ALLOWED_HOSTS"]
-    mounts = {volume.split(":")[1] for volume in compose["services"]["prometheus"]["volumes"]}
+    mounts = {INTERPOLATION.sub("X", volume).split(":")[1] for volume in compose["services"]["prometheus"]["volumes"]}
     assert job["authorization"]["credentials_file"] in mounts
 
 
-def test_the_migrate_step_creates_the_bucket_once_on_an_s3_server():
-    import socket
-    import subprocess
-    import sys
+def test_the_migrate_step_creates_the_bucket_once_on_an_s3_server(s3_server):
+    bucket = f"compose-{uuid.uuid4().hex[:12]}"
+    env = {**s3_server.env(bucket), "PATH": "/usr/bin:/bin"}
+    script = [sys.executable, str(ROOT / "scripts" / "ensure_bucket.py")]
+    first = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
+    second = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0 and "created" in first.stdout, first.stderr
+    assert second.returncode == 0 and "exists" in second.stdout, second.stderr
+    assert bucket in {found["Name"] for found in s3_server.client().list_buckets()["Buckets"]}
 
-    import boto3
-    from moto.server import ThreadedMotoServer
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        env = {"S3_BUCKET": "compose-check", "S3_ENDPOINT_URL": f"http://127.0.0.1:{port}", "S3_REGION": "us-east-1",
-               "AWS_ACCESS_KEY_ID": "moto-local", "AWS_SECRET_ACCESS_KEY": "moto-local", "PATH": "/usr/bin:/bin"}
-        script = [sys.executable, str(ROOT / "scripts" / "ensure_bucket.py")]
-        first = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
-        second = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
-        assert first.returncode == 0 and "created" in first.stdout, first.stderr
-        assert second.returncode == 0 and "exists" in second.stdout, second.stderr
-        client = boto3.client("s3", endpoint_url=env["S3_ENDPOINT_URL"], region_name="us-east-1",
-                              aws_access_key_id="moto-local", aws_secret_access_key="moto-local")
-        assert "compose-check" in {bucket["Name"] for bucket in client.list_buckets()["Buckets"]}
-    finally:
-        server.stop()
+def test_every_service_has_a_health_check_and_the_platform_waits_for_migrations_and_the_bucket(compose):
+    services = compose["services"]
+    for name, service in services.items():
+        if name == "migrate":  # a one-shot: its exit code is its health
+            assert service["restart"] == "no"
+            continue
+        test = service.get("healthcheck", {}).get("test")
+        assert test and test[0] == "CMD", f"{name} has no health check"
+        # Plain words only: podman-compose 1.0 passes them through a shell, breaking on quotes and parentheses.
+        assert all(re.fullmatch(r"[\w./:-]+", arg) for arg in test[1:]), f"{name}: {test}"
+    # The worker is healthy only when it can start a sandbox.
+    assert services["worker"]["healthcheck"]["test"] == ["CMD", "python", "scripts/worker_ready.py"]
+    for name in ("web", "worker", "beat", "flower"):
+        assert services[name]["entrypoint"] == ["python", "scripts/wait_for_stack.py"], name
+        assert services[name]["init"] is True
+    assert services["migrate"]["entrypoint"] == ["python", "scripts/wait_for_stack.py", "--reachable"]
+    assert (ROOT / "scripts" / "wait_for_stack.py").is_file() and (ROOT / "scripts" / "worker_ready.py").is_file()
+    # Only web, Flower and Prometheus publish, and their host ports can be moved off ports in use.
+    published = {name: service["ports"] for name, service in services.items() if "ports" in service}
+    assert set(published) == {"web", "flower", "prometheus"}
+    assert all("${" in port for ports in published.values() for port in ports)
+
+
+def test_the_registry_free_override_only_swaps_images_and_entry_points(compose):
+    local = yaml.safe_load((ROOT / "compose.local.yaml").read_text())
+    assert set(local["services"]) == SERVICES
+    for name, service in local["services"].items():
+        assert set(service) <= {"image", "entrypoint", "volumes", "pull_policy", "init"}, name
+        assert service["pull_policy"] == "never"
+        if "image" in service:
+            assert service["image"].startswith("localhost/"), name
+        for volume in service.get("volumes", []):
+            source, target, mode = volume.split(":")
+            assert (ROOT / source).is_file() and mode == "ro", volume
+            assert target in service["entrypoint"], f"{name} mounts {source} but does not run it"
+    # Debian's daemons in the base, and the base holds them (scripts/deploy_base.sh).
+    base = (ROOT / "scripts" / "deploy_base.sh").read_text()
+    for package in ("postgresql-15", "redis-server", "prometheus", "python3.11", "bubblewrap", "wget"):
+        assert re.search(rf"\b{re.escape(package)}\b", base), package
+    assert "mmdebstrap" in base and "podman import" in base
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_platform_waits_until_the_bucket_exists_then_starts_its_command(s3_server):
+    from django.db import connection
+
+    db = connection.settings_dict
+    bucket = f"wait-{uuid.uuid4().hex[:12]}"
+    env = {**os.environ, **s3_server.env(bucket), "WAIT_TIMEOUT_S": "3",
+           "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+           "DJANGO_SETTINGS_MODULE": "config.settings", "SECRET_KEY": "wait-check"}
+    script = [sys.executable, str(ROOT / "scripts" / "wait_for_stack.py"), "echo", "started"]
+    waited = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)
+    assert waited.returncode == 1 and "started" not in waited.stdout
+    assert f"bucket {bucket!r}" in waited.stdout and "gave up waiting" in waited.stderr
+    # The migrate step only needs the S3 endpoint to answer, not the bucket it is about to create.
+    reachable = subprocess.run(script[:2] + ["--reachable"] + script[2:], env=env, capture_output=True,
+                               text=True, timeout=120)
+    assert reachable.returncode == 0 and reachable.stdout.strip().endswith("started"), reachable.stderr
+    s3_server.client().create_bucket(Bucket=bucket)
+    ready = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)
+    assert ready.returncode == 0 and ready.stdout.strip() == "started", ready.stdout + ready.stderr

@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from bounty import services, states
 from bounty.models import Submission, SubmissionEvent
 from grading import services as grading_services
-from grading.models import MEASUREMENT_DONE, Measurement
-from sandbox.models import ImageSet, ProbeRun
+from grading.models import Measurement, MeasurementStatus
+from pipeline.models import ImageSet, ProbeRun
 from tests.factories import challenge_create, submission_create, user_create
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +67,7 @@ def platform(broker):
     _move(reviewed, states.QUEUED, states.RUNNING, states.MEASURING)
     done = grading_services.measurement_create(
         submission=reviewed, image_set=_measured_run(reviewed, queued_s=4000, started_s=3998, finished_s=3000))
-    Measurement.objects.filter(pk=done.pk).update(status=MEASUREMENT_DONE, created_at=_ago(3000), finished_at=_ago(2980))
+    Measurement.objects.filter(pk=done.pk).update(status=MeasurementStatus.DONE, created_at=_ago(3000), finished_at=_ago(2980))
     _move(reviewed, states.MEASURING, states.MEASURED, states.IN_REVIEW)
     Submission.objects.filter(pk=reviewed.pk).update(created_at=_ago(4000))
     SubmissionEvent.objects.filter(submission=reviewed, to_state=states.IN_REVIEW).update(at=_ago(2000))

@@ -21,13 +21,12 @@ from probekit.measurement._confounds import find_confounds, mark_confounded
 from probekit.measurement._curve import compression_curve
 from probekit.measurement._document import (
     amplification,
-    apply_holm,
     build_tests,
-    multiplicity,
     power_warnings,
     public,
     significant_direction,
 )
+from probekit.measurement._multiplicity import apply_holm, multiplicity
 from probekit.measurement._observe import observe, single_threaded, with_hashes
 from probekit.models import REGISTRY
 

@@ -12,16 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from probekit.imageset import ImageSet
 from sandbox.limits import Limits
-
-# Run statuses (docs/architecture.md, probe run).
-STATUS_OK = "ok"
-STATUS_ERROR = "error"
-STATUS_TIMEOUT = "timeout"
-STATUS_LIMIT_EXCEEDED = "limit_exceeded"
-STATUS_REJECTED = "rejected"
-STATUS_PLATFORM_ERROR = "platform_error"
-STATUSES = (STATUS_OK, STATUS_ERROR, STATUS_TIMEOUT, STATUS_LIMIT_EXCEEDED, STATUS_REJECTED, STATUS_PLATFORM_ERROR)
+from sandbox.status import RunStatus
 
 
 class PlatformError(RuntimeError):
@@ -33,11 +26,11 @@ class RunResult:
     """One run: what the backend observed, then what the runner made of its output.
 
     A backend returns it with `output_dir` (the probe's output on the host, readable by the
-    worker) and `cleanup`; the runner validates that output, sets `image_set_path` and
-    `n_images` (or turns the status into `rejected`) and calls `cleanup`.
+    worker) and `cleanup`; the runner validates that output, sets `image_set_path`, `n_images`
+    and `image_set` (or turns the status into `rejected`) and calls `cleanup`.
     """
 
-    status: str
+    status: RunStatus
     exit_code: int | None = None
     wall_s: float = 0.0
     stdout_tail: str = ""
@@ -45,9 +38,22 @@ class RunResult:
     error: str | None = None
     image_set_path: Path | None = None
     n_images: int = 0
+    # The validated set's facts (title, groups, items, manifest hash) at `image_set_path`: the
+    # runner read and hashed it once, so nobody on the trusted side reads it again.
+    image_set: ImageSet | None = field(default=None, repr=False)
     details: dict = field(default_factory=dict)  # backend facts worth recording (image digest, uid…)
     output_dir: Path | None = field(default=None, repr=False)
     cleanup: Callable[[], None] = field(default=lambda: None, repr=False)
+
+    @classmethod
+    def finished(cls, outcome, *, status: RunStatus, error: str | None, output_dir: Path, details: dict,
+                 cleanup: Callable[[], None]) -> "RunResult":
+        """Both backends' result of a supervised run: the watchdog's `outcome` (sandbox.policy.Outcome)
+        with its evidence added to `details`, and the verdict on it."""
+        details.update(outcome.evidence)
+        return cls(status=status, exit_code=outcome.exit_code, wall_s=round(outcome.wall_s, 3),
+                   stdout_tail=outcome.stdout.text(), stderr_tail=outcome.stderr.text(), error=error,
+                   output_dir=output_dir, cleanup=cleanup, details=details)
 
     def to_json(self) -> dict:
         """The JSON of `manage.py run_probe --json`."""

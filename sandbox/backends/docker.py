@@ -46,13 +46,11 @@ from typing import Callable
 from sandbox.backends.base import PlatformError, RunResult, SandboxBackend
 from sandbox.limits import Limits
 from sandbox.policy import (
-    BAD_RUN_ID,
     DENIED_SYSCALLS,
     KILL_GRACE_S,
     MODELS_COPY,
     MODELS_ENV,
     MODELS_MOUNT,
-    RUN_ID_RE,
     SANDBOX_ENV,
     SANDBOX_GID,
     SANDBOX_UID,
@@ -60,6 +58,7 @@ from sandbox.policy import (
     Outcome,
     Tail,
     Watchdog,
+    check_run_id,
     deployment_id,
     engine_wall_s,
     live_sandbox,
@@ -324,8 +323,7 @@ class DockerBackend(SandboxBackend):
         should_cancel: Callable[[], bool] | None = None,
         models_dir: Path | None = None,
     ) -> RunResult:
-        if not RUN_ID_RE.match(run_id):
-            raise ValueError(BAD_RUN_ID)
+        check_run_id(run_id)
         client = self._client()
         image_id = self._image(client)
         # What an earlier delivery of this run left (worker killed) is ended first.
@@ -355,16 +353,8 @@ class DockerBackend(SandboxBackend):
             finally:
                 if container is not None:
                     self._remove_container(container)
-        details.update(outcome.evidence)
-
-        def cleanup() -> None:
-            self._destroy_run(run_id, client)
-
-        return RunResult(
-            status=status, exit_code=outcome.exit_code, wall_s=round(outcome.wall_s, 3),
-            stdout_tail=outcome.stdout.text(), stderr_tail=outcome.stderr.text(), error=error,
-            output_dir=run_dir / "out", cleanup=cleanup, details=details,
-        )
+        return RunResult.finished(outcome, status=status, error=error, output_dir=run_dir / "out", details=details,
+                                  cleanup=lambda: self._destroy_run(run_id, client))
 
     def _labels(self, run_id: str | None = None) -> list[str]:
         """Label filters for this deployment's run containers (one run's, given `run_id`)."""

@@ -13,10 +13,12 @@ kernel's wait is paid between runs, and the worker itself never forks (its memor
 
 The launcher dies with the worker (parent-death signal) and exits on end of file (`discard`).
 Any failure before exec is reported on an error pipe, as subprocess does, and becomes a
-PlatformError.
+PlatformError. The standbys a worker process prepared are its `StandbyPool` (`STANDBYS`, ended
+at exit): at most one per backend configuration, taken by exactly one run.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -24,9 +26,11 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from sandbox.backends.base import PlatformError
+from sandbox.backends.cgroups import kill_cgroups, remove_cgroups
 
 LAUNCHER = Path(__file__).with_name("_launcher.py")
 SECCOMP_FD, STATUS_FD = 3, 4  # where bwrap finds them (the launcher's fds 0..4 after the job)
@@ -132,3 +136,70 @@ class Standby:
             self._popen.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._popen.wait(timeout=5)
+
+
+class StandbyPool:
+    """The standbys this process prepared between runs, one per backend configuration (`key`).
+
+    A standby is taken by exactly one run (`take`); the next one is prepared after the run
+    (`prepare`), from the main thread only: the parent-death signal follows the thread that
+    started the process, so a standby started by a thread that ends next would die with it,
+    or worse take a later run's bwrap with it. Runs in other threads start their own.
+    """
+
+    def __init__(self) -> None:
+        self._standbys: dict[tuple, Standby] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple, spawn) -> Standby:
+        """The standby prepared for `key` after this process's last run, else one `spawn`ed now."""
+        with self._lock:
+            standby = self._standbys.pop(key, None)
+        if standby is not None:
+            if standby.alive():
+                return standby
+            end_standby(standby)  # reaped, or its thread ended (the parent-death signal follows the thread)
+        return spawn()
+
+    def prepare(self, key: tuple, spawn) -> Standby | None:
+        """Start the next run's standby now, so its wait for the kernel is off a run's path."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        standby = spawn()
+        with self._lock:
+            previous = self._standbys.pop(key, None)
+            self._standbys[key] = standby
+        if previous is not None:
+            end_standby(previous)
+        return standby
+
+    def release(self) -> None:
+        """End every standby and remove its cgroups (at exit; a test before removing its prefix)."""
+        with self._lock:
+            standbys = list(self._standbys.values())
+            self._standbys.clear()
+        for standby in standbys:
+            end_standby(standby)
+
+    def slots(self) -> set[str]:
+        """The slots of the pool's standbys (their cgroups are the only ones live between runs)."""
+        with self._lock:
+            return {standby.slot for standby in self._standbys.values()}
+
+    def wait_ready(self, timeout_s: float = 5.0) -> bool:
+        """Wait until the pool's standbys have joined their cgroups (what an idle worker's time does)."""
+        with self._lock:
+            standbys = list(self._standbys.values())
+        return all(standby.wait_ready(timeout_s) for standby in standbys)
+
+
+def end_standby(standby: Standby) -> None:
+    """Discard a standby and end and remove its slot's cgroups."""
+    standby.discard()
+    kill_cgroups(standby.cgroups, wait_s=1.0)
+    remove_cgroups(standby.cgroups, wait_s=1.0)
+
+
+# This worker process's pool: every bubblewrap backend of the process uses it.
+STANDBYS = StandbyPool()
+atexit.register(STANDBYS.release)

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from django.urls import reverse
 
-from bounty import selectors
+from bounty import bundles
 from tests.bounty.conftest import publish
 from tests.factories import user_create
 
@@ -30,8 +30,8 @@ def _body(response) -> bytes:
                                                 ("finding-bundle", "finding_bundle_write")])
 def test_a_zip_is_built_once_then_streamed_from_storage(client, finding, monkeypatch, url_name, builder):
     built = []
-    original = getattr(selectors, builder)
-    monkeypatch.setattr(selectors, builder, lambda **kw: built.append(1) or original(**kw))
+    original = getattr(bundles, builder)
+    monkeypatch.setattr(bundles, builder, lambda **kw: built.append(1) or original(**kw))
     url = reverse(url_name, args=[finding.pk])
     first = _body(client.get(url))
     tracemalloc.start()

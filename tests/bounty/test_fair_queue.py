@@ -11,8 +11,10 @@ from rest_framework.authtoken.models import Token
 
 from bounty import queue, services, states
 from bounty.models import Submission
-from grading.models import MEASUREMENT_DONE, Measurement
-from sandbox.models import RUN_RUNNING, ImageSet, ProbeRun
+from grading.models import Measurement, MeasurementStatus
+from pipeline import queue as pipeline_queue
+from pipeline.models import ImageSet, ProbeRun
+from sandbox.status import RunStatus
 from tests.factories import challenge_create, user_create
 from tests.factories import submission_create as factory_submission_create
 
@@ -32,7 +34,7 @@ def _queued_run(submission) -> ProbeRun:
 
 def _start(submission) -> None:
     """The worker's move: the run running, the submission with it."""
-    ProbeRun.objects.filter(pk=_queued_run(submission).pk).update(status=RUN_RUNNING, started_at=timezone.now())
+    ProbeRun.objects.filter(pk=_queued_run(submission).pk).update(status=RunStatus.RUNNING, started_at=timezone.now())
     services.submission_transition(submission_id=submission.pk, from_states=(states.QUEUED,), to_state=states.RUNNING)
 
 
@@ -46,7 +48,7 @@ def _finished_measurements(challenge, participant, durations_s) -> None:
                                                   finished_at=end)
         image_set = ImageSet.objects.create(run=run, path="x", n_images=1, manifest_sha256="sha256:0")
         Measurement.objects.create(submission=submission, image_set=image_set, model_name="m",
-                                   status=MEASUREMENT_DONE, finished_at=end)
+                                   status=MeasurementStatus.DONE, finished_at=end)
         services.submission_transition(submission_id=submission.pk, from_states=(states.QUEUED,),
                                        to_state=states.CANCELLED)  # out of the queue
 
@@ -72,27 +74,27 @@ def test_demo_submissions_queue_behind_participants_and_use_no_quota(board):
     mine = submission_create(challenge=challenge, participant=bob)
     assert queue.queue_position(submission=mine) == 1 and queue.queue_position(submission=demo) == 2
     assert services.quota_usage(challenge=challenge, participant=alice)["total"] == 0
-    assert queue.run_queue_name(run_id=str(_queued_run(demo).pk)) == "bulk"
-    assert queue.run_queue_name(run_id=str(_queued_run(mine).pk)) == "celery"
+    assert pipeline_queue.run_queue_name(run_id=str(_queued_run(demo).pk)) == "bulk"
+    assert pipeline_queue.run_queue_name(run_id=str(_queued_run(mine).pk)) == "celery"
 
 
 def test_a_participant_at_the_cap_waits_only_while_someone_else_could_start(board):
     challenge, alice, bob, _carol = board
     first, second = (submission_create(challenge=challenge, participant=alice, title=t) for t in ("1", "2"))
     _start(first)
-    assert not queue.run_should_wait(run_id=str(_queued_run(second).pk))  # nobody else waits: no idle slot
+    assert not pipeline_queue.run_should_wait(run_id=str(_queued_run(second).pk))  # nobody else waits: no idle slot
     bobs = submission_create(challenge=challenge, participant=bob)
-    assert queue.run_should_wait(run_id=str(_queued_run(second).pk))
-    assert not queue.run_should_wait(run_id=str(_queued_run(bobs).pk))
+    assert pipeline_queue.run_should_wait(run_id=str(_queued_run(second).pk))
+    assert not pipeline_queue.run_should_wait(run_id=str(_queued_run(bobs).pk))
     with override_settings(QUEUE_MAX_RUNNING_PER_PARTICIPANT=2):
-        assert not queue.run_should_wait(run_id=str(_queued_run(second).pk))
+        assert not pipeline_queue.run_should_wait(run_id=str(_queued_run(second).pk))
 
 
 def test_a_deferred_run_is_put_back_with_a_fresh_queued_at_so_reconcile_leaves_it(board):
     challenge, alice, _bob, _carol = board
     run = _queued_run(submission_create(challenge=challenge, participant=alice))
     ProbeRun.objects.filter(pk=run.pk).update(queued_at=timezone.now() - timedelta(hours=1))
-    services.run_defer(run_id=str(run.pk))
+    pipeline_queue.run_defer(run_id=str(run.pk))
     run.refresh_from_db()
     assert timezone.now() - run.queued_at < timedelta(minutes=1) and run.status == "queued"
 
@@ -101,12 +103,12 @@ def test_a_rerun_waits_for_any_participant_run_that_can_start(board):
     challenge, alice, bob, _carol = board
     measured = submission_create(challenge=challenge, participant=alice)
     rerun = ProbeRun.objects.create(submission=measured, backend="bwrap", details={"rerun_of": 1})
-    assert queue.run_queue_name(run_id=str(rerun.pk)) == "bulk"
+    assert pipeline_queue.run_queue_name(run_id=str(rerun.pk)) == "bulk"
     bobs = submission_create(challenge=challenge, participant=bob)
-    assert queue.run_should_wait(run_id=str(rerun.pk))
+    assert pipeline_queue.run_should_wait(run_id=str(rerun.pk))
     _start(bobs)
     _start(measured)
-    assert not queue.run_should_wait(run_id=str(rerun.pk))  # nothing of a participant is waiting now
+    assert not pipeline_queue.run_should_wait(run_id=str(rerun.pk))  # nothing of a participant is waiting now
 
 
 def test_the_wait_is_unknown_until_enough_submissions_were_measured(board):

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from bounty import selectors, states
+from bounty import leaderboard, states
 from bounty.models import Submission, Team
 from tests.factories import challenge_create, submission_create, user_create
 
@@ -92,9 +92,9 @@ def test_the_provisional_column_shows_only_when_the_organizer_switches_it_on(cli
 
 
 def test_the_leaderboard_is_paginated(client, challenge):
-    published_rows(challenge, [float(i) for i in range(selectors.LEADERBOARD_PAGE_SIZE + 3)])
+    published_rows(challenge, [float(i) for i in range(leaderboard.LEADERBOARD_PAGE_SIZE + 3)])
     rows, page = board_rows(client, challenge, page=2)
-    assert len(rows) == 3 and rows[0].rank == selectors.LEADERBOARD_PAGE_SIZE + 1
+    assert len(rows) == 3 and rows[0].rank == leaderboard.LEADERBOARD_PAGE_SIZE + 1
     assert "page 2 of 2" in page
 
 
@@ -122,8 +122,8 @@ def test_the_query_count_is_the_same_for_10_and_1000_rows(client):
 
 def test_the_leaderboard_queries_can_use_the_composite_index(challenge):
     published_rows(challenge, [1.0, 2.0])
-    page_sql, page_params = selectors.leaderboard_queryset(challenge=challenge)[:50].query.sql_with_params()
-    rank_sql, rank_params = selectors.leaderboard_ranks_sql(challenge=challenge, wanted=[1.0])
+    page_sql, page_params = leaderboard.leaderboard_queryset(challenge=challenge)[:50].query.sql_with_params()
+    rank_sql, rank_params = leaderboard.leaderboard_ranks_sql(challenge=challenge, wanted=[1.0])
     # The page is read in index order (no sort of the rows); the ranks from an index, never a
     # table scan (which index the planner picks for two rows is its business; bench/ times 10,000).
     for sql, params, index in [(page_sql, page_params, "sub_board_score_idx"),
@@ -172,10 +172,10 @@ def leaderboard_csv(client, challenge, **params):
 
 
 def test_the_leaderboard_downloads_as_csv_with_every_row_and_a_header_that_names_each_column(client, challenge):
-    published_rows(challenge, [float(i) for i in range(selectors.LEADERBOARD_PAGE_SIZE + 3)])
+    published_rows(challenge, [float(i) for i in range(leaderboard.LEADERBOARD_PAGE_SIZE + 3)])
     header, *rows = leaderboard_csv(client, challenge, page=2)
     assert header[0].startswith("rank") and "final score (rubric points)" in header
-    assert len(rows) == selectors.LEADERBOARD_PAGE_SIZE + 3  # every page's rows, not the page asked for
+    assert len(rows) == leaderboard.LEADERBOARD_PAGE_SIZE + 3  # every page's rows, not the page asked for
     page_rows, page = board_rows(client, challenge)
     assert [row[0] for row in rows[:len(page_rows)]] == [str(r.rank) for r in page_rows]
     assert [row[3] for row in rows[:len(page_rows)]] == [r.title for r in page_rows]

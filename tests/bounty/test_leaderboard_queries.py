@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from bounty import selectors, states
+from bounty import leaderboard, states
 from bounty.models import Phase, Submission, Team
 from tests.factories import challenge_create, user_create
 
@@ -36,8 +36,8 @@ def fill(challenge, n: int, *, phase=None) -> None:
 
 
 def views(n: int) -> list[dict]:
-    last = str(-(-n // selectors.LEADERBOARD_PAGE_SIZE))
-    return [{"sort": sort, "page": page} for sort in selectors.LEADERBOARD_SORTS for page in ("1", "2", last)] + [
+    last = str(-(-n // leaderboard.LEADERBOARD_PAGE_SIZE))
+    return [{"sort": sort, "page": page} for sort in leaderboard.LEADERBOARD_SORTS for page in ("1", "2", last)] + [
         {"harm": HARMS[1]}, {"harm": HARMS[1], "page": "2"}, {"harm": HARMS[0], "sort": "title", "page": last},
         {"q": "Finding 1"}, {"q": "team"}, {"page": "9999"}, {"sort": "nonsense"},
     ]
@@ -76,10 +76,10 @@ def test_a_phase_board_takes_the_same_four_queries(client, challenge):
 
 def test_a_deep_page_shows_the_same_rows_and_ranks_as_reading_the_whole_board(challenge):
     fill(challenge, 230)
-    for sort in selectors.LEADERBOARD_SORTS:
-        whole = selectors.leaderboard_queryset(challenge=challenge, query=selectors.LeaderboardQuery(sort=sort))
-        ranks = {row["submission"].pk: row["rank"] for row in selectors.leaderboard(challenge=challenge)}
-        page = selectors.leaderboard_page(challenge=challenge, query=selectors.LeaderboardQuery(sort=sort, page=4))
+    for sort in leaderboard.LEADERBOARD_SORTS:
+        whole = leaderboard.leaderboard_queryset(challenge=challenge, query=leaderboard.LeaderboardQuery(sort=sort))
+        ranks = {row["submission"].pk: row["rank"] for row in leaderboard.leaderboard(challenge=challenge)}
+        page = leaderboard.leaderboard_page(challenge=challenge, query=leaderboard.LeaderboardQuery(sort=sort, page=4))
         expected = [row.pk for row in whole][150:200]
         assert [row.pk for row in page.object_list] == expected, sort
         assert [row.rank for row in page.object_list] == [ranks[pk] for pk in expected], sort
@@ -102,29 +102,29 @@ def plan_of(queryset) -> str:
 
 
 def test_every_sort_and_the_harm_filter_read_their_page_from_an_index_without_a_sort(challenge):
-    assert set(SORT_INDEXES) == set(selectors.LEADERBOARD_SORTS)
+    assert set(SORT_INDEXES) == set(leaderboard.LEADERBOARD_SORTS)
     fill(challenge, 120)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE bounty_submission")  # the planner's statistics of the rows just made
-    cases = [(selectors.LeaderboardQuery(sort=sort, page=2), index) for sort, index in SORT_INDEXES.items()]
-    cases.append((selectors.LeaderboardQuery(harm=HARMS[1], page=2), "sub_board_harm_idx"))
+    cases = [(leaderboard.LeaderboardQuery(sort=sort, page=2), index) for sort, index in SORT_INDEXES.items()]
+    cases.append((leaderboard.LeaderboardQuery(harm=HARMS[1], page=2), "sub_board_harm_idx"))
     for query, index in cases:
-        rows = selectors.leaderboard_queryset(challenge=challenge, query=query)
+        rows = leaderboard.leaderboard_queryset(challenge=challenge, query=query)
         plan = plan_of(rows.values("pk")[50:100])
         assert f"using {index}" in plan and "Sort" not in plan, (query, plan)
 
 
 def test_every_page_of_a_search_and_of_the_board_s_far_half_shows_the_rows_and_ranks_of_the_whole_board(challenge):
     fill(challenge, 230)
-    ranks = {row["submission"].pk: row["rank"] for row in selectors.leaderboard(challenge=challenge)}
+    ranks = {row["submission"].pk: row["rank"] for row in leaderboard.leaderboard(challenge=challenge)}
     for q in ("", "Finding 1", "team", f"{challenge.slug}-p2"):  # title, team and participant matches
-        for sort in selectors.LEADERBOARD_SORTS:
-            whole = [row.pk for row in selectors.leaderboard_queryset(
-                challenge=challenge, query=selectors.LeaderboardQuery(sort=sort, q=q))]
+        for sort in leaderboard.LEADERBOARD_SORTS:
+            whole = [row.pk for row in leaderboard.leaderboard_queryset(
+                challenge=challenge, query=leaderboard.LeaderboardQuery(sort=sort, q=q))]
             assert whole, q
             for number in range(1, -(-len(whole) // 50) + 1):  # first half forwards, second half backwards
-                page = selectors.leaderboard_page(challenge=challenge,
-                                                  query=selectors.LeaderboardQuery(sort=sort, q=q, page=number))
+                page = leaderboard.leaderboard_page(challenge=challenge,
+                                                  query=leaderboard.LeaderboardQuery(sort=sort, q=q, page=number))
                 expected = whole[(number - 1) * 50:number * 50]
                 assert [row.pk for row in page.object_list] == expected, (q, sort, number)
                 assert [row.rank for row in page.object_list] == [ranks[pk] for pk in expected], (q, sort, number)
@@ -133,7 +133,7 @@ def test_every_page_of_a_search_and_of_the_board_s_far_half_shows_the_rows_and_r
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the trigram index is made on PostgreSQL only")
 def test_the_trigram_index_holds_what_a_search_by_title_compares(challenge):
     """sub_board_title_trgm_idx (PostgreSQL only) holds the trigrams of UPPER(title), which icontains compares."""
-    rows = selectors.leaderboard_queryset(challenge=challenge, query=selectors.LeaderboardQuery(q="Finding 11"))
+    rows = leaderboard.leaderboard_queryset(challenge=challenge, query=leaderboard.LeaderboardQuery(q="Finding 11"))
     assert '."title"::text) LIKE UPPER(' in str(rows.query)  # UPPER(<the title>) LIKE UPPER('%q%')
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'sub_board_title_trgm_idx'")

@@ -7,10 +7,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connections
 
-from bounty.demo import DEMO_ACCOUNTS, DEMO_SLUG
-from bounty.management.commands.seed_demo_submissions import example_probes, probe_upload
+from bounty.demo import DEMO_ACCOUNTS, DEMO_SLUG, example_probes, probe_upload
 from bounty.models import Submission
-from sandbox.models import ProbeRun
+from pipeline.models import ProbeRun
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from bounty import errors, states
 from bounty.models import Submission
 from grading.models import Measurement
-from sandbox.models import ProbeRun
+from pipeline.models import ProbeRun
 from sandbox.probe_files import ZIP_UNSAFE_NAME
 from tests.bounty.conftest import move_through
 from tests.factories import EXAMPLE_PROBE, challenge_create, submission_create

@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from bounty import states
 from bounty.models import Submission
-from grading.models import Review
+from review.models import Review
 from tests.browser.conftest import log_in
 from tests.factories import user_create
 from tests.grading.test_judge_console import challenge_for_tests, measured_submission_create

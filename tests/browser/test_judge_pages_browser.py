@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from bounty.models import Submission
+from pipeline.models import ProbeRun
 from review import services
-from sandbox.models import ProbeRun
 from tests.browser.conftest import log_in
 from tests.factories import user_create
 from tests.grading.test_judge_console import challenge_for_tests, measured_submission_create, rerun_finished

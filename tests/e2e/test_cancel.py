@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from bounty import services, states
-from sandbox.models import ProbeRun
+from pipeline.models import ProbeRun
 from tests.conftest import wait_for
 from tests.e2e.test_faults import _sandbox_processes
 from tests.factories import challenge_create, submission_create, user_create

@@ -11,7 +11,7 @@ import pytest
 
 from bounty import states
 from bounty.models import Submission
-from sandbox.models import ProbeRun
+from pipeline.models import ProbeRun
 from tests.conftest import wait_for
 from tests.factories import challenge_create, submission_create, user_create
 

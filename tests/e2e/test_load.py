@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from bounty import cli, states
 from bounty.models import Submission
 from grading.models import Measurement
-from sandbox.models import ProbeRun
+from pipeline.models import ProbeRun
 from tests.conftest import wait_for
 from tests.factories import challenge_create, user_create
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bounty import states
-from grading.models import MEASUREMENT_DONE, Measurement, Score
+from grading.models import Measurement, MeasurementStatus, Score
 from tests.conftest import WorkerProcess, free_port, wait_for
 from tests.factories import challenge_create, submission_create, user_create
 
@@ -118,7 +118,7 @@ def _reviewed(submission):
 
 def _measured_once(submission) -> Measurement:
     measurement = Measurement.objects.get(submission=submission)
-    assert measurement.status == MEASUREMENT_DONE
+    assert measurement.status == MeasurementStatus.DONE
     moves = list(submission.events.values_list("to_state", flat=True))
     assert moves.count(states.MEASURED) == 1 and moves.count(states.IN_REVIEW) == 1
     assert Score.objects.filter(submission=submission, kind=Score.PROVISIONAL).count() == 1

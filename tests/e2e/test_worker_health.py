@@ -27,7 +27,7 @@ def _answered(client) -> dict:
 
 
 def test_an_organizer_sees_the_running_worker_and_the_queue(client, celery_worker):
-    from sandbox.models import ProbeRun
+    from pipeline.models import ProbeRun
 
     organizer = user_create("olga")
     challenge = challenge_create(slug="health")

@@ -10,7 +10,7 @@ import ast
 
 import pytest
 
-from bounty.management.commands.seed_demo_submissions import example_probes, probe_upload
+from bounty.demo import example_probes, probe_upload
 from grading.measurement import measure_image_set
 from sandbox.limits import Limits
 from sandbox.runner import run_probe

@@ -1,6 +1,6 @@
 """The metrics document's inference holds its nominal levels: simulated nulls, stated power, unit counts.
 
-Simulated observations (tests/grading/inference_sim.py) go through the production code that
+Simulated observations (probekit/simulation.py) go through the production code that
 builds tests from observations (`build_tests`, `apply_holm`, `power_warnings`); a smaller run
 on real images checks the same on the fast model. Tolerances are three simulation standard
 errors, so a correct procedure fails about once in a thousand runs and a wrong one (layouts
@@ -15,8 +15,8 @@ import pytest
 from scipy import stats
 
 from grading.measurement import document_dumps, measure_image_set
-from probekit.measurement._document import apply_holm
-from tests.grading.inference_sim import (
+from probekit.measurement._multiplicity import apply_holm
+from probekit.simulation import (
     document_tests,
     exchangeable_singles,
     null_figures,

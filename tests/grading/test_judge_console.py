@@ -31,13 +31,15 @@ from bounty import selectors as bounty_selectors
 from bounty import services as bounty_services
 from bounty import states
 from bounty.models import Challenge, Submission
-from bounty.selectors import HIDDEN_NAME
+from bounty.permissions import HIDDEN_NAME
 from grading import selectors as grading_selectors
-from grading.models import Measurement, Review, ReviewAssignment, SubmissionComment
+from grading.models import Measurement
 from grading.services import score_provisional_create
+from pipeline import queue as pipeline_queue
+from pipeline.models import ImageSet, ProbeRun
 from review import selectors, services
+from review.models import Review, ReviewAssignment, SubmissionComment
 from review.views import participant_thread_reply
-from sandbox.models import ImageSet, ProbeRun
 from tests.factories import EXAMPLE_PROBE, ROOT, user_create
 
 # A hand-made metrics document, for tests that need exact values rather than a measured set.
@@ -471,7 +473,7 @@ def test_rerun_json_follows_a_rerun_from_queued_to_its_comparison(client, people
     assert url == f"/judge/submissions/{submission.pk}/rerun.json"
     assert client.get(url).json() == {"status": "none", "done": False, "identical": None,
                                       "html": '\n<div id="rerun-result">\n\n</div>\n'}
-    bounty_services.submission_rerun(submission=submission, actor=people["jules"])
+    pipeline_queue.submission_rerun(submission=submission, actor=people["jules"])
     queued = client.get(url).json()
     assert (queued["status"], queued["done"]) == ("queued", False) and 'data-pending="1"' in queued["html"]
     ProbeRun.objects.filter(submission=submission, details__has_key="rerun_of").delete()
@@ -486,8 +488,8 @@ def test_rerun_json_follows_a_rerun_from_queued_to_its_comparison(client, people
 
 def test_plots_widen_with_the_number_of_tests_and_the_contact_sheet_has_a_legend(tmp_path):
     from grading.measurement import measure_image_set
+    from probekit.synthetic import contrast_composites, textured_square
     from probekit.writer import ImageSetWriter
-    from tests.imagesets import contrast_composites, textured_square
 
     groups = ["g1", "g2", "g3", "g4", "g5"]
     with ImageSetWriter(tmp_path / "five", title="Five groups", attribute="x", groups=groups) as writer:

@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from bounty import states
-from grading.models import Review, ReviewAssignment, SubmissionComment
+from review.models import Review, ReviewAssignment, SubmissionComment
 from tests.factories import user_create
 from tests.grading.test_judge_console import (
     HALT_RATINGS,

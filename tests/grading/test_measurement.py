@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from grading.measurement import document_dumps, measure_image_set
+from probekit.synthetic import contrast_composites, identical_composites, single_subjects, textured_square
 from probekit.writer import ImageSetWriter
-from tests.imagesets import contrast_composites, identical_composites, single_subjects, textured_square
 
 MODEL = "spectral-residual"
 

@@ -18,9 +18,9 @@ from bounty.models import Submission
 from grading.models import Measurement
 from pipeline import measurements
 from pipeline.faults import unknown_faults_count
-from sandbox.models import ImageSet, ProbeRun
+from pipeline.models import ImageSet, ProbeRun
+from probekit.synthetic import single_subjects
 from tests.factories import challenge_create, submission_create, user_create
-from tests.imagesets import single_subjects
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ from grading.models import Measurement
 from grading.speed import seconds_per_observation, speed_record
 from pipeline.measurements import _chunks
 from pipeline.scheduling import chunk_plan
-from tests.imagesets import contrast_composites
+from probekit.synthetic import contrast_composites
 
 MODEL = "spectral-residual"
 

@@ -8,7 +8,7 @@ from probekit.measurement import measure_image_set
 from probekit.measurement._curve import compression_curve, compression_order
 from probekit.models import REGISTRY
 from probekit.models.registered import register_model
-from tests.imagesets import contrast_composites
+from probekit.synthetic import contrast_composites
 from tests.onnx_models import TINY_CARD, tiny_conv, write
 
 

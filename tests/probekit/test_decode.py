@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
 from probekit.imageset import ImageSetRejected, validate_image_set
-from tests.imagesets import contrast_composites
+from probekit.synthetic import contrast_composites
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from probekit.imageset import ImageSetRejected, validate_image_set
-from tests.imagesets import contrast_composites
+from probekit.synthetic import contrast_composites
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from probekit.bundle import write_bundle
 from probekit.measurement import document_dumps, measure_image_set
 from probekit.models import get_model
-from tests.imagesets import contrast_composites
+from probekit.synthetic import contrast_composites
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = dict(model="spectral-residual", variants=["spectral-residual@32px"], ratios=None, compose_options=None,

@@ -10,7 +10,7 @@ from PIL import Image
 
 from probekit import setrules
 from probekit.imageset import ImageSetRejected, validate_image_set
-from tests.imagesets import contrast_composites, single_subjects
+from probekit.synthetic import contrast_composites, single_subjects
 
 
 @pytest.fixture

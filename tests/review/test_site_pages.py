@@ -71,7 +71,7 @@ def test_resubmit_shows_only_where_a_new_submission_is_the_answer(client, challe
 
 def test_the_progress_count_has_one_total_from_the_start(client, challenge, alice):
     from grading import services as grading_services
-    from sandbox.models import ImageSet, ProbeRun
+    from pipeline.models import ImageSet, ProbeRun
 
     submission = submission_create(challenge=challenge, participant=alice)
     run = ProbeRun.objects.create(submission=submission, backend="bwrap", status="ok")

@@ -27,7 +27,7 @@ _SLOTS_BEFORE: set[str] = set()
 
 
 def _slots_now() -> set[str]:
-    from sandbox.backends.bwrap import CGROUP_PREFIX, SLOT_PREFIX
+    from sandbox.backends.cgroups import CGROUP_PREFIX, SLOT_PREFIX
 
     return {d.name for d in CGROUP_ROOT.glob(f"*/{CGROUP_PREFIX}/*/{SLOT_PREFIX}*")}
 
@@ -43,9 +43,10 @@ def bwrap_cgroups_left(prefix: str, run_id: str, slot: str | None = None) -> lis
     """A bwrap run's cgroups still on the host: named after it, its slot (`details["cgroup"]`), or
     when the slot is not known any slot below `prefix` that is neither this process's standby nor
     there before the test began."""
-    from sandbox.backends.bwrap import SLOT_PREFIX, standby_slots
+    from sandbox.backends.cgroups import SLOT_PREFIX
+    from sandbox.backends.standby import STANDBYS
 
-    held = standby_slots() | _SLOTS_BEFORE
+    held = STANDBYS.slots() | _SLOTS_BEFORE
     return [d for d in CGROUP_ROOT.glob(f"*/{prefix}/*") if d.is_dir() and (
         d.name in (run_id, slot) or (slot is None and d.name.startswith(SLOT_PREFIX) and d.name not in held))]
 # runc because crun fails in this cgroup layout (run containers need no init: timeout is their PID 1).

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.backends.bwrap import CGROUP_ROOT, BubblewrapBackend, release_standbys
+from sandbox.backends.bwrap import BubblewrapBackend
+from sandbox.backends.cgroups import CGROUP_ROOT
+from sandbox.backends.standby import STANDBYS
 from sandbox.limits import Limits, MiB
 from sandbox.policy import ENGINE_WALL_MARGIN_S
 from sandbox.runner import run_probe
@@ -604,7 +606,7 @@ def test_reaper_of_one_deployment_leaves_another_deployments_sandbox_alone(backe
         theirs.reap(older_than_s=-1)
         thread.join(timeout=120)
     assert _leftovers(theirs, run_id) == []
-    release_standbys()  # the next run's standby holds a slot below the deployment's prefix
+    STANDBYS.release()  # the next run's standby holds a slot below the deployment's prefix
     for deployment in (ours, theirs):  # the test's own deployments leave no empty parents
         shutil.rmtree(deployment.runs_dir, ignore_errors=True)
         for parent in CGROUP_ROOT.glob(f"*/{getattr(deployment, 'cgroup_prefix', '-')}"):

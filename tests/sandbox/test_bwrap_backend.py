@@ -19,7 +19,9 @@ import pytest
 
 from sandbox.backends import BACKENDS, get_backend
 from sandbox.backends.base import PlatformError
-from sandbox.backends.bwrap import CGROUP_ROOT, SLOT_PREFIX, BubblewrapBackend, release_standbys, standby_slots
+from sandbox.backends.bwrap import BubblewrapBackend
+from sandbox.backends.cgroups import CGROUP_ROOT, SLOT_PREFIX
+from sandbox.backends.standby import STANDBYS
 from sandbox.limits import Limits, MiB
 from sandbox.policy import BAD_RUN_ID, STARTED_AT_FILE
 from tests.sandbox.conftest import bwrap_cgroups_left
@@ -197,7 +199,7 @@ def test_reap_ends_runs_older_than_the_threshold_and_keeps_younger_ones(shared_d
         assert _run_cgroups(run_id, prefix) == []
         execution.cleanup()  # idempotent after a reap
     finally:
-        release_standbys()
+        STANDBYS.release()
         for parent in CGROUP_ROOT.glob(f"*/{prefix}"):
             parent.rmdir()
 
@@ -237,19 +239,20 @@ def test_the_next_runs_standby_waits_in_fresh_cgroups_and_dies_with_its_worker(s
         import sys, time
         from pathlib import Path
         from sandbox.backends import bwrap
+        from sandbox.backends.standby import STANDBYS
         from sandbox.limits import Limits
 
         backend = bwrap.BubblewrapBackend(runs_dir=Path({str(runs_dir)!r}), cgroup_prefix={prefix!r})
         backend.execute(Path({str(tmp_path)!r}), limits=Limits(wall_s=60), run_id="first").cleanup()
-        assert bwrap.wait_for_standbys(30)
-        print(*bwrap.standby_slots(), flush=True)
+        assert STANDBYS.wait_ready(30)
+        print(*STANDBYS.slots(), flush=True)
         time.sleep(3600)
     """)
     worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=ROOT)
     backend = BubblewrapBackend(runs_dir=runs_dir, cgroup_prefix=prefix)
     try:
         slot = worker.stdout.readline().decode().strip()
-        assert slot.startswith(SLOT_PREFIX) and slot not in standby_slots()
+        assert slot.startswith(SLOT_PREFIX) and slot not in STANDBYS.slots()
         slot_cgroups = [d for d in CGROUP_ROOT.glob(f"*/{prefix}/{slot}") if d.is_dir()]
         assert len(slot_cgroups) == 4  # memory, pids, cpuacct and the cgroup v2 leaf
         for directory in slot_cgroups:  # only the standby's launcher inside

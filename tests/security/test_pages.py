@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from bounty import accounts, services, states
 from bounty.models import Submission
-from bounty.selectors import HIDDEN_NAME
+from bounty.permissions import HIDDEN_NAME
 from bounty.templatetags.bounty_extras import cap
 from tests.factories import EXAMPLE_PROBE, challenge_create, submission_create, user_create
 
@@ -56,7 +56,7 @@ def test_probe_output_is_served_as_a_named_file_that_runs_nothing(client):
     challenge = challenge_create(slug="served")
     user = user_create("sara")
     submission = submission_create(challenge=challenge, participant=user)
-    from sandbox.models import ProbeRun
+    from pipeline.models import ProbeRun
 
     ProbeRun.objects.create(submission=submission, backend="bwrap", stdout_tail="<script>alert(1)</script>")
     client.force_login(user)

@@ -10,47 +10,20 @@ starts at once cannot both submit (each submission's run is sent only once it is
 from __future__ import annotations
 
 import ast
-import io
-import zipfile
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from bounty.demo import DEMO_ACCOUNTS, DEMO_SLUG
+from bounty.demo import DEMO_ACCOUNTS, DEMO_SLUG, example_probes, probe_upload
 from bounty.errors import BountyError
 from bounty.models import Challenge, Submission
 from bounty.services import submission_create
 
-EXAMPLES_DIR = settings.BASE_DIR / "examples" / "probes"
 # The 2021 rubric's harm each example argues; anything else defaults to the rubric's own default.
 HARM_TYPES = {"script_latin_arabic": "erasure"}
 DEFAULT_HARM = "under-representation"
-ZIP_SKIPS = {"__pycache__", "make_sample.py"}
-
-
-def example_probes(directory: Path = EXAMPLES_DIR) -> list[Path]:
-    """Every example probe: top-level .py files and folders holding probe.py, in name order."""
-    found = [p for p in directory.glob("*.py")] + [p for p in directory.iterdir() if (p / "probe.py").is_file()]
-    return sorted(found, key=lambda p: p.name)
-
-
-def probe_upload(path: Path) -> tuple[str, bytes]:
-    """The file a participant would upload: the .py itself, or the folder zipped with probe.py at its root."""
-    if path.is_file():
-        return path.name, path.read_bytes()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for member in sorted(path.rglob("*")):
-            relative = member.relative_to(path)
-            if member.is_file() and not ZIP_SKIPS.intersection(relative.parts):
-                # a fixed timestamp keeps the archive (and so the submission's hash) reproducible
-                info = zipfile.ZipInfo(relative.as_posix(), date_time=(2021, 8, 8, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, member.read_bytes())
-    return f"{path.name}.zip", buffer.getvalue()
 
 
 def probe_docstring(path: Path) -> str:

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from sandbox.models import ImageSet, ProbeRun
+from pipeline.models import ImageSet, ProbeRun
 
 
 @admin.register(ProbeRun)

@@ -1,4 +1,8 @@
-"""Image sets generated for tests: small, seeded, and built with probekit's own writer."""
+"""Synthetic image sets: small, seeded, built with probekit's own writer.
+
+Known answers for checking a target model or the measurement (the tests and the benches use
+them): textured subjects every saliency model notices against flat ones it should not.
+"""
 from __future__ import annotations
 
 import random

@@ -1,4 +1,4 @@
-"""Simulated observations for checking the metrics document's inference (tests and bench).
+"""Simulated observations for checking the metrics document's inference (the tests and the bench).
 
 Each image gets a latent "salience" drawn independently per image; under the exchangeable null
 every group draws from one distribution, and an engineered effect shifts one group. A pair is
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from probekit.measurement._document import apply_holm, build_tests, power_warnings
+from probekit.measurement._document import build_tests, power_warnings
+from probekit.measurement._multiplicity import apply_holm
 
 RATIOS = ["0.56", "1.0", "1.14", "2.0"]
 LAYOUTS = (("h", "ab"), ("h", "ba"), ("v", "ab"), ("v", "ba"))
