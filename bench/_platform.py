@@ -32,8 +32,11 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def throwaway_platform(db_name: str, *, redis_db: int = 13, workers: int = 2, web: bool = False):
-    """Yield {"var", "url"}; Django is set up on the throwaway database in this process."""
+def throwaway_platform(db_name: str, *, redis_db: int = 13, workers: int = 2, web: bool = False,
+                       env: dict | None = None):
+    """Yield {"var", "url"}; Django is set up on the throwaway database in this process.
+
+    `env` overrides the platform's settings (e.g. MEASURE_CHUNK_SIZE) for this process and its worker."""
     import psycopg
 
     var = Path(tempfile.mkdtemp(prefix=f"{db_name}-"))
@@ -41,6 +44,7 @@ def throwaway_platform(db_name: str, *, redis_db: int = 13, workers: int = 2, we
                       DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{db_name}",
                       REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}", MEASURE_CHUNK_SIZE="10000",
                       RATE_SUBMIT="10000/m")
+    os.environ.update(env or {})
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{db_name}"')

@@ -1,16 +1,21 @@
 """REST API at /api/: one view per operation, nested Input/Output serializers, token auth.
 
 Business-rule errors (BountyError) and invalid input both answer 400 with one body:
-`{"error": message, "field": name or null, "extra": {...}}`. Objects a user may not see are 404; a
-phase's leaderboard hidden from the viewer is 403 with the same body.
+`{"error": message, "code": stable code, "field": name or null, "extra": {...}}`. Objects a user may
+not see are 404; a phase's leaderboard hidden from the viewer is 403 with the same body. Every other
+error (404, 401, 403, 405, a body that does not parse) keeps DRF's `{"detail"}` and gains the same
+`"error"` and `"code"` (DRF's own code: `not_found`, `not_authenticated`, `parse_error`…). The codes
+are listed in the OpenAPI description (`API_DESCRIPTION`), from `bounty.errors.API_CODES`.
 """
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from django.urls import path, reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from drf_spectacular.views import SpectacularAPIView
+from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
@@ -19,7 +24,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
-from bounty import leaderboard, limits, selectors, services, states, uploads
+from bounty import errors, leaderboard, limits, selectors, services, states, uploads
 from bounty.avid import avid_report
 from bounty.errors import BountyError, NotFound
 from bounty.forms import (
@@ -39,19 +44,40 @@ def bounty_exception_handler(exc, context):
     """BountyError and validation errors → 400 `{"error", "field", "extra"}`, a limit → 429 with the
     same body and Retry-After; the rest as DRF does."""
     if isinstance(exc, limits.LimitReached):
-        return Response({"error": exc.message, "field": None, "extra": {"retry_after": exc.retry_after}},
+        return Response({"error": exc.message, "code": errors.code_of(exc.message), "field": None,
+                         "extra": {"retry_after": exc.retry_after}},
                         status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": str(exc.retry_after)})
-    if isinstance(exc, NotFound):
-        return exception_handler(Http404(exc.message), context)
+    if isinstance(exc, NotFound):  # the domain's: nothing the viewer may see by that name
+        exc = drf_exceptions.NotFound(exc.message)
     if isinstance(exc, BountyError):
-        return Response({"error": exc.message, "field": exc.field, "extra": exc.extra},
+        return Response({"error": exc.message, "code": exc.code, "field": exc.field, "extra": exc.extra},
                         status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, ValidationError) and isinstance(exc.detail, dict):
-        field, messages = next(iter(exc.detail.items()))
-        message = str(messages[0] if isinstance(messages, list) else messages)
-        return Response({"error": message, "field": None if field == "non_field_errors" else field,
-                         "extra": {"fields": exc.detail}}, status=status.HTTP_400_BAD_REQUEST)
-    return exception_handler(exc, context)
+    if isinstance(exc, ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) and exc.detail else {"non_field_errors": exc.detail}
+        field, messages = next(iter(detail.items()))
+        message = str(messages[0] if isinstance(messages, list) and messages else messages)
+        return Response({"error": message, "code": errors.INPUT_INVALID,
+                         "field": None if field == "non_field_errors" else field,
+                         "extra": {"fields": detail}}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, Http404):  # as DRF's handler does, so the code is DRF's too
+        exc = drf_exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = drf_exceptions.PermissionDenied(*exc.args)
+    response = exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict):
+        codes = exc.get_codes() if isinstance(exc, drf_exceptions.APIException) else None
+        response.data.setdefault("error", str(response.data.get("detail", "")))
+        response.data["code"] = codes if isinstance(codes, str) else errors.INPUT_INVALID
+    return response
+
+
+API_DESCRIPTION = (
+    "Challenges, submissions and measured crop disparities.\n\n"
+    "Every error answers `{\"error\": message, \"code\": code, ...}`; `code` is stable, match it rather "
+    "than the English message. Business-rule codes: " + ", ".join(f"`{code}`" for code in errors.API_CODES)
+    + ". Besides them, DRF's own: `not_found`, `not_authenticated`, `authentication_failed`, "
+    "`permission_denied`, `method_not_allowed`, `parse_error`, `unsupported_media_type`, `throttled`."
+)
 
 
 class BountyApiView(APIView):
@@ -154,11 +180,14 @@ class SubmissionStatusSerializer(serializers.Serializer):
     finished = serializers.BooleanField()
     queue_position = serializers.IntegerField(allow_null=True)
     eta_s = serializers.IntegerField(allow_null=True, help_text="while queued: seconds until it should start, "
-                                     "from recent run+measure times; null when unknown")
+                                     "from recent run+measure times (few yet: the model's measured speed × a "
+                                     "typical set's size); null when nothing is known")
     elapsed_s = serializers.FloatField(allow_null=True)
     progress = serializers.DictField(child=serializers.IntegerField(), allow_null=True)
     progress_unit = serializers.CharField(allow_null=True, help_text="while measuring: what progress counts, "
                                           "\"images\" (one model run per image) or \"observations\"")
+    measure_eta_s = serializers.IntegerField(allow_null=True, help_text="while measuring: seconds until the "
+                                             "measurement should be done, from the model's measured speed")
     run = RunSerializer(allow_null=True)
     provisional_score = serializers.FloatField(allow_null=True)
     final_score = serializers.FloatField(allow_null=True)
@@ -386,7 +415,8 @@ class LeaderboardApi(BountyApiView):
         board = leaderboard.leaderboard_board(challenge=challenge, user=request.user, params=request.GET)
         phase = self.PhaseSerializer(board.phase).data if board.phase is not None else None
         if board.page is None:  # hidden from this viewer: the error body, and nothing of its rows
-            return Response({"error": board.hidden_message, "field": "phase", "extra": {"phase": phase}},
+            return Response({"error": board.hidden_message, "code": errors.LEADERBOARD_HIDDEN_CODE, "field": "phase",
+                             "extra": {"phase": phase}},
                             status=status.HTTP_403_FORBIDDEN)
         context = {"request": request, "show_provisional": challenge.show_provisional}
         rows = self.RowSerializer(board.page.object_list, many=True, context=context).data
@@ -425,5 +455,5 @@ urlpatterns = [
     path("submissions/<int:submission_id>/cancel/", SubmissionCancelApi.as_view(), name="api-submission-cancel"),
     path("findings/<int:submission_id>/avid/", FindingAvidApi.as_view(), name="api-finding-avid"),
     path("token/", TokenApi.as_view(), name="api-token"),
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("schema/", SpectacularAPIView.as_view(custom_settings={"DESCRIPTION": API_DESCRIPTION}), name="api-schema"),
 ]

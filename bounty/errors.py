@@ -1,13 +1,45 @@
-"""The one application error type: a business rule a user broke, with an exact message."""
+"""The one application error type: a business rule a user broke, with an exact message.
+
+Every message carries a stable machine-readable `code` (the API's `"code"` beside `"error"`), so a
+client never has to match English text: a message defined here is a `Message` whose code is its
+constant's name in lower case (`DAILY_LIMIT_REACHED` → `daily_limit_reached`), kept through
+`.format()`. A message defined elsewhere names its code with `Message(code, text)`.
+"""
 from __future__ import annotations
+
+# The codes of errors that do not come from a message here (the API's own; see bounty.api).
+GENERIC_CODE = "invalid"  # a business rule without a code of its own
+INPUT_INVALID = "invalid_input"  # a field failed validation: `field` names it
+LEADERBOARD_HIDDEN_CODE = "leaderboard_hidden"
+PROBE_REJECTED_CODE = "probe_rejected"  # the probe file failed its checks (sandbox.probe_files says which)
+
+
+class Message(str):
+    """A message template with its stable code; `.format()` keeps the code."""
+
+    code: str
+
+    def __new__(cls, code: str, text: str):
+        message = super().__new__(cls, text)
+        message.code = code
+        return message
+
+    def format(self, *args, **kwargs) -> "Message":
+        return Message(self.code, str.format(self, *args, **kwargs))
+
+
+def code_of(message: str, default: str = GENERIC_CODE) -> str:
+    return getattr(message, "code", default)
 
 
 class BountyError(Exception):
-    def __init__(self, message: str, *, extra: dict | None = None, field: str | None = None):
+    def __init__(self, message: str, *, extra: dict | None = None, field: str | None = None,
+                 code: str | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
         self.extra = extra or {}
+        self.code = code or code_of(message)
 
 
 class NotFound(LookupError):
@@ -60,3 +92,17 @@ EMBARGOED_ON_ACCEPT = ("This challenge embargoes accepted findings: accept it (d
 UNKNOWN_RESPONSE = "Unknown response {response!r}; choose one of: {choices}."
 RESPONSE_NEEDS_VERSION = "Say which version fixes it ('fixed in version …')."
 RESPONSE_NEEDS_NOTE = "Say in a note why it won't be fixed: the finding page shows it."
+
+
+def _coded(namespace: dict) -> list[str]:
+    """Turn this module's message constants into Messages named by their constant; return the codes."""
+    codes = []
+    for name, value in list(namespace.items()):
+        if name.isupper() and type(value) is str and not name.endswith("_CODE") and name != "INPUT_INVALID":
+            namespace[name] = Message(name.lower(), value)
+            codes.append(name.lower())
+    return codes
+
+
+# Every code an API error body may carry, for the API's documentation (bounty.api).
+API_CODES = sorted({*_coded(globals()), GENERIC_CODE, INPUT_INVALID, LEADERBOARD_HIDDEN_CODE, PROBE_REJECTED_CODE})

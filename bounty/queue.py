@@ -19,6 +19,8 @@ from django.conf import settings
 from bounty import states
 from bounty.models import Submission
 from grading.models import Measurement, MeasurementStatus
+from grading.services import SPLIT_HOLDER
+from grading.speed import seconds_per_observation
 
 # Recent measured submissions the wait is estimated from, and the fewest that make an estimate.
 ETA_SAMPLE = 20
@@ -56,15 +58,41 @@ def typical_service_s() -> float | None:
     return statistics.median(durations)
 
 
-def queue_eta_s(*, position: int | None) -> int | None:
+def estimated_service_s(*, model: str | None) -> float | None:
+    """Without enough measured history: a recent run's typical wall time plus a recent set's typical
+    size × the model's measured speed (`grading.speed`); None while the speed or any set is unknown."""
+    speed = seconds_per_observation(model=model) if model else None
+    recent = list(Measurement.objects.filter(rerun_of__isnull=True).order_by("-pk")
+                  .values_list("image_set__n_images", "image_set__run__wall_s")[:ETA_SAMPLE])
+    if speed is None or not recent:
+        return None
+    walls = [wall for _size, wall in recent if wall is not None]
+    return (statistics.median(walls) if walls else 0.0) + statistics.median(size for size, _wall in recent) * speed
+
+
+def queue_eta_s(*, position: int | None, model: str | None = None) -> int | None:
     """Seconds until the submission at `position` is expected to start running, or None.
 
     Each of `WORKER_CONCURRENCY` slots frees once per typical run+measure time, so the queue
-    moves one place every median ÷ concurrency seconds.
+    moves one place every median ÷ concurrency seconds. Below `ETA_MIN_SAMPLES` measured
+    submissions the typical time is estimated from the challenge model's speed (`model`).
     """
     if position is None:
         return None
     service = typical_service_s()
     if service is None:
+        service = estimated_service_s(model=model)
+    if service is None:
         return None
     return math.ceil(position * service / max(1, settings.WORKER_CONCURRENCY))
+
+
+def measurement_eta_s(*, measurement: Measurement, model: str) -> int | None:
+    """Seconds until a measurement in progress is done: its observations left × the model's speed,
+    over the worker slots when it is split into chunks; None before it starts or without a speed."""
+    speed = seconds_per_observation(model=model)
+    if speed is None or not measurement.progress_total:
+        return None
+    left = max(0, measurement.progress_total - measurement.progress_done)
+    parallel = max(1, settings.WORKER_CONCURRENCY) if measurement.lease_holder == SPLIT_HOLDER else 1
+    return math.ceil(left * speed / parallel)

@@ -10,7 +10,7 @@ from bounty import states
 from bounty.errors import NotFound
 from bounty.models import MODEL_PUBLIC, Challenge, Phase, Submission, Team
 from bounty.permissions import HIDDEN_NAME, identity_hidden, is_own_submission, user_can_judge
-from bounty.queue import queue_eta_s, queue_position
+from bounty.queue import measurement_eta_s, queue_eta_s, queue_position
 from bounty.visibility import finding_released, finding_visible
 from grading import selectors as grading_selectors
 from grading.rubric import Rubric, RubricError, default_rubric, rubric_for_challenge, rubric_summary
@@ -181,6 +181,7 @@ def submission_status(*, submission: Submission) -> dict:
         "elapsed_s": None,
         "progress": None,
         "progress_unit": None,
+        "measure_eta_s": None,
         "run": None,
         "provisional_score": submission.provisional_score,
         "final_score": submission.final_score if submission.state == states.PUBLISHED else None,
@@ -188,7 +189,7 @@ def submission_status(*, submission: Submission) -> dict:
     }
     if submission.state == states.QUEUED:
         status["queue_position"] = queue_position(submission=submission)
-        status["eta_s"] = queue_eta_s(position=status["queue_position"])
+        status["eta_s"] = queue_eta_s(position=status["queue_position"], model=submission.challenge.model_name)
     if run is not None:
         status["run"] = {
             "id": str(run.pk), "status": run.status, "attempt": run.attempt, "backend": run.backend,
@@ -203,6 +204,7 @@ def submission_status(*, submission: Submission) -> dict:
         status["progress"] = {"done": measurement.progress_done, "total": measurement.progress_total}
         same = measurement.image_set is not None and measurement.progress_total == measurement.image_set.n_images
         status["progress_unit"] = "images" if same else "observations"
+        status["measure_eta_s"] = measurement_eta_s(measurement=measurement, model=measurement.model_name)
     return status
 
 

@@ -48,7 +48,7 @@ def check_probe_upload(*, name: str, content: bytes) -> None:
         check_probe_file(name=name, content=content)
         check_probe_syntax(name=name, content=content)
     except ProbeFileError as exc:
-        raise BountyError(str(exc), field="probe") from None
+        raise BountyError(str(exc), field="probe", code=errors.PROBE_REJECTED_CODE) from None
 
 
 def check_challenge_transition(*, from_state: str, to_state: str) -> None:

@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_ratelimit.decorators import ratelimit
 
-from bounty import accounts, bundles, downloads, limits, notifications, selectors, services, uploads
+from bounty import accounts, bundles, downloads, exports, limits, notifications, selectors, services, uploads
 from bounty import leaderboard as boards
 from bounty.avid import avid_report
 from bounty.errors import BountyError
@@ -189,6 +189,8 @@ def submission_cancel(request, submission_id: int):
 @require_GET
 def leaderboard(request, slug: str):
     challenge = selectors.challenge_get(slug=slug)
+    if request.GET.get("format") == "csv":
+        return _leaderboard_csv(request, challenge)
     board = boards.leaderboard_board(challenge=challenge, user=request.user, params=request.GET)
     params = request.GET.copy()
     params.pop("page", None)
@@ -200,6 +202,22 @@ def leaderboard(request, slug: str):
         "sorts": [("rank", "Rank"), ("-date", "Newest"), ("date", "Oldest"), ("title", "Title")]
         + ([("provisional", "Provisional score")] if challenge.show_provisional else []),
     })
+
+
+def _leaderboard_csv(request, challenge):
+    """The whole board (the page's phase, filters and order) as a CSV download; 403 when hidden."""
+    params = request.GET.copy()
+    params.pop("page", None)
+    board = boards.leaderboard_board(challenge=challenge, user=request.user, params=params,
+                                     per_page=exports.LEADERBOARD_CSV_MAX_ROWS)
+    if board.page is None:
+        return HttpResponse(board.hidden_message, status=403, content_type="text/plain; charset=utf-8")
+    text = exports.leaderboard_csv(
+        board=board, show_provisional=challenge.show_provisional,
+        finding_url=lambda pk: request.build_absolute_uri(reverse("finding-detail", args=[pk])))
+    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="leaderboard-{challenge.slug}.csv"'
+    return response
 
 
 @require_GET

@@ -206,6 +206,13 @@ MEASURE_CACHE_DIR = VAR_DIR / "measure-cache"
 # Organizers' registered models (docs/models.md); probekit reads the variable, being Django-free.
 os.environ.setdefault("PROBEKIT_MODELS_DIR", str(VAR_DIR / "models"))
 MEASURE_CHUNK_SIZE = int(os.environ.get("MEASURE_CHUNK_SIZE", 200))
+# A big measurement's chunks last about this long each (from the model's measured speed), so a slot
+# frees for a participant's run at least this often; 0 cuts by MEASURE_CHUNK_SIZE alone.
+MEASURE_CHUNK_TARGET_S = float(os.environ.get("MEASURE_CHUNK_TARGET_S", 10))
+# A measurement expected to take at most this long is not split: it runs whole on the default queue.
+MEASURE_SPLIT_MIN_S = float(os.environ.get("MEASURE_SPLIT_MIN_S", 45))
+# A participant's split measurement expected to take at most this long keeps its chunks on the default queue.
+MEASURE_BULK_MIN_S = float(os.environ.get("MEASURE_BULK_MIN_S", 180))
 # A measurement's bounds (pipeline/bounds.py, docs/failure-model.md): model runs one set may plan,
 # and the address space a measuring process may add while it measures (0: no cap).
 MEASURE_MAX_PLAN_RUNS = int(os.environ.get("MEASURE_MAX_PLAN_RUNS", 200_000))
@@ -251,7 +258,9 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 # A task not acknowledged within this time is redelivered: longer than the longest allowed run.
 CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 2 * SANDBOX_MAX_WALL_S + 600))
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# "priority": a worker takes from its queues in the order of CELERY_TASK_QUEUES (the default queue
+# before the bulk one), not round robin (pipeline.scheduling).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT, "queue_order_strategy": "priority"}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TASK_SOFT_TIME_LIMIT = SANDBOX_MAX_WALL_S + 300
 CELERY_TASK_TIME_LIMIT = SANDBOX_MAX_WALL_S + 400
@@ -261,6 +270,9 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_BULK_QUEUE = "bulk"
 CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE,
                                                                                CELERY_BULK_QUEUE)]
+# A big measurement's chunks are bulk work: a participant's run or small measurement goes first
+# (pipeline.scheduling.chunk_queue_name names the queue of each measurement's chunks).
+CELERY_TASK_ROUTES = {"pipeline.tasks.measure_chunk": {"queue": CELERY_BULK_QUEUE}}
 # Slots all workers run at once (each worker's -c): the queue's wait estimate divides by it.
 WORKER_CONCURRENCY = int(os.environ.get("WORKER_CONCURRENCY", 2))
 # Runs one participant may have running while someone else waits; a waiting run is re-sent after this.

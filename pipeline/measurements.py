@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 
 from celery import chord, current_app
@@ -29,6 +30,8 @@ from grading import services as grading_services
 from grading.measurement import document_dumps, measure_chunk, measure_image_set, measurement_plan
 from grading.models import Measurement, MeasurementStatus
 from grading.selectors import artifacts_key
+from grading.speed import speed_record
+from pipeline import scheduling
 from pipeline.bounds import MEMORY_EXCEEDED, check_plan, memory_capped
 from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, PLATFORM_FAULTS, unknown_fault_record
 from pipeline.leases import RenewedInBackground
@@ -55,30 +58,36 @@ UNKNOWN_IN_CHUNK = ("measuring part of this set raised {error}; the set passed e
 
 
 def enqueue_measurement(*, measurement_id: int, countdown: float = 0) -> None:
-    current_app.send_task(MEASURE_TASK, args=[measurement_id], countdown=countdown)
+    measurement = Measurement.objects.select_related("submission").filter(pk=measurement_id).first()
+    queue = scheduling.measurement_queue_name(measurement=measurement) if measurement else None
+    current_app.send_task(MEASURE_TASK, args=[measurement_id], countdown=countdown, queue=queue)
 
 
 def _settings_of(measurement: Measurement) -> dict:
     return bounty_selectors.challenge_measurement_settings(challenge=measurement.submission.challenge)
 
 
-def _chunks(measurement: Measurement, set_dir, options: dict) -> list[tuple[str, int, int]]:
-    """(model, start, stop) per chunk when the set is big enough to split, else [].
+def _chunk_options(options: dict, seed: int) -> dict:
+    """The keywords `measure_chunk` takes, from the challenge's measurement settings."""
+    return dict(ratios=options["ratios"], seed=seed, compose_options=options["compose_options"],
+                max_images=options["max_images"], max_pixels=options["max_pixels"])
 
-    Chunks of equal size (within one unit), none over MEASURE_CHUNK_SIZE units, as many as a
-    multiple of the worker slots: every slot gets the same work and no chunk is left to run alone
-    at the end while the other slots idle."""
+
+
+def _chunks(measurement: Measurement, set_dir, options: dict) -> list[tuple[str, int, int]]:
+    """(model, start, stop) per chunk when the set is big enough to split, else [] (pipeline.scheduling).
+
+    The plan's size is checked first, before any model runs (the calibration of a model's speed
+    included)."""
     check_plan(validate_image_set(set_dir, max_images=options["max_images"], max_pixels=options["max_pixels"],
                                   max_total_bytes=2**40, decode=False, hash_images=False), options)
     plan = measurement_plan(set_dir, seed=measurement.seed, **{k: v for k, v in options.items() if k != "ratios"})
-    size, models, units = settings.MEASURE_CHUNK_SIZE, plan["models"], plan["n_units"]
-    if units * len(models) <= size:
-        return []
-    slots = max(1, settings.WORKER_CONCURRENCY)
-    wanted = -(-units * len(models) // size)
-    wanted = -(-wanted // slots) * slots
-    per_model = min(units, -(-wanted // len(models)))
-    return [(name, units * k // per_model, units * (k + 1) // per_model) for name in models for k in range(per_model)]
+    models, units = plan["models"], plan["n_units"]
+    speeds = scheduling.model_speeds(set_dir=set_dir, models=models, units=units,
+                                     measure_options=_chunk_options(options, measurement.seed))
+    return scheduling.chunk_plan(units=units, models=models, speeds=speeds, slots=settings.WORKER_CONCURRENCY,
+                                 max_units=settings.MEASURE_CHUNK_SIZE, target_s=settings.MEASURE_CHUNK_TARGET_S,
+                                 split_min_s=settings.MEASURE_SPLIT_MIN_S)
 
 
 def _holder() -> str:
@@ -128,7 +137,9 @@ def _compute(measurement: Measurement, *, holder: str, chunks_done: bool) -> str
                 if not grading_services.measurement_split(measurement_id=measurement_id, holder=holder,
                                                           horizon_s=SPLIT_LEASE_S):
                     return "lease lost before the split"
-                chord(current_app.signature(CHUNK_TASK, args=(measurement_id, name, start, stop), immutable=True)
+                queue = scheduling.chunk_queue_name(measurement=measurement, chunks=chunks)
+                chord(current_app.signature(CHUNK_TASK, args=(measurement_id, name, start, stop), immutable=True,
+                                            queue=queue)
                       for name, start, stop in chunks)(current_app.signature(MERGE_TASK, args=(measurement_id,),
                                                                              immutable=True))
                 return f"split into {len(chunks)} chunks"
@@ -249,10 +260,10 @@ def measurement_chunk(*, measurement_id: int, model: str, start: int, stop: int)
             grading_services.registered_models_fetch(names=[model])
             with blobs.fetched_tree(measurement.image_set.path, label="imageset") as set_dir, \
                     blobs.writing_tree(_observations_key(measurement_id), label="observations") as cache_dir:
-                done = capped_measure_chunk(set_dir, model=model, start=start, stop=stop,
-                                     ratios=options["ratios"], seed=measurement.seed,
-                                     compose_options=options["compose_options"], cache_dir=cache_dir,
-                                     max_images=options["max_images"], max_pixels=options["max_pixels"])
+                started = time.monotonic()
+                done = capped_measure_chunk(set_dir, model=model, start=start, stop=stop, cache_dir=cache_dir,
+                                            **_chunk_options(options, measurement.seed))
+                speed_record(model=model, observations=done, seconds=time.monotonic() - started)
             logger.info("measurement %s: chunk %s[%s:%s] observed on %s", measurement_id, model, start, stop,
                         socket.gethostname())
         except PLATFORM_FAULTS:

@@ -17,7 +17,9 @@
         (s.eta_s === null ? "" : ", about " + wait(s.eta_s) + " to start");
     }
     if (s.elapsed_s !== null) return " — running for " + Math.round(s.elapsed_s) + " s";
-    if (s.progress) return " — measured " + s.progress.done + " of " + s.progress.total + " " + s.progress_unit;
+    if (s.progress) return " — measured " + s.progress.done + " of " + s.progress.total + " " + s.progress_unit
+      + (s.measure_eta_s !== null && s.measure_eta_s !== undefined ? ", about " + wait(s.measure_eta_s) + " left" : "");
+    if (s.state === "measuring") return " — waiting for a worker to start measuring";
     return "";
   }
 

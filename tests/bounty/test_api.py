@@ -71,7 +71,7 @@ def test_a_zip_without_probe_py_is_refused_before_anything_is_stored(client, cha
         archive.writestr("main.py", "print('hi')")
     response = submit(client, challenge, auth, probe=SimpleUploadedFile("probe.zip", buffer.getvalue()))
     assert response.status_code == 400
-    assert response.json() == {"error": ZIP_NO_PROBE, "field": "probe", "extra": {}}
+    assert response.json() == {"error": ZIP_NO_PROBE, "code": "probe_rejected", "field": "probe", "extra": {}}
     assert not Submission.objects.exists()
 
 
@@ -81,14 +81,36 @@ def test_the_daily_limit_is_a_400_with_the_exact_message(client, alice, auth):
     response = submit(client, limited, auth)
     assert response.status_code == 400
     quota = {"total": 1, "total_limit": 100, "today": 1, "daily_limit": 1, "left": 0}
-    assert response.json() == {"error": errors.DAILY_LIMIT_REACHED.format(limit=1), "field": None,
-                               "extra": {"quota": quota}}
+    assert response.json() == {"error": errors.DAILY_LIMIT_REACHED.format(limit=1), "code": "daily_limit_reached",
+                               "field": None, "extra": {"quota": quota}}
 
 
 def test_a_closed_challenge_refuses_submissions(client, auth):
     closed = challenge_create(slug="closed-one", state=states.CLOSED)
     body = submit(client, closed, auth).json()
     assert body["error"] == errors.CHALLENGE_NOT_OPEN.format(state="closed")
+    assert body["code"] == "challenge_not_open"
+
+
+def test_every_api_error_carries_a_stable_code(client, challenge, auth):
+    """Clients match `code`, never the English text: field errors, 404, 401, 405 and unparsable bodies too."""
+    assert submit(client, challenge, auth, harm_type="boredom").json()["code"] == "invalid_input"
+    missing = client.get(reverse("api-submission-detail", args=[999999]), **auth)
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found" and missing.json()["error"]
+    anonymous = client.post(reverse("api-submission-cancel", args=[1]))
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "not_authenticated"
+    wrong_method = client.delete(reverse("api-challenge-list"))
+    assert wrong_method.status_code == 405 and wrong_method.json()["code"] == "method_not_allowed"
+    broken = client.post(reverse("api-token"), "{not json", content_type="application/json")
+    assert broken.status_code == 400 and broken.json()["code"] == "parse_error"
+
+
+def test_the_error_codes_are_listed_in_the_api_description(client):
+    schema = client.get(reverse("api-schema"), HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    description = schema["info"]["description"]
+    for code in errors.API_CODES:
+        assert f"`{code}`" in description, code
+    assert "daily_limit_reached" in errors.API_CODES and "parse_error" in description
 
 
 def test_polling_a_measured_submission_returns_run_tails_and_the_metrics_document(client, measured, auth):

@@ -138,3 +138,49 @@ def test_the_api_and_the_status_json_carry_position_and_wait_while_queued(client
     _start(mine)
     body = client.get(reverse("submission-status", args=[mine.pk])).json()
     assert body["state"] == states.RUNNING and (body["queue_position"], body["eta_s"]) == (None, None)
+
+
+def test_with_little_history_the_wait_comes_from_the_models_speed_and_a_typical_set(board):
+    from django.core.cache import cache
+
+    from grading.speed import speed_record
+
+    challenge, alice, _bob, _carol = board
+    cache.delete("model-speed:speedy")
+    _finished_measurements(challenge, alice, [100])  # one sample: too few for the median
+    assert queue.queue_eta_s(position=2, model="speedy") is None  # nothing known of the model yet
+    ImageSet.objects.update(n_images=40)
+    ProbeRun.objects.update(wall_s=12.0)
+    speed_record(model="speedy", observations=10, seconds=5.0)  # 0.5 s an image
+    with override_settings(WORKER_CONCURRENCY=2):
+        assert queue.queue_eta_s(position=2, model="speedy") == 32  # 2 × (12 + 40 × 0.5) / 2
+    cache.delete("model-speed:speedy")
+
+
+def test_a_measurement_in_progress_has_its_own_wait(board):
+    from django.core.cache import cache
+
+    from grading.services import SPLIT_HOLDER
+    from grading.speed import speed_record
+
+    cache.delete("model-speed:speedy")
+    measurement = Measurement(model_name="speedy", progress_total=100, progress_done=40)
+    assert queue.measurement_eta_s(measurement=measurement, model="speedy") is None
+    speed_record(model="speedy", observations=10, seconds=5.0)
+    assert queue.measurement_eta_s(measurement=measurement, model="speedy") == 30
+    measurement.lease_holder = SPLIT_HOLDER  # split into chunks: every slot works on it
+    with override_settings(WORKER_CONCURRENCY=2):
+        assert queue.measurement_eta_s(measurement=measurement, model="speedy") == 15
+    cache.delete("model-speed:speedy")
+
+
+def test_demo_and_rerun_measurements_are_bulk_work_a_participants_is_not(board):
+    from pipeline.scheduling import measurement_queue_name
+
+    challenge, alice, bob, _carol = board
+    own = Measurement(submission=submission_create(challenge=challenge, participant=bob), model_name="m")
+    demo = Measurement(submission=submission_create(challenge=challenge, participant=alice, is_demo=True),
+                       model_name="m")
+    rerun = Measurement(submission=own.submission, model_name="m", rerun_of_id=1)
+    assert measurement_queue_name(measurement=own) == "celery"
+    assert measurement_queue_name(measurement=demo) == measurement_queue_name(measurement=rerun) == "bulk"

@@ -159,3 +159,36 @@ def test_a_finding_without_a_score_cannot_be_published(challenge):
         submission_publish(submission=submission, judge=judge)
     submission.refresh_from_db()
     assert submission.state == states.ACCEPTED
+
+
+def leaderboard_csv(client, challenge, **params):
+    import csv
+    import io
+
+    response = client.get(reverse("leaderboard", args=[challenge.slug]), {**params, "format": "csv"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    return list(csv.reader(io.StringIO(response.content.decode())))
+
+
+def test_the_leaderboard_downloads_as_csv_with_every_row_and_a_header_that_names_each_column(client, challenge):
+    published_rows(challenge, [float(i) for i in range(leaderboard.LEADERBOARD_PAGE_SIZE + 3)])
+    header, *rows = leaderboard_csv(client, challenge, page=2)
+    assert header[0].startswith("rank") and "final score (rubric points)" in header
+    assert len(rows) == leaderboard.LEADERBOARD_PAGE_SIZE + 3  # every page's rows, not the page asked for
+    page_rows, page = board_rows(client, challenge)
+    assert [row[0] for row in rows[:len(page_rows)]] == [str(r.rank) for r in page_rows]
+    assert [row[3] for row in rows[:len(page_rows)]] == [r.title for r in page_rows]
+    assert rows[0][-1].endswith(reverse("finding-detail", args=[page_rows[0].pk]))
+    assert 'id="leaderboard-csv"' in page
+    # The provisional column only where the page shows it.
+    assert not any("provisional" in label for label in header)
+
+
+def test_the_csv_keeps_the_pages_filters_and_writes_formulas_as_text(client, challenge):
+    published_rows(challenge, [50.0, 40.0])
+    (row,) = published_rows(challenge, [45.0], harm="stereotyping")
+    Submission.objects.filter(pk=row.pk).update(title="=HYPERLINK(\"http://evil\")")
+    header, *rows = leaderboard_csv(client, challenge, harm="stereotyping")
+    assert [(r[0], r[4]) for r in rows] == [("2", "stereotyping")]
+    assert rows[0][3] == "'=HYPERLINK(\"http://evil\")"

@@ -165,3 +165,10 @@ def test_the_public_counts_leave_out_a_hidden_phases_findings(client, challenge)
     listed = client.get(reverse("api-challenge-list")).json()
     listed = listed["results"] if isinstance(listed, dict) else listed
     assert [c["n_published"] for c in listed if c["slug"] == challenge.slug] == [3]
+
+
+def test_a_hidden_boards_csv_is_refused_with_nothing_of_its_rows(client, challenge):
+    phase = phase_create(challenge, "Secret", start_days=-1, end_days=5, visibility=BOARD_HIDDEN_UNTIL_END)
+    published_in(phase, [10.0, 20.0])
+    response = client.get(reverse("leaderboard", args=[challenge.slug]), {"phase": phase.pk, "format": "csv"})
+    assert response.status_code == 403 and "Finding" not in response.content.decode()

@@ -64,7 +64,7 @@ def test_the_api_refuses_a_syntax_error_with_a_400_naming_the_line_and_stores_no
                            HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 400
     assert response.json() == {"error": PROBE_SYNTAX.format(name="probe.py", line=3, message="invalid syntax"),
-                               "field": "probe", "extra": {}}
+                               "code": "probe_rejected", "field": "probe", "extra": {}}
     assert not Submission.objects.exists()
     assert services.quota_usage(challenge=challenge, participant=alice) == before
 

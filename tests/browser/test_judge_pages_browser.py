@@ -96,3 +96,36 @@ def test_the_leaderboard_fits_a_phone(browser, live_server, judged):
         assert phone.evaluate("document.documentElement.scrollWidth") <= 375
     finally:
         context.close()
+
+
+# A column of the metrics table that sticks out of its card is one a judge has to scroll to.
+METRICS_OVERFLOW = """() => {
+  const table = document.querySelector('#metrics table');
+  const box = table.closest('.table-scroll');
+  const card = table.closest('.card');
+  const holm = [...table.querySelectorAll('th')].find(th => th.textContent.trim() === 'p (Holm)');
+  const effect = [...table.querySelectorAll('th')].find(th => th.textContent.trim() === 'Effect size');
+  return {scroll: box.scrollWidth - box.clientWidth,
+          holm: holm.getBoundingClientRect().right - card.getBoundingClientRect().right,
+          effect: effect.getBoundingClientRect().right - card.getBoundingClientRect().right,
+          page: document.documentElement.scrollWidth - window.innerWidth};
+}"""
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (375, 740)])
+def test_the_metrics_table_shows_p_holm_and_effect_without_scrolling(browser, live_server, judged, width, height):
+    _, submission = judged
+    context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": height})
+    tab = context.new_page()
+    try:
+        log_in(tab, "jules", "judge-pw-1")
+        tab.goto(f"/judge/submissions/{submission.pk}/")
+        expect(tab.locator("#metrics table")).to_be_visible()
+        long_id = tab.locator("#metrics td.test-id code").first
+        assert long_id.get_attribute("title")  # the whole id as a tooltip
+        overflow = tab.evaluate(METRICS_OVERFLOW)
+        assert overflow["page"] <= 0, overflow  # the page never scrolls sideways
+        if width >= 1280:
+            assert overflow["scroll"] <= 0 and overflow["holm"] <= 0 and overflow["effect"] <= 0, overflow
+    finally:
+        context.close()

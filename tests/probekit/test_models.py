@@ -200,3 +200,17 @@ def test_models_command_prints_the_registry_as_json():
     rows = json.loads(out.stdout)
     assert [set(row) for row in rows] == [{"name", "version", "description", "variants"}] * 4
     assert rows == json.loads(json.dumps(list_models()))
+
+
+def test_platform_venv_runs_probekit_from_any_folder(tmp_path):
+    """`make venv` installs probekit (editable) in the platform's venv: no checkout on the path needed."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "DJANGO_SETTINGS_MODULE")}
+    out = subprocess.run([sys.executable, "-m", "probekit", "models", "--json"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert {row["name"] for row in json.loads(out.stdout)} >= {"u2netp", "spectral-residual"}
+    script = Path(sys.executable).parent / "probekit"
+    assert script.exists(), "the venv has no `probekit` script"
+    out = subprocess.run([str(script), "models", "--json"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert out.returncode == 0 and json.loads(out.stdout), out.stderr
