@@ -64,9 +64,32 @@ def _cmd_crop(args) -> int:
     return 0
 
 
-def _cmd_run(args) -> int:
+def _checked(directory: Path, command: str):
+    """The set in `directory` validated as the platform validates it, or None after printing every problem."""
     from probekit.imageset import ImageSetRejected, validate_image_set
 
+    try:
+        return validate_image_set(directory)
+    except ImageSetRejected as exc:
+        print(f"probekit {command}: the image set would be rejected: {exc}", file=sys.stderr)
+        return None
+
+
+def _set_report(image_set) -> dict:
+    return {"path": str(image_set.root), "n_images": len(image_set.items), "groups": image_set.groups,
+            "compose": image_set.compose, "primary": image_set.primary}
+
+
+def _cmd_check(args) -> int:
+    """Validate a set already written (by a probe run elsewhere): every problem at once, exit 1 if any."""
+    image_set = _checked(Path(args.directory).resolve(), "check")
+    if image_set is None:
+        return 1
+    print(json.dumps(_set_report(image_set), indent=1))
+    return 0
+
+
+def _cmd_run(args) -> int:
     probe = Path(args.probe).resolve()
     out = Path(args.out or "out").resolve()
     print("probekit run: running the probe locally, NOT sandboxed — only run code you trust.", file=sys.stderr)
@@ -83,13 +106,10 @@ def _cmd_run(args) -> int:
             return 1
     finally:
         os.chdir(cwd)
-    try:
-        image_set = validate_image_set(out)
-    except ImageSetRejected as exc:
-        print(f"probekit run: the image set would be rejected: {exc}", file=sys.stderr)
+    image_set = _checked(out, "run")
+    if image_set is None:
         return 1
-    report = {"path": str(out), "n_images": len(image_set.items), "groups": image_set.groups,
-              "compose": image_set.compose}
+    report = _set_report(image_set)
     if args.measure:
         from probekit.measure import quick_summary
         from probekit.models import DEFAULT_MODEL, get_model
@@ -148,8 +168,11 @@ def main(argv=None) -> int:
     verify = sub.add_parser("verify", help="re-measure a finding's reproducibility bundle; exit 0 only on a match")
     verify.add_argument("bundle", help="the bundle.zip of a published finding")
     verify.add_argument("--json", action="store_true")
+    check = sub.add_parser("check", help="validate an image set as the platform does, listing every problem")
+    check.add_argument("directory", help="the directory holding manifest.json and the images")
     args = parser.parse_args(argv)
-    return {"models": _cmd_models, "crop": _cmd_crop, "run": _cmd_run, "verify": _cmd_verify}[args.command](args)
+    commands = {"models": _cmd_models, "crop": _cmd_crop, "run": _cmd_run, "verify": _cmd_verify, "check": _cmd_check}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

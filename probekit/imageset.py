@@ -23,6 +23,9 @@ from PIL import Image, ImageOps
 
 from probekit import setrules
 from probekit.decode import ambiguity, browser_rgb
+from probekit.preregistration import primary_error
+from probekit.setproblems import Problems
+from probekit.setrules import shown as _shown
 
 SCHEMA_VERSION = 1
 COMPOSE_MODES = ("none", "pairs")
@@ -49,7 +52,12 @@ MAX_PNG_CHUNKS = 100_000  # a 25-megapixel PNG in 8 KiB IDAT chunks needs about 
 
 
 class ImageSetRejected(ValueError):
-    """The image set breaks a rule; the message says which item and which rule."""
+    """The image set breaks a rule; the message says which item and which rule (every problem found,
+    up to `setproblems.MAX_PROBLEMS`)."""
+
+
+class _CheckStopped(ImageSetRejected):
+    """A problem after which the rest of the set cannot, or should not, be checked."""
 
 
 @dataclass(frozen=True)
@@ -124,18 +132,12 @@ def _upright(image: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(image) if _orientation(image) != 1 else image
 
 
-def _reject(rule: str, where: str = "") -> ImageSetRejected:
-    return ImageSetRejected(f"{where}: {rule}" if where else rule)
+def _reject(rule: str, where: str = "", *, stop: bool = False) -> ImageSetRejected:
+    return (_CheckStopped if stop else ImageSetRejected)(f"{where}: {rule}" if where else rule)
 
 
 def _unreadable(relative: str, exc: Exception, where: str) -> ImageSetRejected:
     return _reject(f"image {relative!r} is not a readable PNG or JPEG ({type(exc).__name__}: {str(exc)[:200]})", where)
-
-
-def _shown(value: object, limit: int = 80) -> str:
-    """repr() of a participant's value, shortened so a message stays readable."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def unprintable(text: str, allowed: str = "") -> str | None:
@@ -272,11 +274,7 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_header(manifest: dict, *, max_images: int) -> tuple[list[str], str, int]:
-    schema = manifest.get("schema")
-    if not _is_int(schema) or schema != SCHEMA_VERSION:
-        raise _reject(f"manifest 'schema' must be {SCHEMA_VERSION}, got {_shown(schema)}")
-    groups = manifest.get("groups")
+def _check_groups(groups: object) -> None:
     if not isinstance(groups, list) or len(groups) < 2:
         raise _reject("manifest 'groups' must list two or more group names")
     if len(groups) > MAX_GROUPS:
@@ -290,21 +288,40 @@ def _check_header(manifest: dict, *, max_images: int) -> tuple[list[str], str, i
     lookalike = setrules.lookalike_error(groups)
     if lookalike is not None:
         raise _reject(lookalike)
+
+
+def _check_header(manifest: dict, *, max_images: int, problems: Problems) -> tuple[list[str] | None, str, int]:
+    """The groups (None when they are broken), compose mode and pairs per image; each field checked
+    apart, so every broken one is reported."""
+    schema = manifest.get("schema")
+    if not _is_int(schema) or schema != SCHEMA_VERSION:
+        with problems.check():
+            raise _reject(f"manifest 'schema' must be {SCHEMA_VERSION}, got {_shown(schema)}")
+    groups, sound_groups = manifest.get("groups"), None
+    with problems.check():
+        _check_groups(groups)
+        sound_groups = groups
     compose = manifest.get("compose", "none")
     if not isinstance(compose, str) or compose not in COMPOSE_MODES:
-        raise _reject(f"manifest 'compose' must be one of {', '.join(COMPOSE_MODES)}, got {_shown(compose)}")
+        with problems.check():
+            raise _reject(f"manifest 'compose' must be one of {', '.join(COMPOSE_MODES)}, got {_shown(compose)}")
+        compose = "none"
     pairs_per_image = manifest.get("pairs_per_image", 1)
     if not _is_int(pairs_per_image) or not 1 <= pairs_per_image <= 20:
-        raise _reject("manifest 'pairs_per_image' must be an integer from 1 to 20")
+        with problems.check():
+            raise _reject("manifest 'pairs_per_image' must be an integer from 1 to 20")
+        pairs_per_image = 1
     items = manifest.get("items")
-    if not isinstance(items, list) or not items:
-        raise _reject("manifest 'items' must be a non-empty list")
-    if len(items) > max_images:
-        raise _reject(f"the set lists {len(items)} images; the limit is {max_images}")
-    return groups, compose, pairs_per_image
+    with problems.check():
+        if not isinstance(items, list) or not items:
+            raise _reject("manifest 'items' must be a non-empty list", stop=True)
+        if len(items) > max_images:
+            raise _reject(f"the set lists {len(items)} images; the limit is {max_images}", stop=True)
+    return sound_groups, compose, pairs_per_image
 
 
-def _check_regions(value: object, groups: list[str], width: int, height: int, where: str) -> tuple[Region, ...]:
+def _check_regions(value: object, groups: list[str] | None, width: int, height: int,
+                   where: str) -> tuple[Region, ...]:
     if not isinstance(value, list) or not value:
         raise _reject("'regions' must list at least one region", where)
     if len(value) > MAX_REGIONS_PER_ITEM:
@@ -315,7 +332,7 @@ def _check_regions(value: object, groups: list[str], width: int, height: int, wh
         if not isinstance(region, dict):
             raise _reject("a region must be an object with 'group' and 'box'", at)
         group = region.get("group")
-        if not isinstance(group, str) or group not in groups:
+        if not isinstance(group, str) or (groups is not None and group not in groups):
             raise _reject(f"group {_shown(group)} is not one of the manifest's groups {groups}", at)
         box = region.get("box")
         if not isinstance(box, list) or len(box) != 4 or not all(_is_int(v) for v in box):
@@ -451,6 +468,57 @@ def _check_item_id(entry: dict, seen_ids: set[str], where: str) -> tuple[str, st
     return item_id, base, where
 
 
+@dataclass
+class _Tally:
+    """What the items checked so far add up to: the set-wide caps are on these."""
+
+    items: list = field(default_factory=list)
+    seen_ids: set = field(default_factory=set)
+    used_by: dict = field(default_factory=dict)  # image path key -> the item that lists it
+    total: int = 0
+    pixels: int = 0
+    scan_pixels: int = 0
+    most_scans: tuple = (0, "")
+
+
+def _check_item(root: Path, entry: object, where: str, tally: _Tally, *, groups: list[str] | None, max_pixels: int,
+                max_total_bytes: int, decode: bool, hash_images: bool) -> Item:
+    """One item of the manifest, checked on its own (its file opened once, without following links)."""
+    if not isinstance(entry, dict):
+        raise _reject("each item must be an object with 'id', 'image' and 'regions'", where)
+    item_id, base, where = _check_item_id(entry, tally.seen_ids, where)
+    relative = _safe_relative(entry.get("image"), where)
+    unportable = setrules.portable_path_error(relative)
+    if unportable is not None:
+        raise _reject(unportable, where)
+    # One file, one observation: listing an image twice would count the same pixels twice
+    # (two paths that differ only in case or normalisation are one file elsewhere).
+    key = setrules.path_key(str(relative))
+    if key in tally.used_by:
+        raise _reject(f"image {str(relative)!r} is already listed by item {tally.used_by[key]!r}; each item needs "
+                      "its own image file (paths that differ only in case or Unicode normalisation are one file)",
+                      where)
+    tally.used_by[key] = item_id
+    info = _lstat_regular(root, relative, where)
+    tally.total += info.st_size
+    if tally.total > max_total_bytes:
+        raise _reject(f"the images total more than {max_total_bytes // 2**20} MiB", where, stop=True)
+    with open_listed_file(root, relative, where) as handle:
+        width, height, scans = _check_image(handle, relative, max_pixels=max_pixels, decode=decode, where=where)
+        misshapen = setrules.shape_error(width, height)
+        if misshapen is not None:
+            raise _reject(f"image {str(relative)!r} {misshapen}", where)
+        try:
+            sha256 = file_sha256(handle) if hash_images else None
+        except OSError as exc:
+            raise _reject(f"image {str(relative)!r} cannot be read ({exc.strerror})", where) from None
+    regions = _check_regions(entry.get("regions"), groups, width, height, where)
+    tally.pixels += width * height
+    tally.scan_pixels += width * height * scans
+    tally.most_scans = max(tally.most_scans, (scans, item_id))
+    return Item(item_id, str(relative), base, regions, width, height, sha256, info.st_size)
+
+
 def validate_image_set(
     root: str | os.PathLike,
     *,
@@ -478,108 +546,34 @@ def validate_image_set(
     if not stat.S_ISDIR(root_info.st_mode):
         raise _reject("the output must be a directory")
     manifest, raw = _read_manifest(root)
-    groups, compose, pairs_per_image = _check_header(manifest, max_images=max_images)
-    title = _check_text(manifest, "title", MAX_TITLE_CHARS)
-    hypothesis = _check_text(manifest, "hypothesis", MAX_HYPOTHESIS_CHARS, allowed="\n\t")
-    attribute = _check_text(manifest, "attribute", MAX_ATTRIBUTE_CHARS)
-    items, seen_ids, total = [], set(), 0
-    used_by: dict[str, str] = {}  # image path -> the item that lists it
-    pixels = scan_pixels = 0
-    most_scans: tuple[int, str] = (0, "")
+    problems = Problems(ImageSetRejected, stop=(_CheckStopped,))
+    groups, compose, pairs_per_image = _check_header(manifest, max_images=max_images, problems=problems)
+    texts = {"title": "", "hypothesis": "", "attribute": ""}
+    for key, cap, allowed in (("title", MAX_TITLE_CHARS, ""), ("hypothesis", MAX_HYPOTHESIS_CHARS, "\n\t"),
+                              ("attribute", MAX_ATTRIBUTE_CHARS, "")):
+        with problems.check():
+            texts[key] = _check_text(manifest, key, cap, allowed=allowed)
+    title, hypothesis, attribute = texts["title"], texts["hypothesis"], texts["attribute"]
+    tally = _Tally()
     for index, entry in enumerate(manifest["items"]):
-        where = f"items[{index}]"
-        if not isinstance(entry, dict):
-            raise _reject("each item must be an object with 'id', 'image' and 'regions'", where)
-        item_id, base, where = _check_item_id(entry, seen_ids, where)
-        relative = _safe_relative(entry.get("image"), where)
-        unportable = setrules.portable_path_error(relative)
-        if unportable is not None:
-            raise _reject(unportable, where)
-        # One file, one observation: listing an image twice would count the same pixels twice
-        # (two paths that differ only in case or normalisation are one file elsewhere).
-        if setrules.path_key(str(relative)) in used_by:
-            raise _reject(f"image {str(relative)!r} is already listed by item "
-                          f"{used_by[setrules.path_key(str(relative))]!r}; each item needs its own image file "
-                          "(paths that differ only in case or Unicode normalisation are one file)", where)
-        used_by[setrules.path_key(str(relative))] = item_id
-        info = _lstat_regular(root, relative, where)
-        total += info.st_size
-        if total > max_total_bytes:
-            raise _reject(f"the images total more than {max_total_bytes // 2**20} MiB", where)
-        with open_listed_file(root, relative, where) as handle:
-            width, height, scans = _check_image(handle, relative, max_pixels=max_pixels, decode=decode, where=where)
-            misshapen = setrules.shape_error(width, height)
-            if misshapen is not None:
-                raise _reject(f"image {str(relative)!r} {misshapen}", where)
-            try:
-                sha256 = file_sha256(handle) if hash_images else None
-            except OSError as exc:
-                raise _reject(f"image {str(relative)!r} cannot be read ({exc.strerror})", where) from None
-        pixels += width * height
-        scan_pixels += width * height * scans
-        most_scans = max(most_scans, (scans, item_id))
-        regions = _check_regions(entry.get("regions"), groups, width, height, where)
-        items.append(Item(item_id, str(relative), base, regions, width, height, sha256, info.st_size))
-    primary = check_primary(manifest.get("primary"), groups=groups, compose=compose, items=items)
-    if scan_pixels > MAX_MEAN_JPEG_SCANS * pixels:
-        raise _reject(f"the set's JPEGs average {scan_pixels / pixels:.1f} scans per pixel, at most "
-                      f"{MAX_MEAN_JPEG_SCANS} allowed (item {most_scans[1]!r} has {most_scans[0]} scans)")
+        with problems.check():
+            tally.items.append(_check_item(root, entry, f"items[{index}]", tally, groups=groups, max_pixels=max_pixels,
+                                           max_total_bytes=max_total_bytes, decode=decode, hash_images=hash_images))
+    primary = None
+    if not problems:  # the pre-registered test is read against a sound set only
+        primary = manifest.get("primary")
+        refused = primary_error(primary, groups=groups, compose=compose, items=tally.items)
+        if refused is not None:
+            with problems.check():
+                raise _reject(refused)
+    if tally.scan_pixels > MAX_MEAN_JPEG_SCANS * tally.pixels:
+        with problems.check():
+            raise _reject(f"the set's JPEGs average {tally.scan_pixels / tally.pixels:.1f} scans per pixel, at most "
+                          f"{MAX_MEAN_JPEG_SCANS} allowed (item {tally.most_scans[1]!r} has {tally.most_scans[0]} "
+                          "scans)")
+    problems.raise_found()
     return ImageSet(
         root=root, manifest=manifest, title=title, hypothesis=hypothesis, attribute=attribute,
-        groups=list(groups), compose=compose, pairs_per_image=pairs_per_image, items=items,
-        manifest_sha256="sha256:" + hashlib.sha256(raw).hexdigest(), total_bytes=total, primary=primary,
+        groups=list(groups), compose=compose, pairs_per_image=pairs_per_image, items=tally.items,
+        manifest_sha256="sha256:" + hashlib.sha256(raw).hexdigest(), total_bytes=tally.total, primary=primary,
     )
-
-
-PRIMARY_KINDS = ("preference", "position", "position_x", "position_y", "paired", "group_rate")
-RATIO_KEY = re.compile(r"^\d+(\.\d+)?$")
-
-
-def _primary_design(kind: str, first: str, second: str, *, compose: str, items: list[Item]) -> str | None:
-    """Why a set cannot produce a test of `kind` between two groups, or None when it can."""
-    both = [i for i in items if {first, second} <= {r.group for r in i.regions}]
-    singles = {g: any({r.group for r in i.regions} == {g} for i in items) for g in (first, second)}
-    if kind == "position" and compose != "pairs":
-        return "'position' is the slot test of platform-built pairs; probe-built images have 'position_x' and 'position_y'"
-    if kind in ("position_x", "position_y") and compose == "pairs":
-        return f"{kind!r} is for probe-built images; a pairs set has 'position'"
-    if kind in ("preference", "position") and compose == "pairs":
-        return None if all(singles.values()) else "both groups need single-subject images to be paired"
-    if kind in ("preference", "position_x", "position_y") and not both:
-        return "no image holds regions of both groups"
-    if kind == "paired" and not any(
-            {first, second} <= {r.group for i in items if i.base == base for r in i.regions}
-            for base in {i.base for i in items if i.base}):
-        return "no 'base' tuple holds both groups"
-    if kind == "group_rate" and not (both or all(singles.values())):
-        return "the groups never appear"
-    return None
-
-
-def check_primary(value: object, *, groups: list[str], compose: str, items: list[Item]) -> str | None:
-    """The manifest's pre-registered `primary` test id, refused with a message naming it when the set cannot
-    produce that test: `<kind>:<first>><second>` for preference and position tests, `…@<ratio>` for paired and
-    group_rate, groups in the manifest's order, base model only."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > 300:
-        raise _reject("manifest 'primary' must be a test id such as \"preference:a>b\" or \"group_rate:a>b@1.0\"")
-    kind, _, rest = value.partition(":")
-    pair, _, ratio = rest.partition("@")
-    first, _, second = pair.partition(">")
-    problem = None
-    if "#" in value:
-        problem = "a primary names a base-model test, without '#<variant>'"
-    elif kind not in PRIMARY_KINDS:
-        problem = f"the kind must be one of {', '.join(PRIMARY_KINDS)}"
-    elif first not in groups or second not in groups or first == second:
-        problem = f"both groups must be among the manifest's groups {groups}"
-    elif groups.index(first) > groups.index(second):
-        problem = f"tests name the groups in the manifest's order: \"{kind}:{second}>{first}{'@' + ratio if ratio else ''}\""
-    elif (kind in ("paired", "group_rate")) != bool(ratio) or (ratio and not RATIO_KEY.match(ratio)):
-        problem = "paired and group_rate tests end in '@<ratio>' (e.g. @1.0); the others have no ratio"
-    else:
-        problem = _primary_design(kind, first, second, compose=compose, items=items)
-    if problem:
-        raise _reject(f"manifest 'primary' {_shown(value)} names a test this set cannot produce: {problem}")
-    return value

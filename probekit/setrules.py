@@ -39,6 +39,12 @@ WINDOWS_DEVICE_NAMES = frozenset(
 )
 
 
+def shown(value: object, limit: int = 80) -> str:
+    """repr() of a participant's value, shortened so a message stays readable."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 # Cyrillic and Greek letters drawn like Latin ones (after case folding): `раураl` reads as `paypal`.
 HOMOGLYPHS = str.maketrans({
     "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",

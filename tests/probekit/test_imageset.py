@@ -179,3 +179,69 @@ def test_a_primary_set_by_the_writer_is_kept(tmp_path):
     assert validate_image_set(tmp_path / "set").primary == "group_rate:a>b@1.0"
     with pytest.raises(ValueError, match="must be a test id"):
         writer.preregister("preference:a>c")
+
+
+def test_every_independent_problem_is_reported_at_once(good_set):
+    """Four problems, four lines: a participant fixes them in one round, not one per submission."""
+    manifest = _manifest(good_set)
+    manifest.update(compose="triples", pairs_per_image=99, title="bad\u202etitle")
+    manifest["items"][2]["regions"][0].update(box=[0, 0, 10_000, 10])
+    _write_manifest(good_set, manifest)
+    with pytest.raises(ImageSetRejected) as error:
+        validate_image_set(good_set)
+    message = str(error.value)
+    assert message.startswith("the image set has 4 problems:\n1. ")
+    for rule in ("manifest 'compose' must be one of", "manifest 'pairs_per_image' must be an integer",
+                 "manifest 'title' holds the control or invisible character U+202E",
+                 "item 'c002' (items[2]), regions[0]: box [0, 0, 10000, 10] must have positive size"):
+        assert rule in message, rule
+
+
+def test_broken_groups_are_one_problem_not_one_per_region(good_set):
+    manifest = _manifest(good_set)
+    manifest.update(groups=["only"])
+    manifest["items"][1].update(id="c000")
+    _write_manifest(good_set, manifest)
+    with pytest.raises(ImageSetRejected) as error:
+        validate_image_set(good_set)
+    assert str(error.value).splitlines()[1:] == [
+        "1. manifest 'groups' must list two or more group names",
+        "2. item 'c000' (items[1]): the id is used by an earlier item; ids must be unique, case aside"]
+
+
+def test_the_list_is_capped_and_a_check_that_cannot_go_on_stops_it(good_set, monkeypatch):
+    from probekit import setproblems
+
+    monkeypatch.setattr(setproblems, "MAX_PROBLEMS", 3)
+    manifest = _manifest(good_set)
+    for item in manifest["items"]:
+        item["regions"][0].update(box=[0, 0, "w", 10])
+    _write_manifest(good_set, manifest)
+    with pytest.raises(ImageSetRejected) as error:
+        validate_image_set(good_set)
+    assert str(error.value).startswith("the image set has at least 3 problems (the check stopped there):")
+    assert len(str(error.value).splitlines()) == 4
+    # Past the set's byte cap nothing more is read: what was found before is reported with it.
+    manifest = _manifest(good_set)
+    manifest.update(compose="triples")
+    _write_manifest(good_set, manifest)
+    with pytest.raises(ImageSetRejected) as error:
+        validate_image_set(good_set, max_total_bytes=1)
+    assert str(error.value).splitlines() == [
+        "the image set has 2 problems (the check stopped at the last one):",
+        "1. manifest 'compose' must be one of none, pairs, got 'triples'",
+        "2. item 'c000' (items[0]): the images total more than 0 MiB"]
+
+
+def test_probekit_check_lists_every_problem_of_a_set_and_passes_a_sound_one(good_set, capsys):
+    from probekit.__main__ import main
+
+    assert main(["check", str(good_set)]) == 0
+    assert json.loads(capsys.readouterr().out)["n_images"] == 4
+    manifest = _manifest(good_set)
+    manifest.update(compose="triples", pairs_per_image=0)
+    manifest["items"][1].update(id="c000")
+    _write_manifest(good_set, manifest)
+    assert main(["check", str(good_set)]) == 1
+    err = capsys.readouterr().err
+    assert "the image set has 3 problems" in err and "compose" in err and "pairs_per_image" in err and "c000" in err
