@@ -1,11 +1,13 @@
 """Shared fixtures: a real Celery worker process on the test database and Redis."""
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -92,6 +94,15 @@ def worker_env(django_db_setup, django_db_blocker) -> dict:
     env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="config.settings_test",
                VAR_DIR=str(settings.VAR_DIR), PYTHONPATH=str(ROOT))
     return env
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_keys(settings):
+    """Each test counts its own rate limits, lockouts and cached figures: the cache's key prefix names
+    the test, so failed logins of earlier tests (same address, same usernames) never lock a later one."""
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["KEY_PREFIX"] = f"{caches['default'].get('KEY_PREFIX', '')}-{uuid.uuid4().hex[:8]}"
+    settings.CACHES = caches
 
 
 def _alive(worker: WorkerProcess) -> bool:
