@@ -146,8 +146,14 @@ class Submission(models.Model):
     vendor_response_version = models.CharField(max_length=100, blank=True, help_text="for 'fixed': the fixed version")
     vendor_response_note = models.TextField(blank=True, help_text="for 'won't fix': why")
     vendor_responded_at = models.DateTimeField(null=True, blank=True)
-    # Seeded by the platform (the demo): outside every quota, queued behind participants' work.
+    # Seeded by the platform (the demo): outside every quota, queued behind participants' work, and
+    # on the leaderboard a baseline: shown, never ranked (leaderboard.py).
     is_demo = models.BooleanField(default=False)
+    # The headline test's disparity and 95% interval (grading.intervals), written when it publishes.
+    interval_test = models.CharField(max_length=300, blank=True)
+    interval_estimate = models.FloatField(null=True, blank=True)
+    interval_low = models.FloatField(null=True, blank=True)
+    interval_high = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
