@@ -103,19 +103,25 @@ def _page_ids(*, challenge: Challenge, query: LeaderboardQuery, phase: Phase | N
 
 
 # Competition rank of each score among the board's published results: 1 + how many score higher
-# (published results always have a score); baselines (the platform's reference probes) are not counted. Only the scores from the page's lowest up are counted —
-# every higher score is among them — in one streaming pass: an index-only range scan of
-# sub_board_score_idx (a phase: sub_phase_board_idx) in score order, grouped as it goes and summed by
-# the window, no hash and no sort (the ordered inner query keeps the planner off a table scan, which
-# it would otherwise pick when the range covers most of the board); only the page's scores come back.
+# (published results always have a score), baselines (the platform's reference probes) not counted.
+# Only the scores from the page's lowest up are counted — every higher score is among them — in one
+# streaming pass: an index-only range scan of sub_board_score_idx (a phase: sub_phase_board_idx) in
+# score order, grouped as it goes and summed by the window, no hash and no sort (the ordered inner
+# query keeps the planner off a table scan, which it would otherwise pick when the range covers most
+# of the board); only the page's scores come back. The few baselines above each score are then
+# subtracted, counted through their own small partial index (sub_board_baseline_idx), so the scan
+# of the board still reads the index alone.
 _RANKS_SQL = """
-SELECT final_score, higher + 1 FROM (
+SELECT final_score, higher + 1 - (
+    SELECT COUNT(*) FROM {table} baseline
+    WHERE baseline.challenge_id = %s AND baseline.state = %s AND baseline.is_demo
+          AND baseline.final_score > ranked.final_score{baseline_phase}
+) FROM (
     SELECT final_score,
            COALESCE(SUM(COUNT(*)) OVER (ORDER BY final_score DESC
                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS higher
     FROM (SELECT final_score FROM {table}
-          WHERE challenge_id = %s{phase} AND state = %s AND NOT is_demo AND final_score >= %s
-          ORDER BY final_score DESC) board
+          WHERE challenge_id = %s{phase} AND state = %s AND final_score >= %s ORDER BY final_score DESC) board
     GROUP BY final_score ORDER BY final_score DESC
 ) ranked
 WHERE final_score IN ({wanted})
@@ -126,8 +132,11 @@ def leaderboard_ranks_sql(*, challenge: Challenge, wanted: list[float], phase: P
     """The ranks query and its parameters for the (distinct, non-empty) `wanted` scores."""
     sql = _RANKS_SQL.format(table=connection.ops.quote_name(Submission._meta.db_table),
                             phase="" if phase is None else " AND phase_id = %s",
+                            baseline_phase="" if phase is None else " AND baseline.phase_id = %s",
                             wanted=", ".join(["%s"] * len(wanted)))  # at most one page of scores
-    return sql, [challenge.pk, *([] if phase is None else [phase.pk]), states.PUBLISHED, min(wanted), *wanted]
+    in_phase = [] if phase is None else [phase.pk]
+    return sql, [challenge.pk, states.PUBLISHED, *in_phase, challenge.pk, *in_phase, states.PUBLISHED, min(wanted),
+                 *wanted]
 
 
 def leaderboard_ranks(*, challenge: Challenge, scores, phase: Phase | None = None) -> dict[float | None, int]:

@@ -180,6 +180,9 @@ class Submission(models.Model):
                          condition=models.Q(state=states.PUBLISHED)),
             models.Index(fields=["challenge", "phase", "-final_score", "published_at", "id"],
                          name="sub_phase_board_idx", condition=models.Q(state=states.PUBLISHED)),
+            # The few baselines above a score, subtracted from its rank (leaderboard._RANKS_SQL).
+            models.Index(fields=["challenge", "-final_score"], name="sub_board_baseline_idx",
+                         condition=models.Q(state=states.PUBLISHED, is_demo=True)),
             models.Index(fields=["team", "challenge", "created_at"], name="sub_team_quota_idx"),
             # Not declared here: the search's trigram index on the upper-cased title (sub_board_title_trgm_idx),
             # PostgreSQL only, made by its migration (0010_leaderboard_search).

@@ -48,5 +48,10 @@ class Migration(migrations.Migration):
             name='interval_test',
             field=models.CharField(blank=True, max_length=300),
         ),
+        migrations.AddIndex(
+            model_name='submission',
+            index=models.Index(condition=models.Q(('is_demo', True), ('state', 'published')),
+                               fields=['challenge', '-final_score'], name='sub_board_baseline_idx'),
+        ),
         migrations.RunPython(fill_intervals, migrations.RunPython.noop),
     ]

@@ -258,3 +258,10 @@ def test_a_published_finding_carries_its_headline_interval():
     assert primary.test == "group_rate:a>b@1.0"
     assert (primary.estimate, primary.low, primary.high) == pytest.approx((0.05, 0.0, 0.2))  # holds parity
     assert headline_interval({"tests": []}) is None and headline_interval(None) is None
+
+
+def test_a_baseline_between_ranked_rows_takes_no_rank_from_those_below(challenge):
+    rows = published_rows(challenge, [90.0, 85.0, 80.0, 80.0, 70.0])
+    Submission.objects.filter(pk__in=[rows[1].pk, rows[4].pk]).update(is_demo=True)
+    ranked = [(row["submission"].final_score, row["rank"]) for row in leaderboard.leaderboard(challenge=challenge)]
+    assert ranked == [(90.0, 1), (85.0, None), (80.0, 2), (80.0, 2), (70.0, None)]
