@@ -74,3 +74,20 @@ def test_someone_who_does_not_judge_the_challenge_cannot_publish(judged):
     submission, _judge = judged
     with pytest.raises(BountyError, match=services.NOT_A_JUDGE):
         services.submission_publish(submission=submission, judge=user_create("stranger"))
+
+
+def test_the_migration_fills_in_the_interval_of_a_finding_published_before_it(judged):
+    import importlib
+
+    from django.apps import apps
+
+    submission, judge = judged
+    services.submission_publish(submission=submission, judge=judge)
+    submission.refresh_from_db()
+    published = (submission.interval_test, submission.interval_low, submission.interval_high)
+    Submission.objects.filter(pk=submission.pk).update(interval_test="", interval_low=None, interval_high=None,
+                                                       interval_estimate=None)
+    migration = importlib.import_module("bounty.migrations.0011_h31_leaderboard_interval")
+    migration.fill_intervals(apps, None)
+    submission.refresh_from_db()
+    assert published[0] and (submission.interval_test, submission.interval_low, submission.interval_high) == published
