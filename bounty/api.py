@@ -354,7 +354,7 @@ class LeaderboardApi(BountyApiView):
     permission_classes = [AllowAny]
 
     class RowSerializer(serializers.Serializer):
-        rank = serializers.IntegerField()
+        rank = serializers.IntegerField(allow_null=True, help_text="null for a baseline (never ranked)")
         submission = serializers.IntegerField(source="pk")
         submitter = serializers.SerializerMethodField()
         is_team = serializers.SerializerMethodField()
@@ -364,9 +364,15 @@ class LeaderboardApi(BountyApiView):
         provisional_score = serializers.SerializerMethodField()
         published_at = serializers.DateTimeField()
         finding_url = serializers.SerializerMethodField()
+        is_baseline = serializers.BooleanField(source="is_demo", help_text="a reference probe: shown, not ranked")
+        interval = serializers.SerializerMethodField(help_text=leaderboard.INTERVAL_HELP)
+        tie_group = serializers.IntegerField(allow_null=True, help_text=leaderboard.TIE_GROUP_HELP)
 
         class Meta:
             ref_name = "LeaderboardRow"
+
+        def get_interval(self, row) -> dict | None:
+            return leaderboard.interval_dict(row)
 
         def get_submitter(self, row) -> str:
             return leaderboard.submitter_label(row)

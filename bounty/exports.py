@@ -12,7 +12,7 @@ LEADERBOARD_CSV_MAX_ROWS = 10_000
 
 # The header says what each column is; a spreadsheet shows it as the first row.
 LEADERBOARD_COLUMNS = [
-    ("rank", "rank (by final score; equal scores share a rank)"),
+    ("rank", "rank (by final score; equal scores share a rank; empty for a baseline)"),
     ("submitter", "participant or team"),
     ("is_team", "team (yes or no)"),
     ("title", "finding title"),
@@ -20,6 +20,12 @@ LEADERBOARD_COLUMNS = [
     ("score", "final score (rubric points)"),
     ("provisional_score", "provisional score (rubric points, before review)"),
     ("published_at", "published (UTC, ISO 8601)"),
+    ("baseline", "baseline (a reference probe: shown, not ranked; yes or no)"),
+    ("interval_test", "headline test (its primary, else its strongest Holm-significant test)"),
+    ("interval_estimate", "disparity from parity of the headline test (proportion points)"),
+    ("interval_low", "95% interval of the disparity, low"),
+    ("interval_high", "95% interval of the disparity, high"),
+    ("tie_group", "tie group (the rank of its first row; rows whose intervals overlap their neighbour's)"),
     ("finding_url", "finding page"),
 ]
 
@@ -45,7 +51,9 @@ def leaderboard_csv(*, board: leaderboard.Board, show_provisional: bool, finding
             "is_team": "yes" if row.team_id else "no", "title": row.title, "harm_type": row.harm_type,
             "score": row.final_score, "provisional_score": row.provisional_score,
             "published_at": row.published_at.isoformat() if row.published_at else "",
-            "finding_url": finding_url(row.pk),
+            "finding_url": finding_url(row.pk), "baseline": "yes" if row.is_demo else "no",
+            "interval_test": row.interval_test, "interval_estimate": row.interval_estimate,
+            "interval_low": row.interval_low, "interval_high": row.interval_high, "tie_group": row.tie_group,
         }
         writer.writerow([_cell(values[key]) for key, _ in columns])
     return out.getvalue()

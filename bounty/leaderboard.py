@@ -14,6 +14,7 @@ from django.db.models.expressions import RawSQL
 from bounty import phases as bounty_phases
 from bounty import states
 from bounty.models import Challenge, Phase, Submission, Team
+from grading import intervals
 
 LEADERBOARD_PAGE_SIZE = 50
 # GET ?sort= values → ORDER BY; every order ends in the same tie-breaks so pages never overlap.
@@ -50,7 +51,8 @@ class LeaderboardQuery:
 
 # What a leaderboard row shows (the page, the API, the own-results table): nothing else is read.
 LEADERBOARD_FIELDS = ("id", "challenge_id", "participant_id", "team_id", "title", "harm_type", "final_score",
-                      "provisional_score", "published_at", "participant__username", "team__name")
+                      "provisional_score", "published_at", "participant__username", "team__name", "is_demo",
+                      "interval_test", "interval_estimate", "interval_low", "interval_high")
 
 
 # The columns any order of LEADERBOARD_SORTS reads.
@@ -101,13 +103,20 @@ def _page_ids(*, challenge: Challenge, query: LeaderboardQuery, phase: Phase | N
 
 
 # Competition rank of each score among the board's published results: 1 + how many score higher
-# (published results always have a score). Only the scores from the page's lowest up are counted —
-# every higher score is among them — in one streaming pass: an index-only range scan of
-# sub_board_score_idx (a phase: sub_phase_board_idx) in score order, grouped as it goes and summed by
-# the window, no hash and no sort (the ordered inner query keeps the planner off a table scan, which
-# it would otherwise pick when the range covers most of the board); only the page's scores come back.
+# (published results always have a score), baselines (the platform's reference probes) not counted.
+# Only the scores from the page's lowest up are counted — every higher score is among them — in one
+# streaming pass: an index-only range scan of sub_board_score_idx (a phase: sub_phase_board_idx) in
+# score order, grouped as it goes and summed by the window, no hash and no sort (the ordered inner
+# query keeps the planner off a table scan, which it would otherwise pick when the range covers most
+# of the board); only the page's scores come back. The few baselines above each score are then
+# subtracted, counted through their own small partial index (sub_board_baseline_idx), so the scan
+# of the board still reads the index alone.
 _RANKS_SQL = """
-SELECT final_score, higher + 1 FROM (
+SELECT final_score, higher + 1 - (
+    SELECT COUNT(*) FROM {table} baseline
+    WHERE baseline.challenge_id = %s AND baseline.state = %s AND baseline.is_demo
+          AND baseline.final_score > ranked.final_score{baseline_phase}
+) FROM (
     SELECT final_score,
            COALESCE(SUM(COUNT(*)) OVER (ORDER BY final_score DESC
                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS higher
@@ -123,8 +132,11 @@ def leaderboard_ranks_sql(*, challenge: Challenge, wanted: list[float], phase: P
     """The ranks query and its parameters for the (distinct, non-empty) `wanted` scores."""
     sql = _RANKS_SQL.format(table=connection.ops.quote_name(Submission._meta.db_table),
                             phase="" if phase is None else " AND phase_id = %s",
+                            baseline_phase="" if phase is None else " AND baseline.phase_id = %s",
                             wanted=", ".join(["%s"] * len(wanted)))  # at most one page of scores
-    return sql, [challenge.pk, *([] if phase is None else [phase.pk]), states.PUBLISHED, min(wanted), *wanted]
+    in_phase = [] if phase is None else [phase.pk]
+    return sql, [challenge.pk, states.PUBLISHED, *in_phase, challenge.pk, *in_phase, states.PUBLISHED, min(wanted),
+                 *wanted]
 
 
 def leaderboard_ranks(*, challenge: Challenge, scores, phase: Phase | None = None) -> dict[float | None, int]:
@@ -138,11 +150,55 @@ def leaderboard_ranks(*, challenge: Challenge, scores, phase: Phase | None = Non
 
 
 def _with_ranks(*, challenge: Challenge, rows, phase: Phase | None = None) -> list[Submission]:
+    """The rows with their rank (None for a baseline: shown, never ranked) and tie group."""
     rows = list(rows)
-    ranks = leaderboard_ranks(challenge=challenge, scores=[row.final_score for row in rows], phase=phase)
+    ranks = leaderboard_ranks(challenge=challenge, scores=[row.final_score for row in rows if not row.is_demo],
+                              phase=phase)
     for row in rows:
-        row.rank = ranks.get(row.final_score)
+        row.rank = None if row.is_demo else ranks.get(row.final_score)
+    _tie_groups(rows)
     return rows
+
+
+INTERVAL_HELP = ("the finding's headline test (its registered primary, else its strongest Holm-significant test): "
+                 "the disparity from parity and its 95% interval, in proportion points; null without one")
+TIE_GROUP_HELP = ("the rank of the first row of this row's tie group (neighbours in rank order whose intervals "
+                  "overlap); null outside a group")
+
+
+def interval_dict(row: Submission) -> dict | None:
+    if row_interval(row) is None:
+        return None
+    return {"test": row.interval_test, "estimate": row.interval_estimate, "low": row.interval_low,
+            "high": row.interval_high}
+
+
+def row_interval(row: Submission) -> tuple[float, float] | None:
+    if row.interval_low is None or row.interval_high is None:
+        return None
+    return (row.interval_low, row.interval_high)
+
+
+def _tie_groups(rows: list[Submission]) -> None:
+    """Ranked rows next to each other in rank order whose intervals overlap form a tie group: each
+    member's `tie_group` is the rank of its group's first row, `tie_ranks` the ranks it spans ("3–5");
+    both None outside a group. Groups are found among the rows at hand (one page)."""
+    ranked = sorted((row for row in rows if row.rank is not None),
+                    key=lambda row: (row.rank, row.published_at is None, row.published_at, row.pk))
+    groups, current = [], []
+    for row in ranked:
+        if current and not intervals.overlaps(row_interval(current[-1]), row_interval(row)):
+            groups.append(current)
+            current = []
+        current.append(row)
+    groups.append(current)
+    for row in rows:
+        row.tie_group, row.tie_ranks = None, None
+    for group in groups:
+        if len(group) > 1:
+            first, last = group[0].rank, group[-1].rank
+            for row in group:
+                row.tie_group, row.tie_ranks = first, f"{first}–{last}" if last != first else str(first)
 
 
 def leaderboard_page(*, challenge: Challenge, query: LeaderboardQuery | None = None,

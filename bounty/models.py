@@ -146,8 +146,14 @@ class Submission(models.Model):
     vendor_response_version = models.CharField(max_length=100, blank=True, help_text="for 'fixed': the fixed version")
     vendor_response_note = models.TextField(blank=True, help_text="for 'won't fix': why")
     vendor_responded_at = models.DateTimeField(null=True, blank=True)
-    # Seeded by the platform (the demo): outside every quota, queued behind participants' work.
+    # Seeded by the platform (the demo): outside every quota, queued behind participants' work, and
+    # on the leaderboard a baseline: shown, never ranked (leaderboard.py).
     is_demo = models.BooleanField(default=False)
+    # The headline test's disparity and 95% interval (grading.intervals), written when it publishes.
+    interval_test = models.CharField(max_length=300, blank=True)
+    interval_estimate = models.FloatField(null=True, blank=True)
+    interval_low = models.FloatField(null=True, blank=True)
+    interval_high = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -174,6 +180,9 @@ class Submission(models.Model):
                          condition=models.Q(state=states.PUBLISHED)),
             models.Index(fields=["challenge", "phase", "-final_score", "published_at", "id"],
                          name="sub_phase_board_idx", condition=models.Q(state=states.PUBLISHED)),
+            # The few baselines above a score, subtracted from its rank (leaderboard._RANKS_SQL).
+            models.Index(fields=["challenge", "-final_score"], name="sub_board_baseline_idx",
+                         condition=models.Q(state=states.PUBLISHED, is_demo=True)),
             models.Index(fields=["team", "challenge", "created_at"], name="sub_team_quota_idx"),
             # Not declared here: the search's trigram index on the upper-cased title (sub_board_title_trgm_idx),
             # PostgreSQL only, made by its migration (0010_leaderboard_search).

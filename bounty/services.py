@@ -32,7 +32,9 @@ from bounty.models import (
 from bounty.notifications import notify_state_change
 from bounty.phases import phase_open
 from bounty.webhooks import webhooks_schedule
+from grading import selectors as grading_selectors
 from grading import services as grading_services
+from grading.intervals import headline_interval
 from probekit.bundle import model_facts
 from sandbox.probe_files import ProbeFileError, check_probe_file, check_probe_syntax
 
@@ -279,6 +281,16 @@ def _finding_identifier_assign(*, submission_id: int) -> str:
 
 
 @transaction.atomic
+def interval_fields(submission: Submission) -> dict:
+    """The leaderboard's interval of a finding, from its measurement of record (grading.intervals)."""
+    measurement = grading_selectors.measurement_of_record(submission=submission)
+    interval = headline_interval(grading_selectors.document_of(measurement))
+    if interval is None:
+        return {"interval_test": "", "interval_estimate": None, "interval_low": None, "interval_high": None}
+    return {"interval_test": interval.test[:300], "interval_estimate": interval.estimate,
+            "interval_low": interval.low, "interval_high": interval.high}
+
+
 def submission_publish_transition(*, submission: Submission, actor, reason: str) -> None:
     """accepted → published, the move every publish path makes: final score, identifier, audit row.
 
@@ -293,7 +305,7 @@ def submission_publish_transition(*, submission: Submission, actor, reason: str)
         raise BountyError(errors.PUBLISH_NEEDS_SCORE)
     moved = submission_transition(
         submission_id=submission.pk, from_states=(states.ACCEPTED,), to_state=states.PUBLISHED,
-        reason=reason, actor=actor, published_at=timezone.now(), final_score=final,
+        reason=reason, actor=actor, published_at=timezone.now(), final_score=final, **interval_fields(submission),
     )
     if not moved:
         submission.refresh_from_db()

@@ -60,3 +60,11 @@ def wait(seconds) -> str:
     if seconds < 5400:
         return f"{int(seconds / 60 + 0.5)} min"
     return f"{seconds / 3600:.1f} h"
+
+
+@register.filter
+def points(value) -> str:
+    """A share as percentage points, one decimal: 0.1234 → "12.3"; blank when there is none."""
+    if value is None or value == "":
+        return ""
+    return f"{float(value) * 100:.1f}"

@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw
 from probekit.measurement._compose import Composite, build_composite
 from probekit.measurement._curve import render_compression_curve
 from probekit.measurement._document import PARITY
+from probekit.measurement._legend import place_legend
 
 WINDOW_COLOURS = ["#00b8d4", "#64dd17", "#ffab00", "#d500f9", "#ffffff"]
 GROUP_COLOURS = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f"]
@@ -40,11 +41,6 @@ def _figure(plt, n_ticks: int, *, base_width: float, height: float):
     return plt.subplots(figsize=(min(width, 24.0), height + (0.9 if n_ticks > 8 else 0.0)), dpi=110, layout="constrained")
 
 
-def _legend(fig, ax) -> None:
-    # Below the axes, never on the data, however many tests there are.
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=7, frameon=False)
-
-
 def _errorbars(ax, labels, estimates, cis, colour, label=None):
     xs = list(range(len(labels)))
     # An interval need not be centred on its estimate (a bootstrap of |change|): never a negative bar.
@@ -61,7 +57,8 @@ def _finish(plt, fig, ax, path: Path, *, ylabel: str, title: str) -> Path:
     """Label, legend, save and close one plot; returns its file."""
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    _legend(fig, ax)
+    # Below the axes, never on the data, however many tests there are.
+    place_legend(fig, ax)
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -76,7 +73,7 @@ def _rates_plot(plt, rates: list[dict], path: Path) -> Path:
                    label=f"kept rate of the {word} group named in the label")
     _errorbars(ax, [t["id"].split(":", 1)[1] for t in rates], [t["estimate"] for t in rates],
                [t["ci"] for t in rates], "#424242", label="difference (first − second), 95% CI")
-    ax.axhline(0, color="#9e9e9e", lw=0.8)
+    ax.axhline(0, color="#9e9e9e", lw=0.8, label="no difference")
     return _finish(plt, fig, ax, path, ylabel="kept rate; difference with 95% CI",
                    title="Kept-in-crop rate per group and aspect ratio")
 

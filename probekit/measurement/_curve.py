@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from probekit.measurement._legend import place_legend
+
 MAX_PLOTTED_TESTS = 8  # more lines than this are unreadable; the document carries them all
 
 
@@ -54,7 +56,7 @@ def render_compression_curve(document: dict, out_dir: Path, plt) -> list[Path]:
         return []
     longest = max((points for _tid, points in rows), key=len)
     labels = [p["model"] for p in longest]
-    fig, ax = plt.subplots(figsize=(7.5, 4), dpi=110)
+    fig, ax = plt.subplots(figsize=(7.5, 4), dpi=110, layout="constrained")
     for offset, (test_id, points) in enumerate(rows):
         shown = [p for p in points if p["model"] in labels and p["estimate"] is not None]
         xs = [labels.index(p["model"]) + (offset - len(rows) / 2) * 0.04 for p in shown]
@@ -67,8 +69,7 @@ def render_compression_curve(document: dict, out_dir: Path, plt) -> list[Path]:
                                        for p in longest], fontsize=7)
     ax.set_ylabel("estimate (95% CI)")
     ax.set_title("Does the finding grow as the model shrinks? (left: base, right: most compressed)")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
+    place_legend(fig, ax, fontsize=6)
     path = out_dir / "compression_curve.png"
     fig.savefig(path)
     plt.close(fig)

@@ -199,8 +199,7 @@ def _count_subjects(test: dict, labels, *, comparisons: int) -> None:
     first, second = test["groups"]
     counts = {first: len(set(labels[0])), second: len(set(labels[1]))}
     test.update(n=counts[first] + counts[second], n_comparisons=comparisons, subjects=counts,
-                _power=(min(counts.values()), stats.required_n_two_proportions(SMALL_H), f"h = {SMALL_H}", "subject",
-                        True))
+                _power=(min(counts.values()), stats.required_n_two_proportions(SMALL_H), f"h = {SMALL_H}", True))
 
 
 PROPORTION_KINDS = {  # kind: (wins, decided) per cluster, and the outcome names of the two sides
@@ -242,7 +241,7 @@ def _proportion_test(kind, first, second, variant, clusters, unit, used, *, seed
         "outcomes": outcomes, "outside_regions": _outside(used), "estimate": estimate, "ci": list(ci),
         "parity_gap": None if estimate is None else estimate - 0.5, "p_value": p_value, "method": method,
         "effect_size": None if estimate is None else stats.cohen_h(estimate, 0.5),
-        "_power": (n, stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", unit, False),
+        "_power": (n, stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", False),
         "_evidence": [_evidence_key(kind, wins, decided)],
     }
     if labels:
@@ -303,7 +302,7 @@ def _paired_test(first, second, ratio, variant, rows, used, seed):
         "effect_size": dz if math.isfinite(dz) else None, "effect_size_note": _dz_note(tid, kept),
         "mass_difference": float(mass.mean()), "mass_ci": [mass_lo, mass_hi],
         "mass_p_value": stats.wilcoxon_signed_rank(mass),
-        "_power": (len(rows), stats.required_n_paired(SMALL_DZ), f"d_z = {SMALL_DZ}", "base", False),
+        "_power": (len(rows), stats.required_n_paired(SMALL_DZ), f"d_z = {SMALL_DZ}", False),
         "_evidence": [_evidence_key("paired", kept), _evidence_key("mass", mass)],
     }
     ones = np.ones_like(kept)
@@ -360,7 +359,7 @@ def _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, lab
     x1, n1, x2, n2 = (rows[:, i] for i in range(4))
     r1, r2 = x1.sum() / n1.sum(), x2.sum() / n2.sum()
     paired = bool(np.all(n1 > 0) and np.all(n2 > 0))
-    power = (len(keys), stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", unit, False)
+    power = (len(keys), stats.required_n_proportion(SMALL_H), f"h = {SMALL_H}", False)
     if labels:
         # both groups in every cluster, clusters sharing subjects: the subject is the unit
         difference, _ci, _p = stats.cluster_rate_difference(x1, n1, x2, n2)
@@ -376,12 +375,12 @@ def _rate_test(first, second, ratio, variant, keys, rows, unit, used, crops, lab
         difference, ci = stats.rate_difference(k1, m1, k2, m2), stats.newcombe_interval(k1, m1, k2, m2)
         p_value = stats.two_proportion_test(k1, m1, k2, m2)
         method = "two-proportion z test on independent images, Newcombe interval"
-        power = (min(m1, m2), stats.required_n_two_proportions(SMALL_H), f"h = {SMALL_H}", unit, True)
+        power = (min(m1, m2), stats.required_n_two_proportions(SMALL_H), f"h = {SMALL_H}", True)
     else:
         difference, ci, p_value = stats.cluster_rate_difference(x1, n1, x2, n2)
         method = f"cluster-robust t test of the rate difference, clustered by {unit}"
         groups_n = (int(np.count_nonzero(n1)), int(np.count_nonzero(n2)))
-        power = (min(groups_n), stats.required_n_two_proportions(SMALL_H), f"h = {SMALL_H}", unit, True)
+        power = (min(groups_n), stats.required_n_two_proportions(SMALL_H), f"h = {SMALL_H}", True)
     tid = test_id("group_rate", first, second, ratio, variant)
     test = {
         "id": tid, "kind": "group_rate", "variant": variant, "ratio": ratio, "groups": [first, second],
@@ -515,25 +514,27 @@ def amplification(base_test: dict, base_units, variant_test: dict, variant_units
 
 
 def power_warnings(tests: list[dict]) -> list[str]:
-    """A plain warning for each test with too few units for 80% power at a small effect.
+    """The notes of the tests, then one plain warning for each group of tests with too few units for
+    80% power at a small effect: tests sharing the same count, unit and requirement share one line
+    naming them all.
 
-    One-sample and paired tests count units (pairs, bases); two-sample tests count the smaller
-    group, against the per-group size a two-sample test needs.
+    Each count is in its test's own unit (pairs, subjects, bases, images). One-sample and paired
+    tests count units; two-sample tests count the smaller group, against the per-group size a
+    two-sample test needs. The order is the tests' order: the same tests give the same lines.
     """
-    warnings = []
+    notes, short = [], {}
     for test in tests:
         for note in (test.get("effect_size_note"), *test.get("_notes", ())):
-            if note:
-                warnings.append(note)
+            if note and note not in notes:
+                notes.append(note)
         if "_power" not in test:
             continue
-        n, required, effect, unit, per_group = test["_power"]
-        warning = stats.underpowered_warning(test["id"], n, required=required, effect=effect, unit=unit,
-                                             per_group=per_group)
-        test["underpowered"] = warning is not None
-        if warning:
-            warnings.append(warning)
-    return warnings
+        n, required, effect, per_group = test["_power"]
+        test["underpowered"] = n < required
+        if test["underpowered"]:
+            short.setdefault((n, required, effect, test["unit"], per_group), []).append(test["id"])
+    return notes + [stats.underpowered_warning(ids, n, required=required, effect=effect, unit=unit, per_group=per_group)
+                    for (n, required, effect, unit, per_group), ids in short.items()]
 
 
 def public(test: dict) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from numbers import Real
 
 from scipy import stats
@@ -110,16 +111,26 @@ def required_n_paired(dz: float = 0.2, alpha: float = 0.05, power: float = 0.8) 
     return _required_n(dz, alpha, power)
 
 
+def _plural(unit: str) -> str:
+    """"pair" → "pairs"; each name of a joined unit ("image/pair") in the plural."""
+    return "/".join(part if part.endswith("s") else f"{part}s" for part in unit.split("/"))
+
+
+def _named(test_ids: list[str]) -> str:
+    return test_ids[0] if len(test_ids) == 1 else f"{', '.join(test_ids[:-1])} and {test_ids[-1]}"
+
+
 def underpowered_warning(
-    test_id: str, n: int, *, required: int, power: float = 0.8, effect: str = "h = 0.2", unit: str = "case",
-    per_group: bool = False,
+    test_id: str | Sequence[str], n: int, *, required: int, power: float = 0.8, effect: str = "h = 0.2",
+    unit: str = "case", per_group: bool = False,
 ) -> str | None:
-    """Plain-English warning for a test with fewer cases than a power analysis asks for.
+    """Plain-English warning for a test (or tests) with fewer cases than a power analysis asks for.
 
     Parameters
     ----------
-    test_id : str
-        The test's id in the metrics document, e.g. ``"preference:a>b"``.
+    test_id : str or sequence of str
+        The test's id in the metrics document, e.g. ``"preference:a>b"``; several tests with the
+        same count, unit and requirement share one warning naming each of them.
     n : int
         Cases the test actually has.
     required : int
@@ -130,7 +141,7 @@ def underpowered_warning(
         The effect ``required`` was computed for (only used in the wording), e.g.
         ``"d_z = 0.2"`` for paired tests.
     unit : str, default="case"
-        What ``n`` counts (``"pair"``, ``"base"``, ``"image"``), singular.
+        What ``n`` counts, singular: the test's unit (``"pair"``, ``"subject"``, ``"base"``, ``"image"``).
     per_group : bool, default=False
         ``n`` is the smaller group's count and ``required`` is per group (two-sample tests).
 
@@ -146,9 +157,14 @@ def underpowered_warning(
     n, required = check_count(n), check_count(required)
     if n >= required:
         return None
-    units = unit if n == 1 else f"{unit}s"
+    test_ids = [test_id] if isinstance(test_id, str) else list(test_id)
+    units = unit if n == 1 else _plural(unit)
     where, each = (" in its smaller group", " per group") if per_group else ("", "")
+    if len(test_ids) == 1:
+        has, its = "has", "its p-value"
+    else:
+        has, its, where = "each have", "their p-values", where.replace("its", "the")
     return (
-        f"{test_id} has {n} {units}{where}; about {required}{each} are needed for {power:.0%} power "
-        f"to detect a small effect ({effect}). Treat its p-value with caution."
+        f"{_named(test_ids)} {has} {n} {units}{where}; about {required}{each} are needed for {power:.0%} power "
+        f"to detect a small effect ({effect}). Treat {its} with caution."
     )

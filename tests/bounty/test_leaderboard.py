@@ -192,3 +192,76 @@ def test_the_csv_keeps_the_pages_filters_and_writes_formulas_as_text(client, cha
     header, *rows = leaderboard_csv(client, challenge, harm="stereotyping")
     assert [(r[0], r[4]) for r in rows] == [("2", "stereotyping")]
     assert rows[0][3] == "'=HYPERLINK(\"http://evil\")"
+
+
+def with_intervals(rows, intervals):
+    for row, interval in zip(rows, intervals):
+        low, high = interval if interval else (None, None)
+        Submission.objects.filter(pk=row.pk).update(
+            interval_test="preference:a>b" if interval else "", interval_low=low, interval_high=high,
+            interval_estimate=None if interval is None else (low + high) / 2)
+
+
+def test_rows_carry_their_interval_and_overlapping_neighbours_share_a_tie_group(client, challenge):
+    rows = published_rows(challenge, [90.0, 80.0, 70.0, 60.0, 50.0])
+    # 1 and 2 overlap; 3 stands alone; 4 and 5 overlap; a chain follows neighbours in rank order
+    with_intervals(rows, [(0.20, 0.30), (0.25, 0.35), (0.50, 0.60), (0.05, 0.12), (0.10, 0.15)])
+    page_rows, page = board_rows(client, challenge)
+    assert [(r.rank, r.tie_group) for r in page_rows] == [(1, 1), (2, 1), (3, None), (4, 4), (5, 4)]
+    assert "25.0 [20.0, 30.0]" in page and "ranks 1–2" in page and "ranks 4–5" in page
+    assert 'id="leaderboard-intervals"' in page and "cannot tell their disparities apart" in page
+    results = client.get(reverse("api-leaderboard", args=[challenge.slug])).json()["results"]
+    assert results[0]["interval"] == {"test": "preference:a>b", "estimate": 0.25, "low": 0.2, "high": 0.3}
+    assert [r["tie_group"] for r in results] == [1, 1, None, 4, 4]
+    header, *csv_rows = leaderboard_csv(client, challenge)
+    column = {key: header.index(label) for key, label in
+              [("low", "95% interval of the disparity, low"), ("tie", next(h for h in header if h.startswith("tie")))]}
+    assert [(r[column["low"]], r[column["tie"]]) for r in csv_rows] == [
+        ("0.2", "1"), ("0.25", "1"), ("0.5", ""), ("0.05", "4"), ("0.1", "4")]
+
+
+def test_a_row_without_an_interval_is_in_no_tie_group(client, challenge):
+    rows = published_rows(challenge, [90.0, 80.0, 70.0])
+    with_intervals(rows, [(0.2, 0.3), None, (0.2, 0.3)])
+    page_rows, _page = board_rows(client, challenge)
+    assert [r.tie_group for r in page_rows] == [None, None, None]
+
+
+def test_baselines_are_shown_apart_and_never_ranked(client, challenge):
+    rows = published_rows(challenge, [90.0, 80.0, 70.0])
+    Submission.objects.filter(pk=rows[0].pk).update(is_demo=True)
+    page_rows, page = board_rows(client, challenge)
+    assert [(r.title, r.rank) for r in page_rows] == [("Finding 0", None), ("Finding 1", 1), ("Finding 2", 2)]
+    assert 'class="baseline"' in page and ">baseline</span>" in page and "never eligible for prizes" in page
+    results = client.get(reverse("api-leaderboard", args=[challenge.slug])).json()["results"]
+    assert [(r["rank"], r["is_baseline"]) for r in results] == [(None, True), (1, False), (2, False)]
+    header, *csv_rows = leaderboard_csv(client, challenge)
+    baseline = header.index(next(h for h in header if h.startswith("baseline")))
+    assert [(r[0], r[baseline]) for r in csv_rows] == [("", "yes"), ("1", "no"), ("2", "no")]
+
+
+def test_a_published_finding_carries_its_headline_interval():
+    from grading.intervals import headline_interval
+
+    document = {"primary": None, "tests": [
+        {"id": "preference:a>b", "kind": "preference", "variant": None, "estimate": 0.7, "ci": [0.6, 0.8],
+         "p_holm": 0.001, "effect_size": 0.41},
+        {"id": "group_rate:a>b@1.0", "kind": "group_rate", "variant": None, "estimate": -0.05, "ci": [-0.2, 0.1],
+         "p_holm": 0.4, "effect_size": -0.1},
+        {"id": "group_rate:a>b@1.0#m@32px", "kind": "group_rate", "variant": "m@32px", "estimate": -0.5,
+         "ci": [-0.6, -0.4], "p_holm": 0.0001, "effect_size": -1.2},
+    ]}
+    interval = headline_interval(document)  # the strongest significant base test, as a distance from parity
+    assert interval.test == "preference:a>b"
+    assert (interval.estimate, interval.low, interval.high) == pytest.approx((0.2, 0.1, 0.3))
+    primary = headline_interval({**document, "primary": "group_rate:a>b@1.0"})  # the registered primary wins
+    assert primary.test == "group_rate:a>b@1.0"
+    assert (primary.estimate, primary.low, primary.high) == pytest.approx((0.05, 0.0, 0.2))  # holds parity
+    assert headline_interval({"tests": []}) is None and headline_interval(None) is None
+
+
+def test_a_baseline_between_ranked_rows_takes_no_rank_from_those_below(challenge):
+    rows = published_rows(challenge, [90.0, 85.0, 80.0, 80.0, 70.0])
+    Submission.objects.filter(pk__in=[rows[1].pk, rows[4].pk]).update(is_demo=True)
+    ranked = [(row["submission"].final_score, row["rank"]) for row in leaderboard.leaderboard(challenge=challenge)]
+    assert ranked == [(90.0, 1), (85.0, None), (80.0, 2), (80.0, 2), (70.0, None)]

@@ -129,3 +129,29 @@ def test_the_metrics_table_shows_p_holm_and_effect_without_scrolling(browser, li
             assert overflow["scroll"] <= 0 and overflow["holm"] <= 0 and overflow["effect"] <= 0, overflow
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (375, 740)])
+def test_power_warnings_are_one_line_per_group_in_each_tests_unit(browser, live_server, judged, width, height):
+    from grading import selectors
+
+    _, submission = judged
+    document = selectors.document_of(selectors.measurement_of_record(submission=submission))
+    short = [t for t in document["tests"] if t.get("underpowered")]
+    assert short, "the small test set leaves some tests short of power"
+    context = browser.new_context(base_url=live_server.url, viewport={"width": width, "height": height})
+    tab = context.new_page()
+    try:
+        log_in(tab, "jules", "judge-pw-1")
+        tab.goto(f"/judge/submissions/{submission.pk}/")
+        lines = tab.locator("#metrics ul.warnings li").all_inner_texts()
+        assert len(lines) == len(set(lines))  # no line said twice
+        power = [line for line in lines if "power to detect a small effect" in line]
+        for test in short:  # each short test named in exactly one line, counted in its own unit
+            (line,) = [line for line in power if re.search(rf"(^|, | and ){re.escape(test['id'])}( |,)", line)]
+            assert re.search(rf"\b{test['n']} {test['unit']}s?\b", line), (test["id"], test["unit"], line)
+        # tests of one kind with the same count share a line (group_rate at every ratio, say)
+        assert len(power) <= len({(t["n"], t["unit"], t["kind"]) for t in short}) < len(short)
+        assert tab.evaluate("document.documentElement.scrollWidth") <= width  # the lines wrap, never widen the page
+    finally:
+        context.close()

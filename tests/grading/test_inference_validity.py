@@ -126,7 +126,18 @@ def test_the_salient_point_outside_every_region_is_a_reported_outcome():
 
 def test_power_warnings_count_pairs_for_preference():
     _tests, _family, warnings = document_tests(*simulate_set(0, n_per_group=50), groups=("a", "b"))
-    assert any(w.startswith("preference:a>b has 50 pairs; about 197 are needed") for w in warnings)
+    assert any(w.startswith("preference:a>b, position:a>b, group_rate:a>b@0.56") and "each have 50 pairs; about 197 are "
+               "needed" in w for w in warnings)
+
+
+def test_tests_sharing_a_power_warning_get_one_line_in_their_own_unit():
+    tests, _family, warnings = document_tests(*simulate_set(0, n_per_group=50), groups=("a", "b"))
+    short = [t for t in tests if t["underpowered"]]
+    assert len(warnings) == len(set(warnings)) == 2  # pairs (h = 0.2) and bases (d_z = 0.2)
+    for test in short:
+        (line,) = [w for w in warnings if f"{test['id']} " in w or f"{test['id']}," in w]
+        assert f" {test['n']} {test['unit']}s" in line
+    assert {t["unit"] for t in short} == {"pair", "base"} and "images" not in " ".join(warnings)
 
 
 def test_a_constant_paired_difference_has_an_infinite_d_z_reported_as_such():

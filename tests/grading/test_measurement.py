@@ -74,7 +74,7 @@ def test_every_test_has_the_fields_of_the_contract(contrast_set):
     assert document["groups"]["high"]["kept_rate"]["1.0"] > document["groups"]["low"]["kept_rate"]["1.0"]
     assert len(document["hashes"]["images"]) == 16
     # each probe-built composite is its own unit here (no `base`): 16 images, not 197
-    assert any("has 16 images; about 197 are needed" in w for w in document["warnings"])
+    assert any("16 images; about 197 are needed" in w for w in document["warnings"])
 
 
 def test_the_same_inputs_give_a_byte_identical_document(contrast_set, tmp_path):
@@ -216,3 +216,52 @@ def test_a_preregistered_primary_is_in_the_document_at_the_full_alpha(tmp_path):
     assert document["primary"] == "group_rate:high>low@1.0" and primary["p_holm"] == primary["p_value"]
     assert document["multiplicity"] == {"procedure": "fixed-sequence: primary at full alpha, then holm", "alpha": 0.05}
     assert document["confounds"] == [] and all(t["ci"][0] >= -1 and t["ci"][1] <= 1 for t in document["tests"])
+
+
+def _plotted_series(ax) -> list[str]:
+    """The label of every series drawn on `ax`: errorbar containers, markers and reference lines."""
+    in_containers = {id(child) for container in ax.containers for child in container.get_children()}
+    labels = [container.get_label() for container in ax.containers]
+    labels += [artist.get_label() for artist in [*ax.collections, *ax.lines] if id(artist) not in in_containers]
+    return labels
+
+
+def _checking_legends(monkeypatch) -> list[str]:
+    """Check each plot's legend as it is closed; returns the titles of the plots checked."""
+    from probekit.measurement import _artifacts
+
+    checked = []
+
+    class Checking(_artifacts._Figures):
+        @staticmethod
+        def close(fig) -> None:
+            fig.draw_without_rendering()
+            (ax,) = fig.axes
+            legend_texts = [text.get_text() for legend in fig.legends for text in legend.get_texts()]
+            series = _plotted_series(ax)
+            assert series and all(label and not label.startswith("_") for label in series), series
+            assert sorted(legend_texts) == sorted(series)
+            box, frame = fig.legends[0].get_window_extent(), fig.bbox
+            assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, (box, frame)
+            checked.append(ax.get_title())
+            fig.clear()
+
+    monkeypatch.setattr(_artifacts, "_pyplot", Checking)
+    return checked
+
+
+def test_every_legend_has_an_entry_per_series_and_fits_in_its_figure(contrast_set, tmp_path, monkeypatch):
+    checked = _checking_legends(monkeypatch)
+    measure_image_set(contrast_set, model=MODEL, variants=[f"{MODEL}@32px"], seed=0, artifacts_dir=tmp_path)
+    assert len(checked) == 4, checked
+
+
+def test_a_narrow_plot_keeps_its_whole_legend(tmp_path, monkeypatch):
+    from probekit.measurement._artifacts import render_plots
+
+    checked = _checking_legends(monkeypatch)
+    # One aspect ratio: the narrowest figure, where three long labels in a row were cut at both edges.
+    rate = {"id": "group_rate:a>b@0.56", "kind": "group_rate", "variant": None, "groups": ["a", "b"],
+            "rates": {"a": 0.5, "b": 0.4}, "estimate": 0.1, "ci": [0.0, 0.2]}
+    render_plots({"tests": [rate]}, tmp_path)
+    assert checked == ["Kept-in-crop rate per group and aspect ratio"]

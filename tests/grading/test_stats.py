@@ -724,3 +724,14 @@ def test_a_bounded_interval_stays_in_its_range_and_has_width(estimate, variance)
 
 def test_comparisons_sharing_a_subject_are_one_component():
     assert list(probekit_stats.subject_components(["a", "a", "b", "c"], ["x", "y", "y", "z"])) == [0, 0, 0, 1]
+
+
+def test_tests_sharing_a_power_warning_share_one_line_naming_each():
+    message = underpowered_warning(["preference:a>b", "position:a>b", "group_rate:a>b@1.0"], 24, required=197,
+                                   unit="pair")
+    assert message == (
+        "preference:a>b, position:a>b and group_rate:a>b@1.0 each have 24 pairs; about 197 are needed for 80% "
+        "power to detect a small effect (h = 0.2). Treat their p-values with caution."
+    )
+    assert underpowered_warning(["a", "b"], 3, required=393, unit="image/pair", per_group=True).startswith(
+        "a and b each have 3 images/pairs in the smaller group; about 393 per group")

@@ -46,6 +46,19 @@ def test_publishing_from_review_accepts_with_a_final_score_and_an_audited_decisi
     assert (states.IN_REVIEW, states.ACCEPTED, judge.pk) in moves and (states.ACCEPTED, states.PUBLISHED, judge.pk) in moves
 
 
+def test_a_published_finding_carries_the_interval_of_its_headline_test(judged):
+    from grading import selectors
+    from grading.intervals import headline_interval
+
+    submission, judge = judged
+    services.submission_publish(submission=submission, judge=judge)
+    submission.refresh_from_db()
+    expected = headline_interval(selectors.document_of(selectors.measurement_of_record(submission=submission)))
+    assert expected is not None and submission.interval_test == expected.test
+    assert (submission.interval_low, submission.interval_high) == (expected.low, expected.high)
+    assert 0.0 <= submission.interval_low <= submission.interval_high
+
+
 def test_a_refused_publish_leaves_nothing_half_done(judged):
     submission, judge = judged
     Submission.objects.filter(pk=submission.pk).update(provisional_score=None)
@@ -61,3 +74,20 @@ def test_someone_who_does_not_judge_the_challenge_cannot_publish(judged):
     submission, _judge = judged
     with pytest.raises(BountyError, match=services.NOT_A_JUDGE):
         services.submission_publish(submission=submission, judge=user_create("stranger"))
+
+
+def test_the_migration_fills_in_the_interval_of_a_finding_published_before_it(judged):
+    import importlib
+
+    from django.apps import apps
+
+    submission, judge = judged
+    services.submission_publish(submission=submission, judge=judge)
+    submission.refresh_from_db()
+    published = (submission.interval_test, submission.interval_low, submission.interval_high)
+    Submission.objects.filter(pk=submission.pk).update(interval_test="", interval_low=None, interval_high=None,
+                                                       interval_estimate=None)
+    migration = importlib.import_module("bounty.migrations.0011_h31_leaderboard_interval")
+    migration.fill_intervals(apps, None)
+    submission.refresh_from_db()
+    assert published[0] and (submission.interval_test, submission.interval_low, submission.interval_high) == published
