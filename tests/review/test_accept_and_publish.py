@@ -87,7 +87,7 @@ def test_the_migration_fills_in_the_interval_of_a_finding_published_before_it(ju
     published = (submission.interval_test, submission.interval_low, submission.interval_high)
     Submission.objects.filter(pk=submission.pk).update(interval_test="", interval_low=None, interval_high=None,
                                                        interval_estimate=None)
-    migration = importlib.import_module("bounty.migrations.0011_h31_leaderboard_interval")
+    migration = importlib.import_module("bounty.migrations.0011_leaderboard_interval")
     migration.fill_intervals(apps, None)
     submission.refresh_from_db()
     assert published[0] and (submission.interval_test, submission.interval_low, submission.interval_high) == published
