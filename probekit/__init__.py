@@ -6,6 +6,7 @@ Python: no Django.
 """
 import os
 
+from probekit.confirmatory import SEED_ENV
 from probekit.crop import DEFAULT_RATIOS, crop_window, ratio_key, top_points
 from probekit.models import DEFAULT_MODEL, CropResult, ModelCard, TargetModel, get_model, list_models
 
@@ -13,8 +14,6 @@ __all__ = [
     "DEFAULT_MODEL", "DEFAULT_RATIOS", "CropResult", "ImageSetWriter", "ModelCard", "TargetModel",
     "crop_window", "get_model", "list_models", "ratio_key", "seed", "top_points", "validate_image_set",
 ]
-
-SEED_ENV = "PROBE_SEED"
 
 
 def seed() -> int:
