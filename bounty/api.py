@@ -193,6 +193,10 @@ class SubmissionStatusSerializer(serializers.Serializer):
     final_score = serializers.FloatField(allow_null=True)
     published_at = serializers.CharField(allow_null=True)
     metrics = serializers.JSONField(allow_null=True)
+    replication = serializers.JSONField(allow_null=True, help_text=(
+        '{"status": pending|replicated|not_replicated|same_draw|not_applicable|failed, "tests": [{"id", "estimate", '
+        '"ci", "p_value", "p_holm", "same_direction"}], "document_sha256", "seed" (null until final), "reason"}: '
+        "the finding measured again on a fresh secret draw of the probe"))
     images = serializers.DictField(child=serializers.URLField())
     url = serializers.URLField()
     finding_identifier = serializers.CharField(allow_null=True)
@@ -364,9 +368,15 @@ class LeaderboardApi(BountyApiView):
         provisional_score = serializers.SerializerMethodField()
         published_at = serializers.DateTimeField()
         finding_url = serializers.SerializerMethodField()
+        replication = serializers.SerializerMethodField(help_text=(
+            "the finding's replication on a fresh draw: replicated, not_replicated, same_draw, not_applicable, "
+            "failed, pending; null when it has none"))
 
         class Meta:
             ref_name = "LeaderboardRow"
+
+        def get_replication(self, row) -> str | None:
+            return leaderboard.replication_mark(row)
 
         def get_submitter(self, row) -> str:
             return leaderboard.submitter_label(row)

@@ -436,8 +436,10 @@ class DockerBackend(SandboxBackend):
         models = run_dir / MODELS_COPY if (run_dir / MODELS_COPY).is_dir() else None
         tmpfs = {"/tmp": f"size={limits.tmp_bytes},mode=1777"}
         tmpfs.update({path: "ro,size=4k" for path in READ_ONLY_TMPFS})
-        if (env or {}).get(CONFIRMATORY_ENV):
-            tmpfs[PROBEKIT_WEIGHTS] = "ro,size=4k"  # no target model in a confirmatory run
+        hidden = []
+        if (env or {}).get(CONFIRMATORY_ENV):  # no target model in a confirmatory run: an empty folder over the weights
+            (run_dir / "no-weights").mkdir(exist_ok=True)
+            hidden = [Mount(PROBEKIT_WEIGHTS, str(run_dir / "no-weights"), type="bind", read_only=True)]
         kwargs = dict(
             command=[TIMEOUT_PROGRAM, "-s", "KILL", str(engine_wall_s(limits)), PYTHON, "-s", "/probe/probe.py"],
             name=f"{CONTAINER_PREFIX}{self.deployment}-run-{run_id}",
@@ -461,6 +463,7 @@ class DockerBackend(SandboxBackend):
                 Mount("/probe", str(run_dir / "probe"), type="bind", read_only=True),
                 Mount("/out", str(run_dir / "out"), type="bind", read_only=False),
                 *([Mount(MODELS_MOUNT, str(models), type="bind", read_only=True)] if models else []),
+                *hidden,
             ],
             log_config=LogConfig(type="json-file", config={
                 "max-size": f"{max(1, limits.log_bytes // 1024)}k", "max-file": "1"}),
