@@ -34,7 +34,7 @@ def direction(test: dict) -> int:
     if estimate is None:
         return 0
     centre = PARITY.get(test.get("kind"), 0.0)
-    return (estimate > centre) - (estimate < centre)
+    return int(estimate > centre) - int(estimate < centre)
 
 
 def _significant(test: dict) -> bool:
