@@ -95,3 +95,8 @@ def replication_view(*, data: dict | None, document: dict | None) -> dict | None
     words = REPLICATION_WORDS.get(data["status"], "{reason}").format(detail=detail, reason=data["reason"])
     return {**data, "words": words, "rows": rows}
 
+
+
+def replication_status(*, submission) -> str | None:
+    """The submission's replication status (None without one): the rubric's statistical factor reads it."""
+    return Replication.objects.filter(submission=submission).values_list("status", flat=True).first()

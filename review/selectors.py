@@ -27,7 +27,7 @@ from grading.rubric import (
     scores_disagree,
     significant_tests,
 )
-from grading.selectors import artifact_names, document_of, measurement_of_record, replication_of, replication_view
+from grading.selectors import artifact_names, document_of, measurement_of_record, replication_of, replication_status, replication_view
 from grading.selectors import artifact_open as artifact_open_of
 from pipeline.models import ProbeRun
 from review.models import Review, ReviewAssignment
@@ -410,7 +410,8 @@ def score_preview(*, submission: Submission, harm_type: str, ratings: dict[str, 
         return preview
     try:
         result = score_finding(rubric, harm_type=harm_type, ratings=ratings,
-                               document=document_of(measurement_of_record(submission=submission)) or {})
+                               document=document_of(measurement_of_record(submission=submission)) or {},
+                               replication=replication_status(submission=submission))
     except RubricError as exc:
         preview["formula"] = str(exc)
         return preview
