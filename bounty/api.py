@@ -197,6 +197,9 @@ class SubmissionStatusSerializer(serializers.Serializer):
         '{"status": pending|replicated|not_replicated|same_draw|not_applicable|failed, "tests": [{"id", "estimate", '
         '"ci", "p_value", "p_holm", "same_direction"}], "document_sha256", "seed" (null until final), "reason"}: '
         "the finding measured again on a fresh secret draw of the probe"))
+    robustness = serializers.JSONField(allow_null=True, help_text=(
+        '{"status": pending|done|not_applicable|skipped|failed, "tests": {"<test id>": {"pad"|"mirror"|"jpeg"|"scale": '
+        '{"estimate", "p_value", "same_direction"}, "verdict": "robust"|"fragile", "broken_by": [...]}}}'))
     images = serializers.DictField(child=serializers.URLField())
     url = serializers.URLField()
     finding_identifier = serializers.CharField(allow_null=True)

@@ -186,7 +186,7 @@ def submission_status(*, submission: Submission) -> dict:
         "provisional_score": submission.provisional_score,
         "final_score": submission.final_score if submission.state == states.PUBLISHED else None,
         "published_at": submission.published_at.isoformat() if submission.published_at else None,
-        "replication": grading_selectors.replication_of(submission=submission),
+        **grading_selectors.findings_checks(submission=submission),
     }
     if submission.state == states.QUEUED:
         status["queue_position"] = queue_position(submission=submission)
@@ -228,7 +228,7 @@ def submission_page(*, submission: Submission) -> dict:
         "events": submission.events.all(),
         "thread": thread_for_participant(submission=submission),
         "image_set": measurement.image_set if measurement else None,
-        "replication": grading_selectors.replication_view(data=status["replication"],
+        "replication": grading_selectors.replication_view(data=status["replication"], robustness=status["robustness"],
                                                           document=measurement_document(measurement)),
     }
 

@@ -242,6 +242,7 @@ def replication_start(*, submission, measurement, document: dict, pending: bool 
         seed=secrets.randbits(62) if claimed else None,
         finished_at=None if claimed else timezone.now(),
         reason="" if claimed else "nothing was significant on the first draw",
+        robustness={"status": "pending", "tests": {}} if claimed else {"status": "not_applicable", "tests": {}},
     ))
     return replication
 
@@ -257,3 +258,9 @@ def replication_finish(*, replication_id: int, status: str, reason: str = "", te
     return bool(Replication.objects.filter(pk=replication_id, status=ReplicationStatus.PENDING).update(
         status=status, reason=reason[:2000], tests=list(tests), document_sha256=document_sha256,
         finished_at=timezone.now()))
+
+
+def robustness_store(*, replication_id: int, robustness: dict) -> bool:
+    """pending → the robustness result (compare-and-set on its status)."""
+    return bool(Replication.objects.filter(pk=replication_id, robustness__status="pending")
+                .update(robustness=robustness))

@@ -13,21 +13,37 @@ submission stops the work still pending.
 from __future__ import annotations
 
 import json
+import logging
+import tempfile
+from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 
+import blobs
+from bounty import selectors as bounty_selectors
 from bounty import states
 from bounty.models import Submission
 from grading import services as grading_services
+from grading.measurement import measure_image_set
 from grading.models import Measurement, Replication, ReplicationStatus
 from pipeline import queue as pipeline_queue
+from pipeline.bounds import memory_capped
+from pipeline.faults import PLATFORM_FAULTS, ROBUSTNESS_TASK
 from probekit.confirmatory import NO_TARGET_MODEL
 from probekit.replication import compare, image_hashes, is_same_draw
+from probekit.robustness import CHANGES, significant_base_tests, transform_set, verdicts
 from sandbox.runner import RunResult
 from sandbox.status import RunStatus
 
+logger = logging.getLogger(__name__)
+
 MAX_REPLICATION_RUNS = 3
+# Robustness's cost cap: sets of at most this many images are re-measured under the 4 changes.
+ROBUSTNESS_MAX_IMAGES = 500
+ROBUSTNESS_TOO_BIG = ("the set has {n:,} images; robustness re-measures sets of at most {cap:,} images (four "
+                      "changes, each a whole measurement), so it was skipped")
 # The submission states in which replication work goes on: a cancelled or decided submission stops it.
 OPEN_STATES = (states.MEASURED, states.IN_REVIEW, states.NEEDS_INFO)
 STOPPED = "stopped: the submission was {state} before its replication ended"
@@ -79,6 +95,8 @@ def replication_begin(*, submission, measurement: Measurement, document: dict) -
     if replication is not None and replication.status == ReplicationStatus.PENDING and \
             not replication.submission.runs.filter(details__replication=replication.pk).exists():
         _enqueue_run(replication)
+        transaction.on_commit(lambda: current_app.send_task(ROBUSTNESS_TASK, args=[replication.pk],
+                                                            queue=settings.CELERY_BULK_QUEUE))
     return replication
 
 
@@ -160,3 +178,50 @@ def confirmatory_measurement_create(*, replication: Replication, image_set) -> M
     if not grading_services.replication_confirmatory_set(replication_id=replication.pk, measurement=measurement):
         return None
     return measurement
+
+
+def _robustness_options(measurement: Measurement) -> dict:
+    """The challenge's measurement settings on the base model alone (robustness is about base tests)."""
+    options = bounty_selectors.challenge_measurement_settings(challenge=measurement.submission.challenge)
+    return dict(options, variants=[], generalization=False)
+
+
+def robustness_execute(*, replication_id: int) -> str:
+    """Re-measure the first set under pad, mirror, jpeg and scale; store each significant base test's verdict.
+
+    Bounded: a set of more than ROBUSTNESS_MAX_IMAGES images is skipped (with the reason), so it
+    costs at most 4 × that many images' measurement, on the bulk queue, after `in_review`."""
+    replication = Replication.objects.select_related("measurement__image_set", "measurement__submission__challenge") \
+        .filter(pk=replication_id).first()
+    if replication is None or replication.robustness.get("status") != "pending":
+        return "nothing to do"
+    measurement = replication.measurement
+    first = json.loads(measurement.document_json or "{}")
+    if not significant_base_tests(first):
+        result = {"status": "not_applicable", "tests": {}}
+    elif measurement.image_set.n_images > ROBUSTNESS_MAX_IMAGES:
+        result = {"status": "skipped", "tests": {}, "reason": ROBUSTNESS_TOO_BIG.format(
+            n=measurement.image_set.n_images, cap=ROBUSTNESS_MAX_IMAGES)}
+    else:
+        try:
+            result = {"status": "done", "tests": verdicts(first, _measured_changes(measurement))}
+        except PLATFORM_FAULTS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a robustness fault ends it, named; the finding is untouched
+            logger.exception("robustness of replication %s failed", replication_id)
+            result = {"status": "failed", "tests": {}, "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    grading_services.robustness_store(replication_id=replication_id, robustness=result)
+    return result["status"]
+
+
+def _measured_changes(measurement: Measurement) -> dict[str, dict]:
+    options = _robustness_options(measurement)
+    changed = {}
+    with blobs.fetched_tree(measurement.image_set.path, label="imageset") as set_dir, \
+            tempfile.TemporaryDirectory(prefix="robustness-") as scratch:
+        for change in CHANGES:
+            changed_dir = transform_set(Path(set_dir), Path(scratch) / change, change)
+            with memory_capped():
+                changed[change] = measure_image_set(changed_dir, seed=measurement.seed, workers=1,
+                                                    probe_sha256=measurement.submission.probe_sha256, **options)
+    return changed

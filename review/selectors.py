@@ -27,7 +27,7 @@ from grading.rubric import (
     scores_disagree,
     significant_tests,
 )
-from grading.selectors import artifact_names, document_of, measurement_of_record, replication_of, replication_status, replication_view
+from grading.selectors import artifact_names, document_of, findings_checks, measurement_of_record, replication_status, replication_view
 from grading.selectors import artifact_open as artifact_open_of
 from pipeline.models import ProbeRun
 from review.models import Review, ReviewAssignment
@@ -376,7 +376,7 @@ def judge_page(*, submission: Submission, user) -> dict:
         "probe": probe_source(submission=submission),
         "variants": variant_comparison(document=document),
         "rerun": rerun_comparison(measurement=measurement),
-        "replication": replication_view(data=replication_of(submission=submission), document=document),
+        "replication": replication_view(**fresh_draw(submission=submission), document=document),
         "artifacts": artifact_names(measurement=measurement),
         "reviews": reviews,
         "my_review": mine,
@@ -419,3 +419,9 @@ def score_preview(*, submission: Submission, harm_type: str, ratings: dict[str, 
     preview.update(score=f"{result.value:.2f}", formula=f"{result.formula}  ({product})",
                    flags=list(result.flags) + list(result.capped.values()))
     return preview
+
+
+def fresh_draw(*, submission: Submission) -> dict:
+    """replication_view's `data` and `robustness`, from the one row."""
+    checks = findings_checks(submission=submission)
+    return {"data": checks["replication"], "robustness": checks["robustness"]}

@@ -84,6 +84,13 @@ def test_a_seeded_probe_replicates_a_fixed_one_is_the_same_draw_and_a_model_quer
     assert model_rep.status == "failed"
     assert "needs the target model" in model_rep.reason and "get_model('spectral-residual')" in model_rep.reason
 
+    # robustness: every significant base test under the four changes, with a verdict
+    robustness = wait_for(lambda: (lambda r: r if r.get("status") != "pending" else None)(
+        Replication.objects.get(pk=seeded_rep.pk).robustness), timeout=400, what="robustness")
+    assert robustness["status"] == "done" and robustness["tests"]
+    for row in robustness["tests"].values():
+        assert {"pad", "mirror", "jpeg", "scale"} <= set(row) and row["verdict"] in ("robust", "fragile")
+
     # the API and the status JSON show it, the seed revealed once final
     client.force_login(participant)
     body = client.get(reverse("api-submission-detail", args=[seeded.pk])).json()
@@ -91,5 +98,6 @@ def test_a_seeded_probe_replicates_a_fixed_one_is_the_same_draw_and_a_model_quer
     assert body["replication"]["document_sha256"] == confirmatory.document_sha256
     assert set(body["replication"]["tests"][0]) >= {"id", "estimate", "ci", "p_value", "p_holm", "same_direction"}
     status = client.get(reverse("submission-status", args=[seeded.pk])).json()
-    assert status["replication"]["status"] == "replicated"
+    assert status["replication"]["status"] == "replicated" and status["robustness"]["status"] == "done"
+    assert body["robustness"]["tests"].keys() == robustness["tests"].keys()
     assert Submission.objects.get(pk=seeded.pk).state == states.IN_REVIEW

@@ -81,3 +81,19 @@ def test_a_decision_stops_the_pending_confirmatory_run(pending):
     rep.refresh_from_db()
     assert rep.status == "failed" and "stopped: the submission was out_of_scope" in rep.reason
     assert Replication.objects.get(pk=rep.pk).seed == rep.seed
+
+
+def test_robustness_re_measures_each_significant_test_under_the_four_changes(pending):
+    submission, rep = pending
+    assert rep.robustness == {"status": "pending", "tests": {}}
+    assert replication.robustness_execute(replication_id=rep.pk) == "done"
+    rep.refresh_from_db()
+    tests = rep.robustness["tests"]
+    assert rep.robustness["status"] == "done" and tests
+    for row in tests.values():
+        assert set(row) == {"pad", "mirror", "jpeg", "scale", "verdict", "broken_by"}
+        assert row["verdict"] in ("robust", "fragile") and (row["verdict"] == "fragile") == bool(row["broken_by"])
+        assert set(row["pad"]) == {"estimate", "p_value", "same_direction"}
+    assert replication.robustness_execute(replication_id=rep.pk) == "nothing to do"  # once
+    submission.refresh_from_db()
+    assert submission.state == states.IN_REVIEW

@@ -26,7 +26,11 @@ def replicated():
     rep = Replication.objects.create(
         submission=submission, measurement=measurement, status="pending", seed=424242,
         tests=[{"id": test["id"], "estimate": 0.61, "ci": [0.55, 0.67], "p_value": 0.001, "p_holm": 0.001,
-                "same_direction": True}])
+                "same_direction": True}],
+        robustness={"status": "done", "tests": {test["id"]: {
+            **{c: {"estimate": 0.6, "p_value": 0.01, "same_direction": True} for c in ("pad", "jpeg", "scale")},
+            "mirror": {"estimate": 0.45, "p_value": 0.3, "same_direction": False},
+            "verdict": "fragile", "broken_by": ["mirror"]}}})
     return judge, participant, submission, rep, test
 
 
@@ -35,6 +39,7 @@ def test_pending_hides_the_seed_final_shows_it_in_every_place(client, replicated
     client.force_login(participant)
     status = client.get(reverse("submission-status", args=[submission.pk])).json()
     assert status["replication"]["status"] == "pending" and status["replication"]["seed"] is None
+    assert status["robustness"]["tests"][test["id"]]["broken_by"] == ["mirror"]
     page = client.get(reverse("submission-detail", args=[submission.pk])).content.decode()
     assert "Replication on a fresh draw is pending" in page and "424242" not in page
 
@@ -48,6 +53,7 @@ def test_pending_hides_the_seed_final_shows_it_in_every_place(client, replicated
     page = client.get(reverse("judge-submission", args=[submission.pk])).content.decode()
     assert 'id="replication-table"' in page and "0.61 [0.55, 0.67]" in page
     assert f"{test['estimate']:.2f} [" in page  # the first draw's estimate beside it
+    assert "fragile: broken by mirror" in page
 
 
 def test_the_leaderboard_api_marks_the_replication(client, replicated):
