@@ -6,6 +6,7 @@ import json
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from bounty import services as bounty_services
 from bounty import states
@@ -97,3 +98,24 @@ def test_robustness_re_measures_each_significant_test_under_the_four_changes(pen
     assert replication.robustness_execute(replication_id=rep.pk) == "nothing to do"  # once
     submission.refresh_from_db()
     assert submission.state == states.IN_REVIEW
+
+
+def test_the_measured_mail_and_webhook_say_replication_is_pending(pending, mailoutbox, monkeypatch):
+    from bounty import notifications, webhooks
+    from bounty.models import Webhook
+
+    submission, _rep = pending
+    submission.participant.email = "fay@example.org"
+    submission.participant.save()
+    assert notifications.notify_state_change(submission_id=submission.pk, from_state=states.MEASURED,
+                                             to_state=states.IN_REVIEW)
+    assert "Replication pending" in mailoutbox[-1].body
+    Webhook.objects.create(challenge=submission.challenge, url="http://127.0.0.1:9/hook", secret="s")
+    sent = []
+    monkeypatch.setattr(webhooks.current_app, "send_task", lambda name, args: sent.append(args))
+    assert webhooks.webhooks_schedule(submission_id=submission.pk, from_state=states.MEASURED,
+                                      to_state=states.IN_REVIEW, at=timezone.now()) == 1
+    assert json.loads(sent[0][2])["replication"] == "pending"
+    webhooks.webhooks_schedule(submission_id=submission.pk, from_state=states.IN_REVIEW,
+                               to_state=states.ACCEPTED, at=timezone.now())
+    assert "replication" not in json.loads(sent[1][2])
