@@ -374,12 +374,18 @@ class LeaderboardApi(BountyApiView):
         replication = serializers.SerializerMethodField(help_text=(
             "the finding's replication on a fresh draw: replicated, not_replicated, same_draw, not_applicable, "
             "failed, pending; null when it has none"))
+        robust = serializers.SerializerMethodField(help_text=(
+            "true when every significant test held under pad, mirror, jpeg and scale, false when one broke, "
+            "null before robustness is done"))
 
         class Meta:
             ref_name = "LeaderboardRow"
 
         def get_replication(self, row) -> str | None:
             return leaderboard.replication_mark(row)
+
+        def get_robust(self, row) -> bool | None:
+            return leaderboard.robust_mark(row)
 
         def get_submitter(self, row) -> str:
             return leaderboard.submitter_label(row)

@@ -166,7 +166,8 @@ def leaderboard_page(*, challenge: Challenge, query: LeaderboardQuery | None = N
                     backwards=backwards)
     # The replication's status rides along (its mark), in the same query.
     page_rows = Submission.objects.filter(pk__in=ids).select_related("participant", "team", "replication") \
-        .only(*LEADERBOARD_FIELDS, "replication__status").order_by(*LEADERBOARD_SORTS[query.sort])
+        .only(*LEADERBOARD_FIELDS, "replication__status", "replication__robustness") \
+        .order_by(*LEADERBOARD_SORTS[query.sort])
     page.object_list = _with_ranks(challenge=challenge, rows=page_rows, phase=phase)
     return page
 
@@ -218,3 +219,14 @@ def replication_mark(row: Submission) -> str | None:
         return row.replication.status
     except ObjectDoesNotExist:
         return None
+
+
+def robust_mark(row: Submission) -> bool | None:
+    """True when every significant test held under the four changes, False when one broke, else None."""
+    try:
+        robustness = row.replication.robustness or {}
+    except ObjectDoesNotExist:
+        return None
+    if robustness.get("status") != "done" or not robustness.get("tests"):
+        return None
+    return all(test.get("verdict") == "robust" for test in robustness["tests"].values())

@@ -62,4 +62,4 @@ def test_the_leaderboard_api_marks_the_replication(client, replicated):
     Submission.objects.filter(pk=submission.pk).update(state="published", final_score=12.0,
                                                        published_at=timezone.now())
     rows = client.get(reverse("api-leaderboard", args=[submission.challenge.slug])).json()["results"]
-    assert [(r["submission"], r["replication"]) for r in rows] == [(submission.pk, "replicated")]
+    assert [(r["submission"], r["replication"], r["robust"]) for r in rows] == [(submission.pk, "replicated", False)]
