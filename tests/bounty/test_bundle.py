@@ -9,15 +9,19 @@ import stat
 import zipfile
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from PIL import Image
 
 from bounty.selectors import challenge_measurement_settings
-from grading.models import Measurement
+from grading.models import Measurement, Replication
+from pipeline.models import ImageSet, ProbeRun
 from probekit.__main__ import main as probekit_main
 from probekit.bundle import BundleError, compare_documents, verify_bundle
+from probekit.replication import compare
 from tests.bounty.conftest import publish
 from tests.factories import user_create
+from tests.grading.test_judge_console import _example_image_set, _measure
 
 pytestmark = pytest.mark.django_db
 
@@ -251,17 +255,11 @@ def test_verify_of_something_that_is_not_a_zip_says_so(tmp_path, capsys):
 
 def test_a_replicated_finding_bundles_both_documents_and_verify_checks_both(client, published, tmp_path, monkeypatch,
                                                                            capsys):
-    from grading.models import Replication
-    from pipeline.models import ImageSet, ProbeRun
-    from probekit.replication import compare
-    from tests.grading.test_judge_console import _example_image_set, _measure
-
     first = Measurement.objects.get(submission=published)
     monkeypatch.setenv("PROBE_SEED", "99")  # the confirmatory draw: the example probe on a fresh seed
     set_dir = _example_image_set()
     run = ProbeRun.objects.create(submission=published, backend="bwrap", status="ok",
                                   details={"rerun_of": first.pk, "replication": True})
-    from django.conf import settings
     image_set = ImageSet.objects.create(run=run, path=str(set_dir.resolve().relative_to(settings.VAR_DIR)), n_images=24,
                                         manifest_sha256="sha256:" + hashlib.sha256((set_dir / "manifest.json")
                                                                                    .read_bytes()).hexdigest())

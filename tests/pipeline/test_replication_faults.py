@@ -8,8 +8,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from bounty import notifications, states, webhooks
 from bounty import services as bounty_services
-from bounty import states
+from bounty.models import Webhook
 from grading.models import Replication
 from pipeline import replication, runs
 from pipeline.models import ProbeRun
@@ -101,9 +102,6 @@ def test_robustness_re_measures_each_significant_test_under_the_four_changes(pen
 
 
 def test_the_measured_mail_and_webhook_say_replication_is_pending(pending, mailoutbox, monkeypatch):
-    from bounty import notifications, webhooks
-    from bounty.models import Webhook
-
     submission, _rep = pending
     submission.participant.email = "fay@example.org"
     submission.participant.save()
