@@ -193,6 +193,13 @@ class SubmissionStatusSerializer(serializers.Serializer):
     final_score = serializers.FloatField(allow_null=True)
     published_at = serializers.CharField(allow_null=True)
     metrics = serializers.JSONField(allow_null=True)
+    replication = serializers.JSONField(allow_null=True, help_text=(
+        '{"status": pending|replicated|not_replicated|same_draw|not_applicable|failed, "tests": [{"id", "estimate", '
+        '"ci", "p_value", "p_holm", "same_direction"}], "document_sha256", "seed" (null until final), "reason"}: '
+        "the finding measured again on a fresh secret draw of the probe"))
+    robustness = serializers.JSONField(allow_null=True, help_text=(
+        '{"status": pending|done|not_applicable|skipped|failed, "tests": {"<test id>": {"pad"|"mirror"|"jpeg"|"scale": '
+        '{"estimate", "p_value", "same_direction"}, "verdict": "robust"|"fragile", "broken_by": [...]}}}'))
     images = serializers.DictField(child=serializers.URLField())
     url = serializers.URLField()
     finding_identifier = serializers.CharField(allow_null=True)
@@ -367,12 +374,23 @@ class LeaderboardApi(BountyApiView):
         is_baseline = serializers.BooleanField(source="is_demo", help_text="a reference probe: shown, not ranked")
         interval = serializers.SerializerMethodField(help_text=leaderboard.INTERVAL_HELP)
         tie_group = serializers.IntegerField(allow_null=True, help_text=leaderboard.TIE_GROUP_HELP)
+        replication = serializers.SerializerMethodField(help_text=(
+            "the finding's replication on a fresh draw: replicated, not_replicated, same_draw, not_applicable, "
+            "failed, pending; null when it has none"))
+        robust = serializers.SerializerMethodField(help_text=(
+            "true when every significant test held under pad, mirror, jpeg and scale, false when one broke, "
+            "null before robustness is done"))
 
         class Meta:
             ref_name = "LeaderboardRow"
 
         def get_interval(self, row) -> dict | None:
             return leaderboard.interval_dict(row)
+        def get_replication(self, row) -> str | None:
+            return leaderboard.replication_mark(row)
+
+        def get_robust(self, row) -> bool | None:
+            return leaderboard.robust_mark(row)
 
         def get_submitter(self, row) -> str:
             return leaderboard.submitter_label(row)

@@ -13,6 +13,7 @@ import blobs
 from bounty.errors import NotFound
 from bounty.models import Submission
 from bounty.selectors import challenge_measurement_settings, latest_measurement, measurement_document
+from grading import selectors as grading_selectors
 from probekit.bundle import image_set_files, write_bundle
 
 
@@ -61,11 +62,25 @@ def finding_bundle_write(*, submission: Submission, target, url: str = "") -> di
             probe_bytes = handle.read()
     except (*blobs.FAULTS, ValueError):  # the probe file is no longer stored: the bundle says so (probe: null)
         probe_bytes = None
-    with image_set_local(submission=submission) as directory:
+    with image_set_local(submission=submission) as directory, \
+            replication_local(submission=submission) as replication:
         return write_bundle(target, document_text=measurement.document_json, image_set_dir=directory,
                             settings=challenge_measurement_settings(challenge=submission.challenge),
                             seed=measurement.seed, probe_name=submission.probe_name, probe_bytes=probe_bytes,
-                            finding=finding_record(submission=submission, url=url))
+                            finding=finding_record(submission=submission, url=url), replication=replication)
+
+
+@contextlib.contextmanager
+def replication_local(*, submission: Submission) -> Iterator[dict | None]:
+    """The finding's replication as write_bundle takes it (its confirmatory set fetched for the block),
+    or None when it has no measured one (pending, same draw, failed, or none)."""
+    replication = grading_selectors.measured_replication(submission=submission)
+    if replication is None:
+        yield None
+        return
+    with blobs.fetched_tree(replication.confirmatory.image_set.path, label="download") as directory:
+        yield {"status": replication.status, "probe_seed": replication.seed,
+               "document_text": replication.confirmatory.document_json, "image_set_dir": directory}
 
 
 SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import F, QuerySet
@@ -219,8 +220,10 @@ def leaderboard_page(*, challenge: Challenge, query: LeaderboardQuery | None = N
     start, stop = (max(0, count - offset - per_page), count - offset) if backwards else (offset, offset + per_page)
     ids = _page_ids(challenge=challenge, query=query, phase=phase, rows=rows, start=start, stop=stop,
                     backwards=backwards)
-    page_rows = Submission.objects.filter(pk__in=ids).select_related("participant", "team") \
-        .only(*LEADERBOARD_FIELDS).order_by(*LEADERBOARD_SORTS[query.sort])
+    # The replication's status rides along (its mark), in the same query.
+    page_rows = Submission.objects.filter(pk__in=ids).select_related("participant", "team", "replication") \
+        .only(*LEADERBOARD_FIELDS, "replication__status", "replication__robustness") \
+        .order_by(*LEADERBOARD_SORTS[query.sort])
     page.object_list = _with_ranks(challenge=challenge, rows=page_rows, phase=phase)
     return page
 
@@ -264,3 +267,22 @@ def leaderboard_board(*, challenge: Challenge, user, params, per_page: int = LEA
 
 def submitter_label(submission: Submission) -> str:
     return submission.team.name if submission.team_id else submission.participant.get_username()
+
+
+def replication_mark(row: Submission) -> str | None:
+    """The row's replication status (loaded with the page's rows), None when it has none."""
+    try:
+        return row.replication.status
+    except ObjectDoesNotExist:
+        return None
+
+
+def robust_mark(row: Submission) -> bool | None:
+    """True when every significant test held under the four changes, False when one broke, else None."""
+    try:
+        robustness = row.replication.robustness or {}
+    except ObjectDoesNotExist:
+        return None
+    if robustness.get("status") != "done" or not robustness.get("tests"):
+        return None
+    return all(test.get("verdict") == "robust" for test in robustness["tests"].values())

@@ -15,6 +15,8 @@ from django.urls import reverse
 
 from bounty import states
 from bounty.models import NotificationPreference, Submission
+from grading.models import ReplicationStatus
+from grading.selectors import replication_status
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ def notify_state_change(*, submission_id: int, from_state: str, to_state: str) -
     if not person.email or not state_emails_enabled(user=person):
         return False
     context = {"submission": submission, "what": NOTIFY_STATES[to_state], "to_state": to_state,
+               "replication_pending": to_state == states.IN_REVIEW
+               and replication_status(submission=submission) == ReplicationStatus.PENDING,
                "url": settings.SITE_URL.rstrip("/") + reverse("submission-detail", args=[submission.pk]),
                "settings_url": settings.SITE_URL.rstrip("/") + reverse("notification-settings")}
     subject = render_to_string("bounty/email/state_changed_subject.txt", context).strip()

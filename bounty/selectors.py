@@ -186,6 +186,7 @@ def submission_status(*, submission: Submission) -> dict:
         "provisional_score": submission.provisional_score,
         "final_score": submission.final_score if submission.state == states.PUBLISHED else None,
         "published_at": submission.published_at.isoformat() if submission.published_at else None,
+        **grading_selectors.findings_checks(submission=submission),
     }
     if submission.state == states.QUEUED:
         status["queue_position"] = queue_position(submission=submission)
@@ -216,9 +217,10 @@ def thread_for_participant(*, submission: Submission) -> QuerySet:
 def submission_page(*, submission: Submission) -> dict:
     """Everything the submission and finding pages show."""
     measurement = latest_measurement(submission=submission)
+    status = submission_status(submission=submission)
     return {
         "submission": submission,
-        "status": submission_status(submission=submission),
+        "status": status,
         "run": latest_run(submission=submission),
         "measurement": measurement,
         "document": measurement_document(measurement),
@@ -226,6 +228,8 @@ def submission_page(*, submission: Submission) -> dict:
         "events": submission.events.all(),
         "thread": thread_for_participant(submission=submission),
         "image_set": measurement.image_set if measurement else None,
+        "replication": grading_selectors.replication_view(data=status["replication"], robustness=status["robustness"],
+                                                          document=measurement_document(measurement)),
     }
 
 

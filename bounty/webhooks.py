@@ -22,9 +22,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
+from bounty import states
 from bounty.errors import BountyError
 from bounty.models import Challenge, Submission, Webhook, WebhookDelivery
 from bounty.webhook_guard import BAD_SCHEME, SCHEMES, WebhookTargetRefused, check_webhook_url, guarded_opener
+from grading.models import ReplicationStatus
+from grading.selectors import replication_status
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +45,15 @@ def webhook_signature(*, secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
-def state_change_body(*, submission_id: int, challenge: str, from_state: str, to_state: str, at: datetime) -> bytes:
-    return json.dumps({"event": EVENT_STATE_CHANGED, "submission": submission_id, "challenge": challenge,
-                       "from": from_state, "to": to_state, "at": at.isoformat()}, separators=(",", ":")).encode()
+def state_change_body(*, submission_id: int, challenge: str, from_state: str, to_state: str, at: datetime,
+                      replication: str | None = None) -> bytes:
+    """The signed body; the move into review after the measurement also says `"replication": "pending"`
+    when the finding is being run again on a fresh draw."""
+    body = {"event": EVENT_STATE_CHANGED, "submission": submission_id, "challenge": challenge,
+            "from": from_state, "to": to_state, "at": at.isoformat()}
+    if replication:
+        body["replication"] = replication
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def webhook_create(*, slug: str, url: str, secret: str) -> Webhook:
@@ -71,8 +80,10 @@ def webhooks_schedule(*, submission_id: int, from_state: str, to_state: str, at:
     hooks = list(Webhook.objects.filter(challenge__slug=slug, active=True).values_list("pk", flat=True))
     if not hooks:
         return 0
+    pending = to_state in (states.MEASURED, states.IN_REVIEW) and \
+        replication_status(submission=submission_id) == ReplicationStatus.PENDING
     body = state_change_body(submission_id=submission_id, challenge=slug, from_state=from_state,
-                             to_state=to_state, at=at).decode()
+                             to_state=to_state, at=at, replication=ReplicationStatus.PENDING if pending else None).decode()
     for webhook_id in hooks:
         try:
             current_app.send_task(WEBHOOK_TASK, args=[webhook_id, submission_id, body])

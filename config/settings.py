@@ -278,6 +278,9 @@ WORKER_CONCURRENCY = int(os.environ.get("WORKER_CONCURRENCY", 2))
 # Runs one participant may have running while someone else waits; a waiting run is re-sent after this.
 QUEUE_MAX_RUNNING_PER_PARTICIPANT = int(os.environ.get("QUEUE_MAX_RUNNING_PER_PARTICIPANT", 1))
 QUEUE_DEFER_S = float(os.environ.get("QUEUE_DEFER_S", 3))
+# Replication on a fresh draw (pipeline.replication): a confirmatory run after every first measurement
+# with a significant test. On in production; the test settings turn it off unless a test's worker asks.
+REPLICATION = env_bool("REPLICATION", default=True)
 # Organizers' webhooks (bounty.webhooks): each POST's timeout, and the first retry's delay (then doubled).
 WEBHOOK_TIMEOUT_S = float(os.environ.get("WEBHOOK_TIMEOUT_S", 5))
 WEBHOOK_RETRY_BASE_S = float(os.environ.get("WEBHOOK_RETRY_BASE_S", 10))

@@ -21,3 +21,5 @@ MEASURE_CHUNK_TARGET_S = float(os.environ.get("MEASURE_CHUNK_TARGET_S", 0))
 CACHES["default"]["KEY_PREFIX"] = f"cropbias-test-{os.getpid()}"  # noqa: F405
 # The webhook tests' receivers listen on loopback; the refusal of internal targets is tested with it off.
 WEBHOOK_ALLOW_PRIVATE = True
+# No confirmatory run behind every measured example probe: the replication tests start a worker with it.
+REPLICATION = os.environ.get("REPLICATION", "0") == "1"

@@ -128,3 +128,38 @@ class ModelReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.candidate} on {self.model_name}"
+
+
+class ReplicationStatus(models.TextChoices):
+    """A replication's status (probekit.replication): the one place its names are spelled here."""
+
+    PENDING = "pending", "Pending"
+    REPLICATED = "replicated", "Replicated"
+    NOT_REPLICATED = "not_replicated", "Not replicated"
+    SAME_DRAW = "same_draw", "Same draw"
+    NOT_APPLICABLE = "not_applicable", "Not applicable"
+    FAILED = "failed", "Failed"
+
+
+class Replication(models.Model):
+    """The confirmatory run of a submission's probe on a fresh secret seed, and its verdict.
+
+    `seed` is secret while `status` is pending (the API shows it once final); `measurement` is the
+    first draw's measurement, `confirmatory` the second set's (a re-run of it, measured on bulk)."""
+
+    submission = models.OneToOneField("bounty.Submission", on_delete=models.CASCADE, related_name="replication")
+    measurement = models.ForeignKey(Measurement, on_delete=models.CASCADE, related_name="replications")
+    confirmatory = models.OneToOneField(Measurement, null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="confirmatory_of")
+    status = models.CharField(max_length=20, choices=ReplicationStatus.choices, default=ReplicationStatus.PENDING,
+                              db_index=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    tests = models.JSONField(default=list, blank=True)
+    document_sha256 = models.CharField(max_length=80, blank=True)
+    reason = models.TextField(blank=True)
+    robustness = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"replication of submission {self.submission_id} ({self.status})"

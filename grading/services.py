@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import tempfile
 from datetime import timedelta
@@ -21,12 +22,15 @@ from grading.models import (
     Measurement,
     MeasurementStatus,
     RegisteredModel,
+    Replication,
+    ReplicationStatus,
     Score,
 )
 from grading.rubric import final_score, provisional_score, rubric_for_challenge
 from probekit.imageset import file_sha256
 from probekit.models import REGISTRY
 from probekit.models.registered import MODEL_FILE, models_dir, register_model, registered_file
+from probekit.replication import claimed_tests
 
 
 def _registered_model_store(name: str) -> None:
@@ -222,3 +226,41 @@ def score_final_create(*, submission) -> Score | None:
         submission=submission, kind=Score.FINAL, value=value, rubric=rubric.key,
         breakdown={"reviews": list(reviews.filter(conflict_of_interest=False).values("judge_id", "score"))},
     )
+
+
+def replication_start(*, submission, measurement, document: dict, pending: bool = True) -> Replication | None:
+    """The submission's replication once its first measurement is stored: `pending` with a fresh
+    secret seed when a test was significant, else `not_applicable` (final, nothing to run); None
+    when replication is off (`pending=False`) and something would be replicated. A second call (a
+    redelivery) returns the row the first made."""
+    claimed = bool(claimed_tests(document))
+    if claimed and not pending:
+        return None
+    replication, _created = Replication.objects.get_or_create(submission=submission, defaults=dict(
+        measurement=measurement,
+        status=ReplicationStatus.PENDING if claimed else ReplicationStatus.NOT_APPLICABLE,
+        seed=secrets.randbits(62) if claimed else None,
+        finished_at=None if claimed else timezone.now(),
+        reason="" if claimed else "nothing was significant on the first draw",
+        robustness={"status": "pending", "tests": {}} if claimed else {"status": "not_applicable", "tests": {}},
+    ))
+    return replication
+
+
+def replication_confirmatory_set(*, replication_id: int, measurement: Measurement) -> bool:
+    return bool(Replication.objects.filter(pk=replication_id, status=ReplicationStatus.PENDING)
+                .update(confirmatory=measurement))
+
+
+def replication_finish(*, replication_id: int, status: str, reason: str = "", tests=(),
+                       document_sha256: str = "") -> bool:
+    """pending → a final status (compare-and-set: a second delivery changes nothing)."""
+    return bool(Replication.objects.filter(pk=replication_id, status=ReplicationStatus.PENDING).update(
+        status=status, reason=reason[:2000], tests=list(tests), document_sha256=document_sha256,
+        finished_at=timezone.now()))
+
+
+def robustness_store(*, replication_id: int, robustness: dict) -> bool:
+    """pending → the robustness result (compare-and-set on its status)."""
+    return bool(Replication.objects.filter(pk=replication_id, robustness__status="pending")
+                .update(robustness=robustness))

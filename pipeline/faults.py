@@ -25,6 +25,7 @@ RUN_TASK = "pipeline.tasks.run_submission"
 MEASURE_TASK = "pipeline.tasks.measure_submission"
 CHUNK_TASK = "pipeline.tasks.measure_chunk"
 MERGE_TASK = "pipeline.tasks.measure_merge"
+ROBUSTNESS_TASK = "pipeline.tasks.robustness"
 
 UNKNOWN_FAULTS_KEY = "measurement-unknown-faults"
 

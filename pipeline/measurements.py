@@ -31,7 +31,7 @@ from grading.measurement import document_dumps, measure_chunk, measure_image_set
 from grading.models import Measurement, MeasurementStatus
 from grading.selectors import artifacts_key
 from grading.speed import speed_record
-from pipeline import scheduling
+from pipeline import replication, scheduling
 from pipeline.bounds import MEMORY_EXCEEDED, check_plan, memory_capped
 from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, PLATFORM_FAULTS, unknown_fault_record
 from pipeline.leases import RenewedInBackground
@@ -107,6 +107,8 @@ def measurement_execute(*, measurement_id: int, chunks_done: bool = False) -> st
         return "nothing to do (finished, or a live worker holds it)"
     if measurement.attempts > MAX_MEASURE_ATTEMPTS:
         return _fail(measurement, probe_fault=False, error=ATTEMPTS_EXHAUSTED.format(attempts=measurement.attempts - 1))
+    if measurement.rerun_of_id and replication.confirmatory_stopped(measurement):
+        return _fail(measurement, probe_fault=False, error="stopped: the submission was cancelled or decided")
 
     def renew() -> bool:
         return grading_services.measurement_renew(measurement_id=measurement_id, holder=holder, ttl_s=LEASE_TTL_S)
@@ -204,6 +206,8 @@ def _store(measurement: Measurement, document: dict, *, holder: str) -> str:
                                                   model_version=document.get("model_version", "")):
             return "not stored: the lease was lost (another delivery holds it)"
         if measurement.rerun_of_id:
+            if replication.is_confirmatory(measurement):
+                return f"done (replication: {replication.replication_measured(measurement=measurement, text=text)})"
             return "done (re-run)"
         moved = services.submission_transition(
             submission_id=submission.pk, from_states=(states.MEASURING,), to_state=states.MEASURED,
@@ -216,6 +220,7 @@ def _store(measurement: Measurement, document: dict, *, holder: str) -> str:
             submission_id=submission.pk, from_states=(states.MEASURED,), to_state=states.IN_REVIEW,
             reason="measured and provisionally scored; waiting for the judges", provisional_score=score.value,
         )
+        replication.replication_begin(submission=submission, measurement=measurement, document=json.loads(text))
     return MeasurementStatus.DONE
 
 
@@ -224,6 +229,7 @@ def _fail(measurement: Measurement, *, probe_fault: bool, error: str) -> str:
     with transaction.atomic():
         grading_services.measurement_fail(measurement_id=measurement.pk, error=error)
         if measurement.rerun_of_id:
+            replication.replication_measurement_failed(measurement=measurement, error=error)
             return MeasurementStatus.FAILED
         if probe_fault:
             services.submission_transition(

@@ -63,10 +63,11 @@ def run_should_wait(*, run_id: str) -> bool:
     return running[participant] >= cap and bool(startable - {participant})
 
 
-def run_enqueue(*, submission: Submission, details: dict | None = None, countdown: float = 0) -> ProbeRun:
+def run_enqueue(*, submission: Submission, details: dict | None = None, countdown: float = 0,
+                attempt: int | None = None) -> ProbeRun:
     """The one way a run is queued: a ProbeRun row, then its task once the row is committed."""
     run = ProbeRun.objects.create(submission=submission, backend=settings.SANDBOX_BACKEND,
-                                  attempt=submission.runs.count() + 1, details=details or {})
+                                  attempt=attempt or submission.runs.count() + 1, details=details or {})
     transaction.on_commit(lambda: enqueue_run(run_id=str(run.pk), countdown=countdown))
     return run
 
@@ -94,9 +95,10 @@ def submission_rerun(*, submission: Submission, actor) -> ProbeRun:
                                           rerun_of__isnull=True).first()
     if original is None:
         raise BountyError(errors.RERUN_NEEDS_MEASUREMENT)
-    if Measurement.objects.filter(rerun_of=original, status__in=MEASUREMENT_IN_FLIGHT).exists() or \
+    if Measurement.objects.filter(rerun_of=original, status__in=MEASUREMENT_IN_FLIGHT,
+                                  confirmatory_of__isnull=True).exists() or \
             ProbeRun.objects.filter(submission=submission, status__in=RUN_IN_FLIGHT,
-                                    details__rerun_of=original.pk).exists():
+                                    details__rerun_of=original.pk).exclude(details__has_key="replication").exists():
         raise BountyError(errors.RERUN_IN_PROGRESS)
     with transaction.atomic(durable=True):
         run = run_enqueue(submission=submission,

@@ -24,6 +24,7 @@ from bounty import services, states
 from bounty.models import Submission
 from grading import services as grading_services
 from pipeline import queue as pipeline_queue
+from pipeline import replication
 from pipeline.bounds import check_plan
 from pipeline.faults import PLATFORM_FAULTS
 from pipeline.leases import Lease
@@ -90,6 +91,10 @@ def run_execute(*, run_id: str) -> str:
             return "nothing to do"
         submission = run.submission
         rerun = _is_rerun(run)
+        confirming = replication.replication_of_run(run.details)
+        if confirming is not None and replication.stop_if_closed(confirming):
+            ProbeRun.objects.filter(pk=run_id).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
+            return RunStatus.CANCELLED
         if submission.state == states.CANCELLED and not rerun:
             ProbeRun.objects.filter(pk=run_id).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
             return RunStatus.CANCELLED
@@ -103,6 +108,8 @@ def run_execute(*, run_id: str) -> str:
         limits = bounty_selectors.challenge_limits(challenge=submission.challenge)
 
         def should_cancel() -> bool:
+            if confirming is not None:  # a confirmatory run stops when the submission is cancelled or decided
+                return not replication.is_open(submission.pk)
             return not rerun and Submission.objects.filter(pk=submission.pk, state=states.CANCELLED).exists()
 
         try:
@@ -113,6 +120,7 @@ def run_execute(*, run_id: str) -> str:
                     probe_path, backend=run.backend, limits=limits, out_dir=out_dir,
                     run_id=f"{run.pk}-{run.attempt}",  # one sandbox per attempt
                     should_cancel=should_cancel, target_model=target_model,
+                    seed=confirming.seed if confirming is not None else None,  # no target model then
                 )
         except PLATFORM_FAULTS:
             raise  # the task retries with backoff
@@ -164,7 +172,8 @@ def _run_fields(run: ProbeRun, result: RunResult) -> dict:
 
 
 def _store_rerun_result(*, run: ProbeRun, result: RunResult, fields: dict) -> str:
-    """A judge's re-run: store its run and measure it beside the original; no state moves."""
+    """A judge's re-run or a confirmatory run: store its run and measure it beside the original; no state moves."""
+    confirming = replication.replication_of_run(run.details)
     facts = key = None
     if result.status == RunStatus.OK:
         try:
@@ -175,11 +184,28 @@ def _store_rerun_result(*, run: ProbeRun, result: RunResult, fields: dict) -> st
     with transaction.atomic():
         if not ProbeRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**fields):
             return "already stored"
+        if confirming is not None:
+            return _store_confirmatory_result(run=run, result=result, facts=facts, key=key, confirming=confirming)
         if result.status != RunStatus.OK:
             return result.status
         image_set = _image_set_create(run=run, key=key, n_images=result.n_images, facts=facts)
         measurement = grading_services.measurement_create(
             submission=run.submission, image_set=image_set, rerun_of_id=run.details["rerun_of"])
+        transaction.on_commit(lambda: enqueue_measurement(measurement_id=measurement.pk))
+    return RunStatus.OK
+
+
+def _store_confirmatory_result(*, run: ProbeRun, result: RunResult, facts, key, confirming) -> str:
+    """A replication's run is stored (inside its transaction): failed, same draw, or measured next."""
+    if replication.stop_if_closed(confirming):
+        return "replication stopped"
+    if result.status != RunStatus.OK:
+        return replication.run_failed(replication=confirming, result=result)
+    image_set = _image_set_create(run=run, key=key, n_images=result.n_images, facts=facts)
+    if replication.set_is_same_draw(replication=confirming, hashes=[item.sha256 for item in facts.items]):
+        return "replication: same draw"
+    measurement = replication.confirmatory_measurement_create(replication=confirming, image_set=image_set)
+    if measurement is not None:
         transaction.on_commit(lambda: enqueue_measurement(measurement_id=measurement.pk))
     return RunStatus.OK
 

@@ -4,9 +4,9 @@ from celery.utils.log import get_task_logger
 
 from bounty import services as bounty_services
 from bounty import webhooks
-from pipeline import measurements, reports, runs
+from pipeline import measurements, replication, reports, runs
 from pipeline import reconcile as recovery
-from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, RUN_TASK, TASK_RETRY
+from pipeline.faults import CHUNK_TASK, MEASURE_TASK, MERGE_TASK, ROBUSTNESS_TASK, RUN_TASK, TASK_RETRY
 
 logger = get_task_logger(__name__)
 
@@ -86,3 +86,10 @@ def deliver_webhook(self, webhook_id: int, submission_id: int, body: str) -> str
         logger.warning("webhook %s: gave up on submission %s after %s attempts", webhook_id, submission_id, attempt)
         return "gave up"
     raise self.retry(countdown=webhooks.retry_delay_s(attempt))
+
+
+@shared_task(name=ROBUSTNESS_TASK, acks_late=True, reject_on_worker_lost=True, **TASK_RETRY)
+def robustness(replication_id: int) -> str:
+    outcome = replication.robustness_execute(replication_id=replication_id)
+    logger.info("robustness of replication %s: %s", replication_id, outcome)
+    return outcome

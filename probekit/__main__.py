@@ -141,11 +141,14 @@ def _cmd_verify(args) -> int:
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     elif report["match"]:
-        print(f"match {report['published_sha256']}")
+        replication = report.get("replication")
+        also = f"; replication {replication['status']} {replication['published_sha256']}" if replication else ""
+        print(f"match {report['published_sha256']}{also}")
     else:
-        first = report["differences"][0]["message"] if report["differences"] else "the bytes differ"
+        differences = report["differences"] + (report.get("replication") or {}).get("differences", [])
+        first = differences[0]["message"] if differences else "the bytes differ"
         print(_one_line(f"differs: published {report['published_sha256']}, recomputed {report['recomputed_sha256']}; "
-                        f"{len(report['differences'])} difference(s), first: {first} (--json lists all)"))
+                        f"{len(differences)} difference(s), first: {first} (--json lists all)"))
     return 0 if report["match"] else 1
 
 

@@ -10,6 +10,10 @@ Layout of the zip::
     metrics.json         the published metrics document, byte for byte as stored
     probe/<name>         the probe as submitted (.py or .zip)
     imageset/…           manifest.json and the images the measurement read
+    replication/…        when the finding was replicated on a fresh draw: the confirmatory
+                         document (replication/metrics.json) and the set it measured
+                         (replication/imageset/…); bundle.json's "replication" names both, the
+                         status and the seed of the fresh draw (PROBE_SEED)
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from probekit.imageset import ImageSetRejected, file_sha256
 from probekit.measurement import document_dumps, measure_image_set
 from probekit.models import get_model
 from probekit.models.registered import registered_file
+from probekit.replication import compare as compare_replication
 from probekit.setrules import path_key, portable_path_error
 
 BUNDLE_FORMAT = 1
@@ -33,6 +38,7 @@ BUNDLE_JSON = "bundle.json"
 DOCUMENT_FILE = "metrics.json"
 PROBE_DIR = "probe"
 IMAGE_SET_DIR = "imageset"
+REPLICATION_DIR = "replication"
 # Fixed entry times: the same finding always gives the same zip bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -50,7 +56,8 @@ SETTING_TYPES = {
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 NOT_A_ZIP = "{path} is not a zip archive"
-UNSAFE_MEMBER = "the bundle holds an unsafe entry {name!r}: absolute, '..', a link, or outside bundle.json, metrics.json, probe/ and imageset/"
+UNSAFE_MEMBER = ("the bundle holds an unsafe entry {name!r}: absolute, '..', a link, or outside bundle.json, metrics.json, "
+                 "probe/, imageset/ and replication/")
 TOO_BIG = "the bundle unpacks to more than {limit}"
 ZIP_BOMB = "the bundle's entry {name!r} inflates {ratio:.0f}× — refused as a zip bomb"
 MISSING_MEMBER = "the bundle has no {name}"
@@ -101,11 +108,14 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
 
 
 def write_bundle(target, *, document_text: str, image_set_dir: Path, settings: dict, seed: int,
-                 probe_name: str | None = None, probe_bytes: bytes | None = None, finding: dict | None = None) -> dict:
+                 probe_name: str | None = None, probe_bytes: bytes | None = None, finding: dict | None = None,
+                 replication: dict | None = None) -> dict:
     """Write the bundle of one measured finding to `target` (a path or a binary file) and return its bundle.json.
 
     `settings` are measure_image_set's keyword arguments from the challenge, `document_text` the
     stored document; `finding` is what the platform says about it (id, identifier, URL, title).
+    `replication`, for a finding measured again on a fresh draw: {"status", "probe_seed",
+    "document_text", "image_set_dir"} (the confirmatory document, measured with the same settings and seed).
     """
     unknown = set(settings) - set(SETTING_TYPES)
     if unknown:
@@ -128,6 +138,14 @@ def write_bundle(target, *, document_text: str, image_set_dir: Path, settings: d
         "document": {"path": DOCUMENT_FILE, "sha256": "sha256:" + hashlib.sha256(document_bytes).hexdigest()},
         "verify": "probekit verify BUNDLE.zip  (pip install ./probekit from the platform's repository)",
     }
+    if replication is not None:
+        replication_bytes = replication["document_text"].encode()
+        meta["replication"] = {
+            "status": replication["status"], "probe_seed": replication["probe_seed"],
+            "document": {"path": f"{REPLICATION_DIR}/{DOCUMENT_FILE}",
+                         "sha256": "sha256:" + hashlib.sha256(replication_bytes).hexdigest()},
+            "image_set": f"{REPLICATION_DIR}/{IMAGE_SET_DIR}",
+        }
     root = Path(image_set_dir)
     with zipfile.ZipFile(target, "w") as archive:
         _add(archive, BUNDLE_JSON, json.dumps(meta, indent=1, sort_keys=True).encode())
@@ -136,6 +154,12 @@ def write_bundle(target, *, document_text: str, image_set_dir: Path, settings: d
             _add(archive, probe["path"], probe_bytes)
         for path in image_set_files(root):
             _add(archive, f"{IMAGE_SET_DIR}/{path.relative_to(root).as_posix()}", path.read_bytes())
+        if replication is not None:
+            _add(archive, meta["replication"]["document"]["path"], replication_bytes)
+            second = Path(replication["image_set_dir"])
+            for path in image_set_files(second):
+                _add(archive, f"{meta['replication']['image_set']}/{path.relative_to(second).as_posix()}",
+                     path.read_bytes())
     return meta
 
 
@@ -156,7 +180,7 @@ def _member_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
     parts = PurePosixPath(name).parts
     if (not name or name.startswith("/") or "\\" in name or "\x00" in name or ".." in parts or stat.S_ISLNK(mode)
             or any(":" in part for part in parts) or not parts
-            or not (name in (BUNDLE_JSON, DOCUMENT_FILE) or (parts[0] in (PROBE_DIR, IMAGE_SET_DIR) and len(parts) > 1))):
+            or not (name in (BUNDLE_JSON, DOCUMENT_FILE) or (parts[0] in (PROBE_DIR, IMAGE_SET_DIR, REPLICATION_DIR) and len(parts) > 1))):
         raise BundleError(UNSAFE_MEMBER.format(name=name))
     unportable = portable_path_error(PurePosixPath(*parts[1:])) if len(parts) > 1 else None
     if unportable is not None:  # a Windows drive, device or stripped name would land elsewhere there
@@ -382,8 +406,45 @@ def verify_bundle(path, *, workers: int = 1) -> dict:
             if not differences:
                 differences.append(_difference("document", DOCUMENT_FILE, published_sha, recomputed_sha,
                                                "the documents' bytes differ but every field is equal (encoding)"))
-        return {"match": match and not differences, "published_sha256": published_sha,
-                "recomputed_sha256": recomputed_sha, "differences": differences}
+        result = {"match": match and not differences, "published_sha256": published_sha,
+                  "recomputed_sha256": recomputed_sha, "differences": differences}
+        if isinstance(meta.get("replication"), dict):
+            result["replication"] = _verify_replication(Path(tmp), meta["replication"], published, settings=settings,
+                                                        seed=seed, probe_sha=probe_sha, workers=workers)
+            result["match"] = result["match"] and result["replication"]["match"]
+        return result
+
+
+def _verify_replication(root: Path, claimed: dict, published: dict, *, settings: dict, seed: int, probe_sha,
+                        workers: int) -> dict:
+    """Re-measure the confirmatory set and re-judge the replication: {"match", "status",
+    "published_sha256", "recomputed_sha256", "differences"}."""
+    document_path = root / REPLICATION_DIR / DOCUMENT_FILE
+    set_dir = root / REPLICATION_DIR / IMAGE_SET_DIR
+    if not document_path.is_file() or not set_dir.is_dir():
+        raise BundleError(MISSING_MEMBER.format(name=f"{REPLICATION_DIR}/ (the confirmatory document and set)"))
+    published_bytes = document_path.read_bytes()
+    published_sha = "sha256:" + hashlib.sha256(published_bytes).hexdigest()
+    try:
+        document = measure_image_set(set_dir, seed=seed, probe_sha256=probe_sha, workers=workers, **settings)
+    except ImageSetRejected as exc:
+        raise BundleError(f"the bundle's confirmatory image set is rejected: {exc}") from None
+    recomputed_text = document_dumps(document)
+    differences = []
+    if (claimed.get("document") or {}).get("sha256") != published_sha:
+        differences.append(_difference("document", str(document_path.relative_to(root)), claimed.get("document"),
+                                       published_sha, "replication/metrics.json is not the document bundle.json names"))
+    if recomputed_text.encode() != published_bytes:
+        differences += compare_documents(json.loads(published_bytes), document) or [_difference(
+            "document", "replication/metrics.json", published_sha, None, "the confirmatory documents' bytes differ")]
+    status, _tests = compare_replication(published, document)
+    if status != claimed.get("status"):
+        differences.append(_difference("replication", "status", claimed.get("status"), status,
+                                       f"the replication recomputed is {status}, the bundle says {claimed.get('status')}"))
+    return {"match": not differences, "status": status, "probe_seed": claimed.get("probe_seed"),
+            "published_sha256": published_sha,
+            "recomputed_sha256": "sha256:" + hashlib.sha256(recomputed_text.encode()).hexdigest(),
+            "differences": differences}
 
 
 __all__ = ["Bundle", "BundleError", "compare_documents", "image_set_files", "model_facts", "model_file",

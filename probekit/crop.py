@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from probekit.confirmatory import refuse_target
+
 DEFAULT_RATIOS: tuple[float, ...] = (0.56, 1.0, 1.14, 2.0)
 
 INVALID_RATIO = "aspect ratio must be a positive number (height / width), got {ratio!r}"
@@ -37,6 +39,7 @@ def crop_window(width: int, height: int, x: int, y: int, ratio: float) -> tuple[
     x, y : salient point in image coordinates.
     ratio : wanted crop height / width.
     """
+    refuse_target("crop_window")
     if width <= 0 or height <= 0:
         raise ValueError(INVALID_SIZE.format(width=width, height=height))
     if not ratio or ratio <= 0 or not np.isfinite(ratio):

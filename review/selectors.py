@@ -27,7 +27,7 @@ from grading.rubric import (
     scores_disagree,
     significant_tests,
 )
-from grading.selectors import artifact_names, document_of, measurement_of_record
+from grading.selectors import artifact_names, document_of, findings_checks, measurement_of_record, replication_status, replication_view
 from grading.selectors import artifact_open as artifact_open_of
 from pipeline.models import ProbeRun
 from review.models import Review, ReviewAssignment
@@ -296,9 +296,10 @@ def rerun_comparison(*, measurement) -> dict | None:
     """
     if measurement is None:
         return None
-    rerun = measurement.reruns.order_by("-created_at").first()
+    rerun = measurement.reruns.filter(confirmatory_of__isnull=True).order_by("-created_at").first()
     queued = ProbeRun.objects.filter(submission_id=measurement.submission_id, details__rerun_of=measurement.pk,
-                                     status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).order_by("-queued_at").first()
+                                     status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).exclude(
+        details__has_key="replication").order_by("-queued_at").first()
     if queued is not None and (rerun is None or rerun.status == MeasurementStatus.DONE):
         # A newer re-run's probe is still running: the earlier comparison is no longer the latest.
         return {"rerun": None, "status": queued.status, "done": False, "in_flight": True, "rows": [], "identical": False}
@@ -375,6 +376,7 @@ def judge_page(*, submission: Submission, user) -> dict:
         "probe": probe_source(submission=submission),
         "variants": variant_comparison(document=document),
         "rerun": rerun_comparison(measurement=measurement),
+        "replication": replication_view(**fresh_draw(submission=submission), document=document),
         "artifacts": artifact_names(measurement=measurement),
         "reviews": reviews,
         "my_review": mine,
@@ -408,7 +410,8 @@ def score_preview(*, submission: Submission, harm_type: str, ratings: dict[str, 
         return preview
     try:
         result = score_finding(rubric, harm_type=harm_type, ratings=ratings,
-                               document=document_of(measurement_of_record(submission=submission)) or {})
+                               document=document_of(measurement_of_record(submission=submission)) or {},
+                               replication=replication_status(submission=submission))
     except RubricError as exc:
         preview["formula"] = str(exc)
         return preview
@@ -416,3 +419,9 @@ def score_preview(*, submission: Submission, harm_type: str, ratings: dict[str, 
     preview.update(score=f"{result.value:.2f}", formula=f"{result.formula}  ({product})",
                    flags=list(result.flags) + list(result.capped.values()))
     return preview
+
+
+def fresh_draw(*, submission: Submission) -> dict:
+    """replication_view's `data` and `robustness`, from the one row."""
+    checks = findings_checks(submission=submission)
+    return {"data": checks["replication"], "robustness": checks["robustness"]}

@@ -17,7 +17,7 @@ from bounty.models import Submission
 from bounty.permissions import is_own_submission, user_can_judge
 from grading import services as grading_services
 from grading.rubric import RubricError, rubric_for_challenge, score_finding
-from grading.selectors import document_of, measurement_of_record
+from grading.selectors import document_of, measurement_of_record, replication_status
 from review.models import Review, ReviewAssignment, SubmissionComment
 
 NOT_A_JUDGE = "Only the judges of this challenge can do that."
@@ -97,7 +97,8 @@ def check_review(*, submission: Submission, judge, harm_type: str, ratings: dict
     rubric = rubric_for_challenge(submission.challenge)
     try:
         result = score_finding(rubric, harm_type=harm_type, ratings=ratings,
-                               document=document_of(measurement_of_record(submission=submission)) or {})
+                               document=document_of(measurement_of_record(submission=submission)) or {},
+                               replication=replication_status(submission=submission))
     except RubricError as exc:
         raise BountyError(str(exc)) from None
     for factor in rubric.factors_for(rubric.harm(harm_type)):

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from probekit.confirmatory import CONFIRMATORY_ENV, SEED_ENV
 from sandbox.backends.base import PlatformError
 from sandbox.limits import Limits, MiB
 from sandbox.status import RunStatus
@@ -65,6 +66,16 @@ BAD_DEPLOYMENT_ID = "SANDBOX_DEPLOYMENT_ID must be 1-32 characters of lower-case
 MODELS_COPY = "models"
 MODELS_MOUNT = "/models"
 MODELS_ENV = "PROBEKIT_MODELS_DIR"
+
+# The confirmatory run of a replication: its seed, and no target model (probekit refuses the crop
+# helpers under this marker, and the built-in weights are hidden under an empty tmpfs).
+PROBEKIT_WEIGHTS = "/opt/probekit/models/weights"
+
+
+def confirmatory_env(seed: int) -> dict[str, str]:
+    """The environment a confirmatory run adds to SANDBOX_ENV."""
+    return {SEED_ENV: str(int(seed)), CONFIRMATORY_ENV: "1"}
+
 
 SANDBOX_ENV = {
     "PATH": "/usr/bin:/bin",

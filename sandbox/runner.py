@@ -28,7 +28,7 @@ from sandbox.backends.base import (
     SandboxBackend,
 )
 from sandbox.limits import DEFAULT_LIMITS, Limits
-from sandbox.policy import live_sandbox
+from sandbox.policy import confirmatory_env, live_sandbox
 from sandbox.probe_files import ProbeFileError, unpack_probe
 from sandbox.status import RunStatus
 
@@ -100,11 +100,16 @@ def run_probe(
     run_id: str | None = None,
     should_cancel: Callable[[], bool] | None = None,
     target_model: TargetModelView | None = None,
+    seed: int | None = None,
 ) -> RunResult:
     """Run the probe sandboxed; on success its validated image set is at `out_dir`.
 
     `target_model`: a registered model the probe sees at /models (PROBEKIT_MODELS_DIR), by its visibility.
+    `seed`: a confirmatory run (replication) with this PROBE_SEED and no target model at all: no
+    /models, the built-in weights hidden, probekit's crop helpers refused.
     """
+    if seed is not None:
+        target_model = None
     limits = limits or DEFAULT_LIMITS
     run_id = run_id or uuid.uuid4().hex
     out_dir = Path(out_dir)
@@ -116,13 +121,14 @@ def run_probe(
         try:
             return _run_unpacked(probe_path, work, backend=backend, limits=limits, out_dir=out_dir,
                                  run_id=run_id, should_cancel=should_cancel, started=started,
-                                 target_model=target_model)
+                                 target_model=target_model, env=confirmatory_env(seed) if seed is not None else None)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
 
 def _run_unpacked(probe_path, work: Path, *, backend, limits: Limits, out_dir: Path, run_id: str,
-                  should_cancel, started: float, target_model: TargetModelView | None) -> RunResult:
+                  should_cancel, started: float, target_model: TargetModelView | None,
+                  env: dict[str, str] | None) -> RunResult:
     try:
         sandbox = backend if isinstance(backend, SandboxBackend) else get_backend(backend or DEFAULT_BACKEND)
         probe_dir = unpack_probe(Path(probe_path), work / "probe")
@@ -133,7 +139,7 @@ def _run_unpacked(probe_path, work: Path, *, backend, limits: Limits, out_dir: P
     try:
         models_dir = target_model_view(target_model, work / "models") if target_model else None
         result = sandbox.execute(probe_dir, limits=limits, run_id=run_id, should_cancel=should_cancel,
-                                 models_dir=models_dir)
+                                 models_dir=models_dir, **({"env": env} if env else {}))
     except PlatformError as exc:
         logger.warning("sandbox %s could not run %s: %s", sandbox.name, run_id, exc)
         return RunResult(RunStatus.PLATFORM_ERROR, None, time.monotonic() - started, error=str(exc),

@@ -9,7 +9,8 @@ Method
     24 composites, each with two synthetic "subjects" of the same size and shape side by side
     (or stacked), one drawn with strong texture ("high") and one with weak texture ("low");
     the two slots alternate so position bias cannot masquerade as group bias. Generated
-    entirely offline with Pillow and a seeded random generator. It is the smallest complete
+    entirely offline with Pillow and a random generator seeded by `probekit.seed()` (so the
+    platform's confirmatory run, with a fresh secret seed, draws new subjects). It is the smallest complete
     probe: start here when writing your own (docs/probekit.md).
 
 What a synthetic set can and cannot show
@@ -24,9 +25,9 @@ import random
 
 from PIL import Image, ImageDraw
 
-from probekit import ImageSetWriter
+from probekit import ImageSetWriter, seed
 
-rng = random.Random(7)
+rng = random.Random(seed() or 7)  # PROBE_SEED; 7 when you run it yourself
 SIZE = 160
 PAD = 40
 

@@ -15,6 +15,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from grading.rubric.schema import MISSING_RATING, UNKNOWN_HARM, UNKNOWN_LEVEL
 
 NOT_SUBSTANTIATED = "not substantiated"
+NOT_REPLICATED = "did not replicate on a fresh draw"
+# Replication statuses after which a finding cannot reach the statistical factor's top level.
+UNREPLICATED = ("not_replicated", "same_draw", "failed")
 CENT = Decimal("0.01")
 
 
@@ -164,14 +167,17 @@ class ScoreResult:
         }
 
 
-def score_finding(rubric: Rubric, *, harm_type: str, ratings: dict[str, str], document: dict | None = None) -> ScoreResult:
+def score_finding(rubric: Rubric, *, harm_type: str, ratings: dict[str, str], document: dict | None = None,
+                  replication: str | None = None) -> ScoreResult:
     """Score one finding.
 
     score = base(harm) × Π multiplier(factor), where a factor with parts combines its parts'
     level values by their mean (damage = mean of identity axes and well-being) or product.
     With a metrics `document`, the measurement gate applies: no Holm-significant test caps the
     gated factor (justification) at the rubric's cap and flags the finding "not substantiated".
-    Without a document no gate applies (the worked examples are scored that way).
+    Without a document no gate applies (the worked examples are scored that way). A finding
+    whose `replication` on a fresh draw ended `not_replicated`, `same_draw` or `failed` cannot
+    reach the gated factor's top level: it is capped at the level below and flagged.
 
     Parameters
     ----------
@@ -205,9 +211,18 @@ def score_finding(rubric: Rubric, *, harm_type: str, ratings: dict[str, str], do
             if value > cap:
                 capped[factor["id"]] = f"×{format_multiplier(value)} capped at ×{format_multiplier(cap)}"
                 value = cap
+        values_of_levels = sorted({Decimal(str(level["value"])) for level in factor.get("levels", [])})
+        if replication in UNREPLICATED and factor["id"] == spec["gated_factor"] and len(values_of_levels) > 1:
+            below_top = values_of_levels[-2]
+            if value > below_top:
+                capped[factor["id"]] = (f"×{format_multiplier(value)} capped at ×{format_multiplier(below_top)}: "
+                                        f"{NOT_REPLICATED}")
+                value = below_top
         multipliers[factor["id"]] = value
     if evidence is not None and not evidence.substantiated:
         flags.append(NOT_SUBSTANTIATED)
+    if replication in UNREPLICATED:
+        flags.append(NOT_REPLICATED)
     base = Decimal(str(harm["base"]))
     product = math.prod(multipliers.values(), start=Decimal(1))
     value = float((base * product).quantize(CENT, rounding=ROUND_HALF_UP))

@@ -5,6 +5,7 @@ import importlib.metadata
 import os
 from functools import lru_cache
 
+from probekit.confirmatory import refuse_target
 from probekit.models._base import UNKNOWN_VARIANT, CropResult, ModelCard, TargetModel
 from probekit.models._compress import PX, PX_RANGE
 from probekit.models.registered import MODELS_DIR_ENV, example_variants, registered_model, registered_names
@@ -87,6 +88,7 @@ def _px(variant: str | None, model: str, default: int, extra: tuple[str, ...] = 
 
 def get_model(name: str) -> TargetModel:
     """The target model called `name` (`u2netp`, `spectral-residual@32px`, a registered `name@int8`, …)."""
+    refuse_target(f"get_model({name!r})")
     return _get_model(name, os.environ.get(MODELS_DIR_ENV))
 
 

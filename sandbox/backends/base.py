@@ -75,13 +75,16 @@ class SandboxBackend(abc.ABC):
         run_id: str,
         should_cancel: Callable[[], bool] | None = None,
         models_dir: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> RunResult:
         """Run `python /probe/probe.py` from `probe_dir` under `limits`; never raise for probe faults.
 
         Raises PlatformError when the sandbox cannot be set up. `should_cancel` is polled about
         once a second; when it returns True the run is killed and reported as an error
         "cancelled". `models_dir`, when given, is mounted read-only at /models and named by
-        PROBEKIT_MODELS_DIR (what the probe may see of a registered target model).
+        PROBEKIT_MODELS_DIR (what the probe may see of a registered target model). `env` adds
+        variables to the sandbox's environment (a confirmatory run's PROBE_SEED and marker, when
+        the built-in model weights are hidden too).
         """
 
     def available(self) -> tuple[bool, str]:

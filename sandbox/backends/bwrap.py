@@ -92,9 +92,11 @@ from sandbox.backends.supervision import (
 )
 from sandbox.limits import Limits, MiB
 from sandbox.policy import (
+    CONFIRMATORY_ENV,
     MODELS_COPY,
     MODELS_ENV,
     MODELS_MOUNT,
+    PROBEKIT_WEIGHTS,
     RUN_ID_RE,
     SANDBOX_ENV,
     SANDBOX_GID,
@@ -231,6 +233,7 @@ class BubblewrapBackend(SandboxBackend):
         run_id: str,
         should_cancel: Callable[[], bool] | None = None,
         models_dir: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> RunResult:
         check_run_id(run_id)
         usable, reason = self.available()
@@ -268,7 +271,8 @@ class BubblewrapBackend(SandboxBackend):
                     cgroup_v1_memory=cgroups.memory is not None, cgroup_v1_pids=cgroups.pids is not None,
                     cgroup_v1_cpuacct=cgroups.cpuacct is not None, cgroup_v2_kill=cgroups.unified is not None,
                 )
-                outcome = supervise(standby, argv=self._bwrap_args(run_dir, SECCOMP_FD, STATUS_FD, limits),
+                outcome = supervise(standby, argv=self._bwrap_args(run_dir, SECCOMP_FD, STATUS_FD, limits,
+                                                                           env=env),
                                     rlimits=self._rlimits(limits, cgroups), limits=limits, drop=self.as_root,
                                     uid=self.uid, gid=self.gid, bpf=bpf, should_cancel=should_cancel,
                                     started_procs=started)
@@ -385,7 +389,8 @@ class BubblewrapBackend(SandboxBackend):
 
     # -- running --------------------------------------------------------------------------
 
-    def _bwrap_args(self, run_dir: Path, seccomp_fd: int, status_fd: int, limits: Limits) -> list[str]:
+    def _bwrap_args(self, run_dir: Path, seccomp_fd: int, status_fd: int, limits: Limits,
+                    env: dict[str, str] | None = None) -> list[str]:
         args = [
             self.bwrap_path,
             "--unshare-all", "--unshare-user", "--disable-userns",
@@ -418,6 +423,8 @@ class BubblewrapBackend(SandboxBackend):
         if self.probekit_dir.is_dir():
             source = _reachable_source(self.probekit_dir) if self.as_root else self.probekit_dir
             args += ["--ro-bind", str(source), "/opt/probekit"]
+            if (env or {}).get(CONFIRMATORY_ENV) and (self.probekit_dir / "models" / "weights").is_dir():
+                args += ["--size", "4096", "--tmpfs", PROBEKIT_WEIGHTS]  # no target model in a confirmatory run
         if (run_dir / MODELS_COPY).is_dir():
             args += ["--ro-bind", str(run_dir / MODELS_COPY), MODELS_MOUNT, "--setenv", MODELS_ENV, MODELS_MOUNT]
         args += [
@@ -429,7 +436,7 @@ class BubblewrapBackend(SandboxBackend):
             "--seccomp", str(seccomp_fd),
             "--json-status-fd", str(status_fd),
         ]
-        for key, value in SANDBOX_ENV.items():
+        for key, value in {**SANDBOX_ENV, **(env or {})}.items():
             args += ["--setenv", key, value]
         args += ["--", str(self.python_prefix / "bin" / "python"), "-s", "/probe/probe.py"]
         return args

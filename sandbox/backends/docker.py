@@ -46,11 +46,13 @@ from typing import Callable
 from sandbox.backends.base import PlatformError, RunResult, SandboxBackend
 from sandbox.limits import Limits
 from sandbox.policy import (
+    CONFIRMATORY_ENV,
     DENIED_SYSCALLS,
     KILL_GRACE_S,
     MODELS_COPY,
     MODELS_ENV,
     MODELS_MOUNT,
+    PROBEKIT_WEIGHTS,
     SANDBOX_ENV,
     SANDBOX_GID,
     SANDBOX_UID,
@@ -322,6 +324,7 @@ class DockerBackend(SandboxBackend):
         run_id: str,
         should_cancel: Callable[[], bool] | None = None,
         models_dir: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> RunResult:
         check_run_id(run_id)
         client = self._client()
@@ -343,7 +346,7 @@ class DockerBackend(SandboxBackend):
                     os.chmod(run_dir / "out", 0o777)  # the engine's uid 65534 writes here
                 details.update(image_digest=image_id, engine=self.base_url, uid=SANDBOX_UID,
                                runtime=self.runtime or "default", deployment=self.deployment)
-                container = self._create(client, image_id, run_dir, limits, run_id)
+                container = self._create(client, image_id, run_dir, limits, run_id, env=env)
                 outcome = self._supervise(container, limits, should_cancel)
                 status, error = verdict(outcome, limits, out=run_dir / "out", details=details,
                                         no_exit_status="the container engine reported no exit status for the run")
@@ -412,7 +415,8 @@ class DockerBackend(SandboxBackend):
             if "removal of container" not in str(exc) and "already in progress" not in str(exc):
                 raise
 
-    def _create(self, client, image_id: str, run_dir: Path, limits: Limits, run_id: str):
+    def _create(self, client, image_id: str, run_dir: Path, limits: Limits, run_id: str,
+                env: dict[str, str] | None = None):
         docker = _docker()
         from docker.types import LogConfig, Mount, Ulimit
 
@@ -432,6 +436,10 @@ class DockerBackend(SandboxBackend):
         models = run_dir / MODELS_COPY if (run_dir / MODELS_COPY).is_dir() else None
         tmpfs = {"/tmp": f"size={limits.tmp_bytes},mode=1777"}
         tmpfs.update({path: "ro,size=4k" for path in READ_ONLY_TMPFS})
+        hidden = []
+        if (env or {}).get(CONFIRMATORY_ENV):  # no target model in a confirmatory run: an empty folder over the weights
+            (run_dir / "no-weights").mkdir(exist_ok=True)
+            hidden = [Mount(PROBEKIT_WEIGHTS, str(run_dir / "no-weights"), type="bind", read_only=True)]
         kwargs = dict(
             command=[TIMEOUT_PROGRAM, "-s", "KILL", str(engine_wall_s(limits)), PYTHON, "-s", "/probe/probe.py"],
             name=f"{CONTAINER_PREFIX}{self.deployment}-run-{run_id}",
@@ -439,7 +447,7 @@ class DockerBackend(SandboxBackend):
             hostname="sandbox",
             user=f"{SANDBOX_UID}:{SANDBOX_GID}",
             working_dir="/out",
-            environment={**SANDBOX_ENV, **({MODELS_ENV: MODELS_MOUNT} if models else {})},
+            environment={**SANDBOX_ENV, **({MODELS_ENV: MODELS_MOUNT} if models else {}), **(env or {})},
             network_mode="none",
             read_only=True,
             cap_drop=["ALL"],
@@ -455,6 +463,7 @@ class DockerBackend(SandboxBackend):
                 Mount("/probe", str(run_dir / "probe"), type="bind", read_only=True),
                 Mount("/out", str(run_dir / "out"), type="bind", read_only=False),
                 *([Mount(MODELS_MOUNT, str(models), type="bind", read_only=True)] if models else []),
+                *hidden,
             ],
             log_config=LogConfig(type="json-file", config={
                 "max-size": f"{max(1, limits.log_bytes // 1024)}k", "max-file": "1"}),

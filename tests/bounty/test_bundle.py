@@ -9,15 +9,19 @@ import stat
 import zipfile
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from PIL import Image
 
 from bounty.selectors import challenge_measurement_settings
-from grading.models import Measurement
+from grading.models import Measurement, Replication
+from pipeline.models import ImageSet, ProbeRun
 from probekit.__main__ import main as probekit_main
 from probekit.bundle import BundleError, compare_documents, verify_bundle
+from probekit.replication import compare
 from tests.bounty.conftest import publish
 from tests.factories import user_create
+from tests.grading.test_judge_console import _example_image_set, _measure
 
 pytestmark = pytest.mark.django_db
 
@@ -247,3 +251,49 @@ def test_verify_of_something_that_is_not_a_zip_says_so(tmp_path, capsys):
     junk.write_text("not a zip")
     assert probekit_main(["verify", str(junk)]) == 2
     assert "is not a zip archive" in capsys.readouterr().err
+
+
+def test_a_replicated_finding_bundles_both_documents_and_verify_checks_both(client, published, tmp_path, monkeypatch,
+                                                                           capsys):
+    first = Measurement.objects.get(submission=published)
+    monkeypatch.setenv("PROBE_SEED", "99")  # the confirmatory draw: the example probe on a fresh seed
+    set_dir = _example_image_set()
+    run = ProbeRun.objects.create(submission=published, backend="bwrap", status="ok",
+                                  details={"rerun_of": first.pk, "replication": True})
+    image_set = ImageSet.objects.create(run=run, path=str(set_dir.resolve().relative_to(settings.VAR_DIR)), n_images=24,
+                                        manifest_sha256="sha256:" + hashlib.sha256((set_dir / "manifest.json")
+                                                                                   .read_bytes()).hexdigest())
+    second = Measurement.objects.create(submission=published, image_set=image_set, model_name=first.model_name,
+                                        rerun_of=first, probe_sha256=published.probe_sha256)
+    text = _measure(set_dir, challenge=published.challenge, measurement_id=second.pk,
+                    probe_sha256=published.probe_sha256)
+    digest = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    Measurement.objects.filter(pk=second.pk).update(status="done", document_json=text, document_sha256=digest)
+    status, tests = compare(json.loads(first.document_json), json.loads(text))
+    assert status == "replicated"
+    Replication.objects.create(submission=published, measurement=first, confirmatory=second, status=status,
+                               seed=99, tests=tests, document_sha256=digest)
+
+    response = client.get(reverse("finding-bundle", args=[published.pk]))
+    bundle = b"".join(response.streaming_content)
+    archive = zipfile.ZipFile(io.BytesIO(bundle))
+    meta = json.loads(archive.read("bundle.json"))
+    assert meta["replication"] == {"status": "replicated", "probe_seed": 99, "image_set": "replication/imageset",
+                                   "document": {"path": "replication/metrics.json", "sha256": digest}}
+    assert archive.read("replication/metrics.json").decode() == text
+    assert "replication/imageset/manifest.json" in archive.namelist()
+    path = tmp_path / "bundle.zip"
+    path.write_bytes(bundle)
+    result = verify_bundle(path)
+    assert result["match"] is True and result["replication"]["match"] is True
+    assert result["replication"]["status"] == "replicated" and result["replication"]["recomputed_sha256"] == digest
+    assert probekit_main(["verify", str(path)]) == 0
+    assert f"; replication replicated {digest}" in capsys.readouterr().out
+
+    tampered = tmp_path / "tampered.zip"
+    _rewrite(bundle, tampered, change=lambda name, data: data.replace(b'"replicated"', b'"same_draw"')
+             if name == "bundle.json" else data)
+    result = verify_bundle(tampered)
+    assert result["match"] is False and result["replication"]["differences"][0]["what"] == "replication"
+    assert probekit_main(["verify", str(tampered)]) == 1
+    assert "the replication recomputed is replicated, the bundle says same_draw" in capsys.readouterr().out

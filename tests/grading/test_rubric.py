@@ -194,3 +194,18 @@ def test_an_organizers_rubric_in_var_rubrics_is_loaded_with_its_own_aggregation(
         load_rubric("acme", "3")
     with pytest.raises(RubricError, match="lowercase letters"):
         load_rubric("../etc", "1")
+
+
+@pytest.mark.parametrize(("replication", "justification", "flagged"), [
+    ("replicated", 1.5, False), ("pending", 1.5, False), (None, 1.5, False), ("not_applicable", 1.5, False),
+    ("not_replicated", 1.25, True), ("same_draw", 1.25, True), ("failed", 1.25, True),
+])
+def test_a_finding_that_did_not_replicate_cannot_reach_the_top_justification(replication, justification, flagged):
+    result = score_finding(default_rubric(), harm_type="under-representation", ratings=WORKED,
+                           document=document(metric_test(0.01)), replication=replication)
+    assert float(result.multipliers["justification"]) == justification
+    assert ("did not replicate on a fresh draw" in result.flags) is flagged
+    assert result.value == round(20 * 1.3 * 1.3 * 1.2 * justification, 2)
+    lower = score_finding(default_rubric(), harm_type="under-representation", document=document(metric_test(0.01)),
+                          ratings=dict(WORKED, justification="supported"), replication=replication)
+    assert float(lower.multipliers["justification"]) == 1.25  # below the top: untouched

@@ -83,3 +83,41 @@ def test_a_private_model_shows_its_card_but_not_its_weights(backend, tmp_path, o
 def test_without_a_registered_target_the_sandbox_has_no_models_mount(backend, tmp_path):
     report = run_report(backend, tmp_path, None)
     assert report["env"] is None and report["files"] is None
+
+
+CONFIRMATORY_PROBE = '''
+import json, os
+from pathlib import Path
+report = {"seed": os.environ.get("PROBE_SEED"), "models_env": os.environ.get("PROBEKIT_MODELS_DIR"),
+          "models_dir": Path("/models").exists()}
+weights = Path("/opt/probekit/models/weights")
+report["weights"] = sorted(p.name for p in weights.iterdir()) if weights.is_dir() else []
+import probekit
+report["probekit_seed"] = probekit.seed()
+for name, call in (("get_model", lambda: probekit.get_model("spectral-residual")),
+                   ("crop_window", lambda: probekit.crop_window(100, 100, 5, 5, 1.0))):
+    try:
+        call()
+        report[name] = "LEAK: ran"
+    except Exception as exc:
+        report[name] = str(exc)[:120]
+print("REPORT " + json.dumps(report))
+'''
+
+
+def test_a_confirmatory_run_has_its_seed_and_no_target_model(backend, tmp_path, organizer_net):
+    """Replication: PROBE_SEED set, no /models even for a public model, no weights, crop helpers refused."""
+    directory, _registered = organizer_net
+    probe = write(tmp_path / "probe.py", CONFIRMATORY_PROBE.encode())
+    run_id = f"confirm-{secrets.token_hex(6)}"
+    result = run_probe(probe, backend=backend, limits=LIMITS, out_dir=tmp_path / "set", run_id=run_id,
+                       target_model=TargetModelView("organizer-net", directory, public=True), seed=987654321)
+    assert _leftovers(backend, run_id) == []
+    line = [x for x in result.stdout_tail.splitlines() if x.startswith("REPORT ")]
+    assert line, (result.stdout_tail[-2000:], result.stderr_tail[-2000:])
+    report = json.loads(line[-1].removeprefix("REPORT "))
+    assert report["seed"] == "987654321" and report["probekit_seed"] == 987654321
+    assert report["models_env"] is None and report["models_dir"] is False
+    assert report["weights"] == []
+    assert report["get_model"].startswith("no target model in the confirmatory run: get_model")
+    assert report["crop_window"].startswith("no target model in the confirmatory run: crop_window")
