@@ -225,6 +225,8 @@ def leaderboard_page(*, challenge: Challenge, query: LeaderboardQuery | None = N
         .only(*LEADERBOARD_FIELDS, "replication__status", "replication__robustness") \
         .order_by(*LEADERBOARD_SORTS[query.sort])
     page.object_list = _with_ranks(challenge=challenge, rows=page_rows, phase=phase)
+    for row in page.object_list:  # the page's marks, from the replication loaded with the row
+        row.replication_status, row.robust = replication_mark(row), robust_mark(row)
     return page
 
 

@@ -63,3 +63,15 @@ def test_the_leaderboard_api_marks_the_replication(client, replicated):
                                                        published_at=timezone.now())
     rows = client.get(reverse("api-leaderboard", args=[submission.challenge.slug])).json()["results"]
     assert [(r["submission"], r["replication"], r["robust"]) for r in rows] == [(submission.pk, "replicated", False)]
+
+
+def test_the_leaderboard_page_marks_replicated_and_robust_findings(client, replicated):
+    _judge, _participant, submission, rep, test = replicated
+    Submission.objects.filter(pk=submission.pk).update(state="published", final_score=12.0,
+                                                       published_at=timezone.now())
+    page = client.get(reverse("leaderboard", args=[submission.challenge.slug])).content.decode()
+    assert "mark-replicated" not in page and "mark-robust" not in page  # pending, and fragile under mirror
+    robust = {"status": "done", "tests": {test["id"]: {"verdict": "robust", "broken_by": []}}}
+    Replication.objects.filter(pk=rep.pk).update(status="replicated", finished_at=timezone.now(), robustness=robust)
+    page = client.get(reverse("leaderboard", args=[submission.challenge.slug])).content.decode()
+    assert 'class="badge mark-replicated"' in page and 'class="badge mark-robust"' in page
