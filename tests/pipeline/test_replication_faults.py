@@ -74,7 +74,8 @@ def test_platform_faults_are_retried_then_end_failed(pending):
     assert _confirmatory_runs(rep).count() == replication.MAX_REPLICATION_RUNS
 
 
-def test_a_decision_stops_the_pending_confirmatory_run(pending):
+def test_a_decision_stops_the_pending_confirmatory_run(paused_worker, pending):
+    """The shared worker is paused first, so the queued confirmatory run is this test's to execute."""
     submission, rep = pending
     bounty_services.submission_transition(submission_id=submission.pk, from_states=(states.IN_REVIEW,),
                                           to_state=states.OUT_OF_SCOPE, reason="decided")
